@@ -1,0 +1,53 @@
+"""City Operations: park lighting, waste containers and lending lockers for a city's operations team."""
+
+from __future__ import annotations
+
+from homeassistant.components import mqtt
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
+
+from .const import DOMAIN
+from .runtime import CityOpsConfigEntry, CityOpsRuntime, config_signature
+from .services import async_setup_services
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.TODO]
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the services once for all sites."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> bool:
+    """Set up a site: wait for MQTT, restore state, subscribe, create entities."""
+    if not await mqtt.async_wait_for_mqtt_client(hass):
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
+    runtime = CityOpsRuntime(hass, entry)
+    await runtime.async_start()
+    entry.runtime_data = runtime
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> bool:
+    """Unload a site and flush its state to storage."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_stop()
+    return unloaded
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:
+    """Rebuild the site when its settings or assets changed (once per bulk import)."""
+    runtime = entry.runtime_data
+    if runtime.bulk_update or runtime.signature == config_signature(entry):
+        return
+    runtime.bulk_update = True
+    hass.config_entries.async_schedule_reload(entry.entry_id)

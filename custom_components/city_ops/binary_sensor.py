@@ -1,0 +1,76 @@
+"""Binary sensors of containers: fire alarm and tilt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from homeassistant.components.binary_sensor import (
+    BinarySensorDeviceClass,
+    BinarySensorEntity,
+    BinarySensorEntityDescription,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import SUBENTRY_CONTAINER
+from .entity import ContainerEntity
+from .model.container import Container
+from .runtime import CityOpsConfigEntry
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerBinarySensorDescription(BinarySensorEntityDescription):
+    """A container binary sensor and how to read it from the model."""
+
+    is_on_fn: Callable[[Container], bool | None]
+
+
+CONTAINER_BINARY_SENSORS: tuple[ContainerBinarySensorDescription, ...] = (
+    ContainerBinarySensorDescription(
+        key="fire_alarm",
+        translation_key="fire_alarm",
+        device_class=BinarySensorDeviceClass.HEAT,
+        is_on_fn=lambda container: container.status.fire_alarm,
+    ),
+    ContainerBinarySensorDescription(
+        key="tilt",
+        translation_key="tilt",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        is_on_fn=lambda container: container.status.tilted,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CityOpsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Create each container's binary sensors in the container's subentry."""
+    for asset_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_CONTAINER:
+            async_add_entities(
+                (
+                    ContainerBinarySensor(entry, asset_id, description)
+                    for description in CONTAINER_BINARY_SENSORS
+                ),
+                config_subentry_id=asset_id,
+            )
+
+
+class ContainerBinarySensor(ContainerEntity, BinarySensorEntity):
+    """A binary sensor of one container."""
+
+    entity_description: ContainerBinarySensorDescription
+
+    def shown_value(self) -> object:
+        """The model's value for this sensor."""
+        return self.entity_description.is_on_fn(self.container)
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return the state from the model."""
+        return self.entity_description.is_on_fn(self.container)

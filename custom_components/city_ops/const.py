@@ -1,0 +1,39 @@
+"""Constants of the City Operations integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "city_ops"
+LOGGER = logging.getLogger(__package__)
+
+CONF_ZIGBEE2MQTT_BASE: Final = "zigbee2mqtt_base"
+CONF_TTN_TOPIC: Final = "ttn_topic"
+CONF_CHIRPSTACK_TOPIC: Final = "chirpstack_topic"
+CONF_NATIVE_BASE: Final = "native_base"
+CONF_DEPOT: Final = "depot"
+CONF_FULL_THRESHOLD: Final = "full_threshold"
+CONF_DUE_HORIZON_H: Final = "due_horizon_h"
+
+DEFAULT_ZIGBEE2MQTT_BASE: Final = "zigbee2mqtt"
+DEFAULT_TTN_TOPIC: Final = "v3/+/devices/+/up"
+DEFAULT_CHIRPSTACK_TOPIC: Final = "application/+/device/+/event/up"
+DEFAULT_NATIVE_BASE: Final = "city_ops"
+DEFAULT_FULL_THRESHOLD: Final = 80
+DEFAULT_DUE_HORIZON_H: Final = 24
+
+SUBENTRY_CONTAINER: Final = "container"
+
+CONF_SOURCE_KIND: Final = "source_kind"
+CONF_DEVICE: Final = "device"
+
+EVENT_CONTAINER_EMPTIED: Final = "city_ops_container_emptied"
+EVENT_CONTAINER_FIRE: Final = "city_ops_container_fire_alarm"
+
+TOPIC_DEFAULTS_DATA: Final = {
+    CONF_ZIGBEE2MQTT_BASE: DEFAULT_ZIGBEE2MQTT_BASE,
+    CONF_TTN_TOPIC: DEFAULT_TTN_TOPIC,
+    CONF_CHIRPSTACK_TOPIC: DEFAULT_CHIRPSTACK_TOPIC,
+    CONF_NATIVE_BASE: DEFAULT_NATIVE_BASE,
+}

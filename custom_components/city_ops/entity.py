@@ -1,0 +1,98 @@
+"""Base entities: one device per asset (in its subentry), one device per site."""
+
+from __future__ import annotations
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
+from homeassistant.helpers.entity import Entity, EntityDescription
+
+from .const import DOMAIN
+from .model.container import Container
+from .runtime import CityOpsConfigEntry, CityOpsRuntime
+
+WASTE_KIND_MODEL = {
+    "paper": "Paper container",
+    "glass": "Glass container",
+    "residual": "Residual waste container",
+    "organic": "Organic waste container",
+    "packaging": "Packaging container",
+    "other": "Waste container",
+}
+
+
+class ContainerEntity(Entity):
+    """An entity of one container; writes its state only when what it shows changed."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(
+        self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
+    ) -> None:
+        """Bind to the container behind a subentry."""
+        self.entity_description = description
+        self.runtime: CityOpsRuntime = entry.runtime_data
+        self.asset_id = asset_id
+        self.container: Container = self.runtime.site.containers[asset_id]
+        asset = self.runtime.assets[asset_id]
+        self._attr_unique_id = f"{asset_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, asset_id)},
+            name=asset.name,
+            manufacturer="City Operations",
+            model=WASTE_KIND_MODEL.get(self.container.spec.waste_kind, "Waste container"),
+            model_id=f"{asset.source_kind}:{asset.device}",
+            via_device=(DOMAIN, entry.entry_id),
+        )
+        self._shown: object = object()
+
+    @property
+    def available(self) -> bool:
+        """A container that missed three reports is unavailable."""
+        return self.container.status.online
+
+    def shown_value(self) -> object:
+        """What the entity displays; compared to skip writes that would change nothing."""
+        raise NotImplementedError
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the container's updates."""
+        await super().async_added_to_hass()
+        self._shown = (self.available, self.shown_value())
+        self.async_on_remove(self.runtime.async_add_listener(self.asset_id, self._changed))
+
+    @callback
+    def _changed(self) -> None:
+        shown = (self.available, self.shown_value())
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
+
+
+class SiteEntity(Entity):
+    """An entity of the site as a whole, refreshed (debounced) when anything on it changes."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+
+    def __init__(self, entry: CityOpsConfigEntry, description: EntityDescription) -> None:
+        """Attach to the site's device."""
+        self.entity_description = description
+        self.runtime: CityOpsRuntime = entry.runtime_data
+        self._attr_unique_id = f"{entry.entry_id}_{description.key}"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="City Operations",
+            model="Site",
+            entry_type=DeviceEntryType.SERVICE,
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Follow the site's updates."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self.runtime.async_add_site_listener(self._site_changed))
+
+    @callback
+    def _site_changed(self) -> None:
+        self.async_write_ha_state()

@@ -1,0 +1,1 @@
+"""The city's domain: pure Python, no Home Assistant imports."""

@@ -1,0 +1,223 @@
+"""The asset file: a GeoJSON FeatureCollection of Points, one feature per asset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+import math
+from typing import Any
+
+from ..sources.reading import SourceKind
+from .container import WasteKind
+
+ASSET_KINDS = ("container",)  # masts and locker banks follow with their own issues
+CONTAINER_KEYS = ("waste_kind", "volume_l", "depth_mm", "sensor_offset_mm", "report_interval_s")
+MAX_FEATURES = 5000
+MAX_NAME = 64
+MAX_DEVICE = 128
+
+
+class AssetFileError(Exception):
+    """The file as a whole is unusable; `problems` lists each feature's faults."""
+
+    def __init__(self, problems: list[str]) -> None:
+        """Keep every problem so the operator can fix the file in one go."""
+        super().__init__("; ".join(problems[:20]))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One asset as the site stores it (the data of a config subentry)."""
+
+    kind: str
+    name: str
+    latitude: float
+    longitude: float
+    source_kind: str
+    device: str
+    params: Mapping[str, Any]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_subentry_data(self) -> dict[str, Any]:
+        """Flatten into the dictionary a config subentry keeps."""
+        return {
+            "name": self.name,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "source_kind": self.source_kind,
+            "device": self.device,
+            **self.params,
+            "extra": dict(self.extra),
+        }
+
+
+def _int(value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError("must be a number")
+    if value != int(value) or not low <= value <= high:
+        raise ValueError(f"must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def container_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a container's parameters (one place for the flow and the file import)."""
+    params: dict[str, Any] = {
+        "waste_kind": WasteKind(values.get("waste_kind", WasteKind.RESIDUAL)).value,
+        "volume_l": _int(values.get("volume_l", 1100), 1, 100_000),
+        "depth_mm": _int(values.get("depth_mm", 1200), 50, 10_000),
+        "sensor_offset_mm": _int(values.get("sensor_offset_mm", 100), 0, 5_000),
+        "report_interval_s": _int(values.get("report_interval_s", 3600), 10, 7 * 86_400),
+    }
+    return params
+
+
+def source_binding(source: Any) -> tuple[str, str]:
+    """Validate `{"kind": ..., "device": ...}`."""
+    if not isinstance(source, Mapping):
+        raise ValueError("source must be an object with kind and device")
+    kind = SourceKind(source.get("kind")).value
+    device = source.get("device")
+    if not isinstance(device, str) or not device.strip() or len(device) > MAX_DEVICE:
+        raise ValueError("source.device must be a non-empty text")
+    if any(char in device for char in "+#\0") or (kind != SourceKind.ZIGBEE2MQTT and "/" in device):
+        raise ValueError("source.device contains characters MQTT topics cannot carry")
+    device = device.strip()
+    return kind, device.lower() if kind == SourceKind.CHIRPSTACK else device
+
+
+def coordinates(latitude: Any, longitude: Any) -> tuple[float, float]:
+    """Validate a WGS84 position."""
+    for value in (latitude, longitude):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError("coordinates must be numbers")
+    if not -90 <= latitude <= 90 or not -180 <= longitude <= 180:
+        raise ValueError("coordinates out of range")
+    return float(latitude), float(longitude)
+
+
+def _feature(index: int, feature: Any) -> Asset:
+    if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
+        raise ValueError("not a GeoJSON Feature")
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, Mapping) or geometry.get("type") != "Point":
+        raise ValueError("geometry must be a Point")
+    point = geometry.get("coordinates")
+    if not isinstance(point, list | tuple) or len(point) < 2:
+        raise ValueError("Point needs [longitude, latitude]")
+    latitude, longitude = coordinates(point[1], point[0])
+    props = feature.get("properties")
+    if not isinstance(props, Mapping):
+        raise ValueError("properties missing")
+    kind = props.get("kind")
+    if kind not in ASSET_KINDS:
+        raise ValueError(f"kind {kind!r} is not supported (supported: {', '.join(ASSET_KINDS)})")
+    name = props.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        raise ValueError("name must be a non-empty text of at most 64 characters")
+    source_kind, device = source_binding(props.get("source"))
+    params = container_params(props)
+    known = {"kind", "name", "source", *CONTAINER_KEYS}
+    extra = {key: value for key, value in props.items() if key not in known}
+    return Asset(kind, name.strip(), latitude, longitude, source_kind, device, params, extra)
+
+
+def parse_asset_file(document: Any) -> list[Asset]:
+    """Validate a whole FeatureCollection; raise with every problem, or return every asset."""
+    if not isinstance(document, Mapping) or document.get("type") != "FeatureCollection":
+        raise AssetFileError(["the file is not a GeoJSON FeatureCollection"])
+    features = document.get("features")
+    if not isinstance(features, list):
+        raise AssetFileError(["features must be a list"])
+    if len(features) > MAX_FEATURES:
+        raise AssetFileError([f"more than {MAX_FEATURES} features"])
+    assets: list[Asset] = []
+    problems: list[str] = []
+    for index, feature in enumerate(features):
+        try:
+            assets.append(_feature(index, feature))
+        except ValueError as err:
+            label = _label(index, feature)
+            problems.append(f"feature {index}{label}: {err}")
+    problems.extend(_conflicts(assets))
+    if problems:
+        raise AssetFileError(problems)
+    return assets
+
+
+def _label(index: int, feature: Any) -> str:
+    try:
+        name = feature["properties"]["name"]
+    except KeyError, TypeError, IndexError:
+        return ""
+    return f" ({str(name)[:MAX_NAME]})"
+
+
+def _conflicts(assets: Iterable[Asset]) -> list[str]:
+    """Names are unique within a site, and a device feeds only one asset."""
+    problems: list[str] = []
+    names: set[str] = set()
+    bindings: dict[tuple[str, str], str] = {}
+    for asset in assets:
+        key = asset.name.casefold()
+        if key in names:
+            problems.append(f"name {asset.name!r} appears twice")
+        names.add(key)
+        binding = (asset.source_kind, asset.device)
+        if binding in bindings:
+            problems.append(
+                f"{asset.name!r} and {bindings[binding]!r} share the device {asset.device!r}"
+            )
+        bindings.setdefault(binding, asset.name)
+    return problems
+
+
+def check_against_site(assets: Iterable[Asset], existing: Iterable[Asset]) -> list[str]:
+    """Bindings already used by another asset of the site (a same-named asset may keep its own)."""
+    taken = {(a.source_kind, a.device): a.name for a in existing}
+    problems = []
+    for asset in assets:
+        owner = taken.get((asset.source_kind, asset.device))
+        if owner is not None and owner.casefold() != asset.name.casefold():
+            problems.append(f"{asset.name!r}: device {asset.device!r} already feeds {owner!r}")
+    return problems
+
+
+def asset_from_subentry(kind: str, data: Mapping[str, Any]) -> Asset:
+    """Rebuild an Asset from a stored subentry."""
+    params = {key: data[key] for key in CONTAINER_KEYS if key in data}
+    return Asset(
+        kind=kind,
+        name=data["name"],
+        latitude=data["latitude"],
+        longitude=data["longitude"],
+        source_kind=data["source_kind"],
+        device=data["device"],
+        params=params,
+        extra=data.get("extra") or {},
+    )
+
+
+def export_asset_file(assets: Iterable[Asset]) -> dict[str, Any]:
+    """Write assets back as a FeatureCollection, unknown properties included unchanged."""
+    features = []
+    for asset in sorted(assets, key=lambda a: (a.kind, a.name.casefold())):
+        properties: dict[str, Any] = {
+            **asset.extra,
+            "kind": asset.kind,
+            "name": asset.name,
+            "source": {"kind": asset.source_kind, "device": asset.device},
+            **asset.params,
+        }
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [asset.longitude, asset.latitude]},
+                "properties": properties,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,302 @@
+"""A waste container: geometry, fill level, fill state, emptying, fill rate and fire alarm."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from ..sources.reading import Reading
+
+EMPTYING_DROP = 30.0  # points between consecutive readings that mean "emptied"
+FILL_STATE_HYSTERESIS = 3.0  # points a level must fall below a boundary to step down
+EMPTY_BELOW = 10.0
+ALMOST_FULL_MARGIN = 20.0  # almost full starts this many points below the full threshold
+FIRE_TEMPERATURE_C = 70.0
+FIRE_RISE_K = 20.0
+FIRE_RISE_WINDOW = timedelta(minutes=30)
+FIRE_CLEAR_BELOW_C = 60.0
+OFFLINE_AFTER_INTERVALS = 3
+MAX_HISTORY = 96  # fill readings kept for the fill rate
+MIN_RATE_POINTS = 3
+MIN_RATE_SPAN = timedelta(minutes=30)
+MAX_PREDICTION = timedelta(days=365)
+# Lithium thionyl chloride cells of LoRaWAN sensors: flat curve, 3.6 V fresh, ~3.0 V empty.
+BATTERY_FULL_V = 3.6
+BATTERY_EMPTY_V = 3.0
+
+
+class WasteKind(StrEnum):
+    """What a container collects."""
+
+    PAPER = "paper"
+    GLASS = "glass"
+    RESIDUAL = "residual"
+    ORGANIC = "organic"
+    PACKAGING = "packaging"
+    OTHER = "other"
+
+
+class FillState(StrEnum):
+    """Coarse fill state, ordered from empty to full."""
+
+    EMPTY = "empty"
+    OK = "ok"
+    ALMOST_FULL = "almost_full"
+    FULL = "full"
+
+
+_FILL_ORDER = list(FillState)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """What the city knows about a container before any sensor speaks."""
+
+    name: str
+    latitude: float
+    longitude: float
+    waste_kind: WasteKind = WasteKind.RESIDUAL
+    volume_l: int = 1100
+    depth_mm: int = 1200
+    sensor_offset_mm: int = 100
+    report_interval_s: int = 3600
+
+    def fill_from_distance(self, distance_mm: float) -> float:
+        """Fill % = 100 x (1 - (distance - offset) / depth), clamped, one decimal."""
+        fraction = 1 - (distance_mm - self.sensor_offset_mm) / self.depth_mm
+        return round(min(100.0, max(0.0, 100.0 * fraction)), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Emptying:
+    """A container was emptied between two readings."""
+
+    at: datetime
+    before: float
+    after: float
+
+
+@dataclass(slots=True)
+class ContainerStatus:
+    """A container's state as the sensors told it; persisted between restarts."""
+
+    fill_level: float | None = None
+    fill_state: FillState | None = None
+    distance_mm: float | None = None
+    battery: float | None = None
+    temperature: float | None = None
+    tilted: bool | None = None
+    fire_alarm: bool = False
+    last_seen: datetime | None = None
+    last_emptied: datetime | None = None
+    online: bool = True
+    fill_history: deque[tuple[datetime, float]] = field(
+        default_factory=lambda: deque(maxlen=MAX_HISTORY)
+    )
+    temperature_history: deque[tuple[datetime, float]] = field(default_factory=deque)
+
+
+def fill_state_for(level: float, current: FillState | None, full_at: float) -> FillState:
+    """Return the fill state; stepping down needs the level to clear the boundary by a margin."""
+    bounds = (EMPTY_BELOW, full_at - ALMOST_FULL_MARGIN, full_at)
+
+    def raw(value: float) -> int:
+        return sum(1 for bound in bounds if value >= bound)
+
+    target = raw(level)
+    if current is None:
+        return _FILL_ORDER[target]
+    now_index = _FILL_ORDER.index(current)
+    if target < now_index:
+        target = min(now_index, raw(level + FILL_STATE_HYSTERESIS))
+    return _FILL_ORDER[target]
+
+
+def battery_from_volt(volt: float) -> float:
+    """Map a cell voltage to a percentage on a linear approximation."""
+    share = (volt - BATTERY_EMPTY_V) / (BATTERY_FULL_V - BATTERY_EMPTY_V)
+    return round(min(100.0, max(0.0, 100.0 * share)))
+
+
+def fill_rate_per_hour(history: deque[tuple[datetime, float]]) -> float | None:
+    """Least-squares slope of fill % over time, or None when the readings cannot support one."""
+    if len(history) < MIN_RATE_POINTS:
+        return None
+    first = history[0][0]
+    if history[-1][0] - first < MIN_RATE_SPAN:
+        return None
+    count = len(history)
+    xs = [(at - first).total_seconds() / 3600 for at, _ in history]
+    mean_x = sum(xs) / count
+    mean_y = sum(level for _, level in history) / count
+    var_x = sum((x - mean_x) ** 2 for x in xs)
+    if var_x == 0:
+        return None
+    cov = sum((x - mean_x) * (level - mean_y) for x, (_, level) in zip(xs, history, strict=True))
+    return cov / var_x
+
+
+@dataclass(slots=True)
+class ContainerUpdate:
+    """What one reading changed, for the presentation layer."""
+
+    emptied: Emptying | None = None
+    fire_started: bool = False
+    fire_ended: bool = False
+    back_online: bool = False
+
+
+class Container:
+    """One container's behaviour: applies readings, decides states."""
+
+    def __init__(self, spec: ContainerSpec, status: ContainerStatus | None = None) -> None:
+        """Start from a spec and, after a restart, the persisted status."""
+        self.spec = spec
+        self.status = status or ContainerStatus()
+
+    def apply(self, reading: Reading, now: datetime, full_at: float) -> ContainerUpdate:
+        """Fold one reading into the status and report what changed."""
+        status = self.status
+        update = ContainerUpdate()
+        if not status.online:
+            status.online = True
+            update.back_online = True
+        status.last_seen = now
+
+        level: float | None = None
+        if reading.distance_mm is not None:
+            status.distance_mm = reading.distance_mm
+            level = self.spec.fill_from_distance(reading.distance_mm)
+        elif reading.fill_percent is not None:
+            level = round(min(100.0, max(0.0, reading.fill_percent)), 1)
+        if level is not None:
+            previous = status.fill_level
+            if previous is not None and previous - level >= EMPTYING_DROP:
+                update.emptied = Emptying(at=now, before=previous, after=level)
+                status.last_emptied = now
+                status.fill_history.clear()
+            status.fill_level = level
+            status.fill_state = fill_state_for(level, status.fill_state, full_at)
+            status.fill_history.append((now, level))
+
+        if reading.battery_percent is not None:
+            status.battery = round(reading.battery_percent)
+        elif reading.battery_volt is not None:
+            status.battery = battery_from_volt(reading.battery_volt)
+        if reading.tilted is not None:
+            status.tilted = reading.tilted
+        if reading.temperature_c is not None:
+            self._apply_temperature(reading.temperature_c, now, update)
+        return update
+
+    def _apply_temperature(self, celsius: float, now: datetime, update: ContainerUpdate) -> None:
+        """Raise the fire alarm on heat or on a fast rise; clear it only once well below."""
+        status = self.status
+        status.temperature = celsius
+        history = status.temperature_history
+        while history and now - history[0][0] > FIRE_RISE_WINDOW:
+            history.popleft()
+        history.append((now, celsius))
+        coldest = min(value for _, value in history)
+        alarm = celsius >= FIRE_TEMPERATURE_C or celsius - coldest >= FIRE_RISE_K
+        if alarm and not status.fire_alarm:
+            status.fire_alarm = True
+            update.fire_started = True
+        elif not alarm and status.fire_alarm and celsius < FIRE_CLEAR_BELOW_C:
+            status.fire_alarm = False
+            update.fire_ended = True
+
+    def fill_rate(self) -> float | None:
+        """Percentage points per hour since the last emptying."""
+        return fill_rate_per_hour(self.status.fill_history)
+
+    def predicted_full(self, full_at: float) -> datetime | None:
+        """When the fitted trend reaches the full threshold; None when it cannot be estimated."""
+        status = self.status
+        if status.fill_level is None or status.last_seen is None:
+            return None
+        if status.fill_level >= full_at:
+            return status.last_seen
+        rate = self.fill_rate()
+        if rate is None or rate <= 0.01:
+            return None
+        hours = (full_at - status.fill_level) / rate
+        if hours * 3600 > MAX_PREDICTION.total_seconds():
+            return None
+        return status.last_seen + timedelta(hours=hours)
+
+    def check_online(self, now: datetime) -> bool | None:
+        """Mark the container offline after missed reports; return the new state when it flips."""
+        status = self.status
+        if status.last_seen is None or not status.online:
+            return None
+        silence = timedelta(seconds=self.spec.report_interval_s * OFFLINE_AFTER_INTERVALS)
+        if now - status.last_seen > silence:
+            status.online = False
+            return False
+        return None
+
+    def is_due(self, now: datetime, full_at: float, horizon: timedelta) -> bool:
+        """A container is due when full, or predicted full within the horizon."""
+        if self.status.fill_level is None:
+            return False
+        if self.status.fill_level >= full_at:
+            return True
+        predicted = self.predicted_full(full_at)
+        return predicted is not None and predicted <= now + horizon
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the status for storage."""
+        status = self.status
+        return {
+            "fill_level": status.fill_level,
+            "fill_state": status.fill_state,
+            "distance_mm": status.distance_mm,
+            "battery": status.battery,
+            "temperature": status.temperature,
+            "tilted": status.tilted,
+            "fire_alarm": status.fire_alarm,
+            "last_seen": status.last_seen.isoformat() if status.last_seen else None,
+            "last_emptied": status.last_emptied.isoformat() if status.last_emptied else None,
+            "online": status.online,
+            "fill_history": [(at.isoformat(), level) for at, level in status.fill_history],
+            "temperature_history": [
+                (at.isoformat(), value) for at, value in status.temperature_history
+            ],
+        }
+
+    @staticmethod
+    def status_from_dict(data: dict[str, Any]) -> ContainerStatus:
+        """Rebuild a persisted status; unreadable parts fall back to unknown."""
+
+        def when(value: Any) -> datetime | None:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+        def number(value: Any) -> float | None:
+            return (
+                float(value)
+                if isinstance(value, int | float) and not isinstance(value, bool)
+                else None
+            )
+
+        state = data.get("fill_state")
+        status = ContainerStatus(
+            fill_level=number(data.get("fill_level")),
+            fill_state=FillState(state) if state in FillState.__members__.values() else None,
+            distance_mm=number(data.get("distance_mm")),
+            battery=number(data.get("battery")),
+            temperature=number(data.get("temperature")),
+            tilted=data.get("tilted") if isinstance(data.get("tilted"), bool) else None,
+            fire_alarm=data.get("fire_alarm") is True,
+            last_seen=when(data.get("last_seen")),
+            last_emptied=when(data.get("last_emptied")),
+            online=data.get("online") is not False,
+        )
+        for at, level in data.get("fill_history") or ():
+            status.fill_history.append((datetime.fromisoformat(at), float(level)))
+        for at, value in data.get("temperature_history") or ():
+            status.temperature_history.append((datetime.fromisoformat(at), float(value)))
+        return status

@@ -1,0 +1,418 @@
+"""A running site: MQTT subscriptions feed decoders, decoders feed the model, the model feeds entities."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+import logging
+import time
+from typing import Any
+
+from homeassistant.components import mqtt
+from homeassistant.components.mqtt.models import ReceiveMessage
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
+
+from .const import (
+    CONF_CHIRPSTACK_TOPIC,
+    CONF_DEPOT,
+    CONF_DUE_HORIZON_H,
+    CONF_FULL_THRESHOLD,
+    CONF_NATIVE_BASE,
+    CONF_TTN_TOPIC,
+    CONF_ZIGBEE2MQTT_BASE,
+    DEFAULT_CHIRPSTACK_TOPIC,
+    DEFAULT_DUE_HORIZON_H,
+    DEFAULT_FULL_THRESHOLD,
+    DEFAULT_NATIVE_BASE,
+    DEFAULT_TTN_TOPIC,
+    DEFAULT_ZIGBEE2MQTT_BASE,
+    DOMAIN,
+    EVENT_CONTAINER_EMPTIED,
+    EVENT_CONTAINER_FIRE,
+    LOGGER,
+    SUBENTRY_CONTAINER,
+)
+from .model.assets import Asset, asset_from_subentry
+from .model.container import Container, ContainerSpec, ContainerUpdate, WasteKind
+from .model.site import Site, SiteSettings
+from .sources import lorawan, native, zigbee2mqtt
+from .sources.reading import DecodeError, Reading, SourceKind
+
+type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
+
+STORAGE_VERSION = 1
+SAVE_DELAY_S = 5
+OFFLINE_CHECK = timedelta(minutes=1)
+LOG_EVERY_S = 600.0  # one log line per problem kind and device per this many seconds
+SITE_REFRESH_COOLDOWN_S = 1.0
+COMPLETED_KEPT = timedelta(hours=24)
+
+
+class ThrottledLog:
+    """Log a recurring problem once per key and period; count what was suppressed."""
+
+    def __init__(self, logger: logging.Logger, period_s: float = LOG_EVERY_S) -> None:
+        """Remember when each key was last logged."""
+        self._logger = logger
+        self._period = period_s
+        self._last: dict[str, float] = {}
+        self.suppressed = 0
+
+    def warning(self, key: str, message: str, *args: Any) -> None:
+        """Log unless the same key was logged within the period."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._period:
+            self.suppressed += 1
+            return
+        if len(self._last) > 10_000:  # an attacker inventing device names must not grow memory
+            self._last.clear()
+        self._last[key] = now
+        self._logger.warning(message, *args)
+
+
+@dataclass(slots=True)
+class MessageStats:
+    """Counters shown in diagnostics."""
+
+    received: int = 0
+    applied: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    rejected_fields: Counter[str] = field(default_factory=Counter)
+    unknown_devices: int = 0
+    internal_errors: int = 0
+
+
+def site_settings(hass: HomeAssistant, entry: ConfigEntry) -> SiteSettings:
+    """Read the behaviour settings of a site from its options (with defaults)."""
+    options = entry.options
+    depot = options.get(CONF_DEPOT) or {}
+    return SiteSettings(
+        full_threshold=float(options.get(CONF_FULL_THRESHOLD, DEFAULT_FULL_THRESHOLD)),
+        due_horizon=timedelta(hours=float(options.get(CONF_DUE_HORIZON_H, DEFAULT_DUE_HORIZON_H))),
+        depot_latitude=float(depot.get("latitude", hass.config.latitude)),
+        depot_longitude=float(depot.get("longitude", hass.config.longitude)),
+    )
+
+
+def container_spec(asset: Asset) -> ContainerSpec:
+    """Build the model's spec from a stored asset."""
+    params = asset.params
+    return ContainerSpec(
+        name=asset.name,
+        latitude=asset.latitude,
+        longitude=asset.longitude,
+        waste_kind=WasteKind(params.get("waste_kind", WasteKind.RESIDUAL)),
+        volume_l=int(params.get("volume_l", 1100)),
+        depth_mm=int(params.get("depth_mm", 1200)),
+        sensor_offset_mm=int(params.get("sensor_offset_mm", 100)),
+        report_interval_s=int(params.get("report_interval_s", 3600)),
+    )
+
+
+def config_signature(entry: ConfigEntry) -> tuple[Any, ...]:
+    """What the runtime was built from; a change means the site must be rebuilt."""
+    subentries = tuple(
+        sorted(
+            (sid, sub.subentry_type, repr(dict(sub.data))) for sid, sub in entry.subentries.items()
+        )
+    )
+    return (repr(dict(entry.data)), repr(dict(entry.options)), subentries)
+
+
+class CityOpsRuntime:
+    """The live site behind one config entry."""
+
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+        """Build the site model from the entry and its asset subentries."""
+        self.hass = hass
+        self.entry = entry
+        self.signature = config_signature(entry)
+        self.bulk_update = False
+        self.site = Site(site_settings(hass, entry))
+        self.assets: dict[str, Asset] = {}
+        for subentry_id, subentry in entry.subentries.items():
+            if subentry.subentry_type != SUBENTRY_CONTAINER:
+                continue
+            asset = asset_from_subentry(SUBENTRY_CONTAINER, subentry.data)
+            self.assets[subentry_id] = asset
+            self.site.add_container(
+                subentry_id, Container(container_spec(asset)), asset.source_kind, asset.device
+            )
+        self.stats = MessageStats()
+        self.log = ThrottledLog(LOGGER)
+        self.completed: dict[str, datetime] = {}
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}", atomic_writes=True
+        )
+        self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
+        self._site_listeners: list[CALLBACK_TYPE] = []
+        self._unsubscribe: list[CALLBACK_TYPE] = []
+        self._site_refresh = Debouncer(
+            hass,
+            LOGGER,
+            cooldown=SITE_REFRESH_COOLDOWN_S,
+            immediate=True,
+            function=self._notify_site,
+            background=True,
+        )
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Restore persisted state, then subscribe to the wire."""
+        stored = await self._store.async_load() or {}
+        for asset_id, data in (stored.get("containers") or {}).items():
+            container = self.site.containers.get(asset_id)
+            if container is None or not isinstance(data, Mapping):
+                continue
+            try:
+                container.status = Container.status_from_dict(dict(data))
+            except (TypeError, ValueError) as err:
+                LOGGER.warning(
+                    "Ignoring unreadable stored state of %s: %s", container.spec.name, err
+                )
+        for asset_id, at in (stored.get("completed") or {}).items():
+            when = dt_util.parse_datetime(at) if isinstance(at, str) else None
+            if when is not None and asset_id in self.site.containers:
+                self.completed[asset_id] = when
+        await self._async_subscribe()
+        self._unsubscribe.append(
+            async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
+        )
+        self._check_online(dt_util.utcnow())
+
+    async def async_stop(self) -> None:
+        """Unsubscribe and write the state out now rather than after the save delay."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        self._site_refresh.async_shutdown()
+        await self._store.async_save(self._data_to_store())
+
+    async def _async_subscribe(self) -> None:
+        data = self.entry.data
+        subscriptions: list[tuple[str, Callable[[str, bytes | str], Reading], SourceKind]] = []
+        if self.site.devices(SourceKind.TTN):
+            subscriptions.append(
+                (data.get(CONF_TTN_TOPIC, DEFAULT_TTN_TOPIC), lorawan.decode_ttn, SourceKind.TTN)
+            )
+        if self.site.devices(SourceKind.CHIRPSTACK):
+            subscriptions.append(
+                (
+                    data.get(CONF_CHIRPSTACK_TOPIC, DEFAULT_CHIRPSTACK_TOPIC),
+                    lorawan.decode_chirpstack,
+                    SourceKind.CHIRPSTACK,
+                )
+            )
+        z2m_base = data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
+        for device in self.site.devices(SourceKind.ZIGBEE2MQTT):
+            subscriptions.append(
+                (
+                    zigbee2mqtt.state_topic(z2m_base, device),
+                    lambda topic, payload: zigbee2mqtt.decode(z2m_base, topic, payload),
+                    SourceKind.ZIGBEE2MQTT,
+                )
+            )
+        native_base = data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
+        for device in self.site.devices(SourceKind.NATIVE):
+            subscriptions.append(
+                (
+                    native.state_topic(native_base, device),
+                    lambda topic, payload: native.decode(native_base, topic, payload),
+                    SourceKind.NATIVE,
+                )
+            )
+        for topic, decoder, kind in subscriptions:
+            self._unsubscribe.append(
+                await mqtt.async_subscribe(
+                    self.hass, topic, self._message_handler(kind, decoder), qos=1, encoding=None
+                )
+            )
+
+    def _message_handler(
+        self, kind: SourceKind, decoder: Callable[[str, bytes | str], Reading]
+    ) -> Callable[[ReceiveMessage], None]:
+        @callback
+        def handle(message: ReceiveMessage) -> None:
+            try:
+                self._handle(kind, decoder, message.topic, message.payload)
+            except Exception:  # a bug here must never reach the MQTT client
+                self.stats.internal_errors += 1
+                LOGGER.exception("Unexpected error handling %s message on %s", kind, message.topic)
+
+        return handle
+
+    # -- messages ---------------------------------------------------------------------------
+
+    @callback
+    def _handle(
+        self,
+        kind: SourceKind,
+        decoder: Callable[[str, bytes | str], Reading],
+        topic: str,
+        payload: Any,
+    ) -> None:
+        stats = self.stats
+        stats.received += 1
+        if not isinstance(payload, bytes | str):
+            payload = str(payload)
+        try:
+            reading = decoder(topic, payload)
+        except DecodeError as err:
+            stats.rejected[err.reason] += 1
+            self.log.warning(
+                f"{kind}:{err.reason}:{topic}",
+                "Ignoring %s message on %s: %s (further ones like it are counted in diagnostics)",
+                kind,
+                topic[:120],
+                err,
+            )
+            return
+        asset_id = self.site.asset_for(kind, reading.device)
+        if asset_id is None:
+            # Wildcard subscriptions see every device of the network server; most are not ours.
+            stats.unknown_devices += 1
+            return
+        for name in reading.rejected:
+            stats.rejected_fields[name] += 1
+        if reading.rejected:
+            self.log.warning(
+                f"fields:{asset_id}",
+                "%s sent unusable values for %s; kept the rest of the message",
+                self.site.containers[asset_id].spec.name,
+                ", ".join(reading.rejected),
+            )
+        now = dt_util.utcnow()
+        update = self.site.apply(asset_id, reading, now)
+        stats.applied += 1
+        self._after_update(asset_id, update)
+
+    def _after_update(self, asset_id: str, update: ContainerUpdate) -> None:
+        container = self.site.containers[asset_id]
+        name = container.spec.name
+        if update.back_online:
+            LOGGER.info("%s reports again", name)
+        if update.emptied is not None:
+            emptied = update.emptied
+            self.completed[asset_id] = emptied.at
+            self.hass.bus.async_fire(
+                EVENT_CONTAINER_EMPTIED,
+                {
+                    "config_entry_id": self.entry.entry_id,
+                    "asset_id": asset_id,
+                    "name": name,
+                    "before": emptied.before,
+                    "after": emptied.after,
+                    "at": emptied.at.isoformat(),
+                },
+            )
+        if update.fire_started or update.fire_ended:
+            if update.fire_started:
+                LOGGER.warning("Fire alarm at %s: %s °C", name, container.status.temperature)
+            self.hass.bus.async_fire(
+                EVENT_CONTAINER_FIRE,
+                {
+                    "config_entry_id": self.entry.entry_id,
+                    "asset_id": asset_id,
+                    "name": name,
+                    "alarm": container.status.fire_alarm,
+                    "temperature": container.status.temperature,
+                },
+            )
+        for listener in self._listeners.get(asset_id, ()):
+            listener()
+        self._site_refresh.async_schedule_call()
+        self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
+
+    @callback
+    def _check_online(self, now: datetime) -> None:
+        for asset_id in self.site.went_offline(now):
+            container = self.site.containers[asset_id]
+            LOGGER.warning(
+                "%s has not reported for %s intervals of %s s; marking it unavailable",
+                container.spec.name,
+                3,
+                container.spec.report_interval_s,
+            )
+            for listener in self._listeners.get(asset_id, ()):
+                listener()
+            self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
+        cutoff = now - COMPLETED_KEPT
+        for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
+            del self.completed[asset_id]
+        # Predictions move with time even without messages.
+        self._site_refresh.async_schedule_call()
+
+    # -- listeners --------------------------------------------------------------------------
+
+    @callback
+    def async_add_listener(self, asset_id: str, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` whenever the asset changes."""
+        listeners = self._listeners.setdefault(asset_id, [])
+        listeners.append(listener)
+
+        def remove() -> None:
+            listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def async_add_site_listener(self, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call `listener` (debounced) whenever anything on the site changes."""
+        self._site_listeners.append(listener)
+
+        def remove() -> None:
+            self._site_listeners.remove(listener)
+
+        return remove
+
+    @callback
+    def _notify_site(self) -> None:
+        for listener in list(self._site_listeners):
+            listener()
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def collection_plan(self, now: datetime) -> dict[str, Any]:
+        """The collection tour as plain data (service response and todo items share it)."""
+        tour, ids = self.site.collection_tour(now)
+        stops = []
+        for stop in tour.stops:
+            asset_id = ids[stop.name]
+            container = self.site.containers[asset_id]
+            status = container.status
+            predicted = container.predicted_full(self.site.settings.full_threshold)
+            stops.append(
+                {
+                    "asset_id": asset_id,
+                    "name": stop.name,
+                    "latitude": stop.latitude,
+                    "longitude": stop.longitude,
+                    "waste_kind": container.spec.waste_kind.value,
+                    "fill_level": status.fill_level,
+                    "predicted_full": predicted.isoformat() if predicted else None,
+                    "online": status.online,
+                }
+            )
+        return {
+            "depot": {"latitude": tour.depot.latitude, "longitude": tour.depot.longitude},
+            "stops": stops,
+            "length_m": tour.length_m,
+        }
+
+    def _data_to_store(self) -> dict[str, Any]:
+        return {
+            "containers": {
+                asset_id: container.to_dict()
+                for asset_id, container in self.site.containers.items()
+            },
+            "completed": {asset_id: at.isoformat() for asset_id, at in self.completed.items()},
+        }

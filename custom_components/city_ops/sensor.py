@@ -1,0 +1,164 @@
+"""Sensors of containers (fill level, fill state, emptying, prediction, battery, temperature) and of the site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTemperature
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
+
+from .const import SUBENTRY_CONTAINER
+from .entity import ContainerEntity, SiteEntity
+from .model.container import Container, FillState
+from .runtime import CityOpsConfigEntry, CityOpsRuntime
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerSensorDescription(SensorEntityDescription):
+    """A container sensor and how to read its value from the model."""
+
+    value_fn: Callable[[Container, float], float | str | datetime | None]
+
+
+CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
+    ContainerSensorDescription(
+        key="fill_level",
+        translation_key="fill_level",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda container, _: container.status.fill_level,
+    ),
+    ContainerSensorDescription(
+        key="fill_state",
+        translation_key="fill_state",
+        device_class=SensorDeviceClass.ENUM,
+        options=[state.value for state in FillState],
+        value_fn=lambda container, _: container.status.fill_state,
+    ),
+    ContainerSensorDescription(
+        key="last_emptied",
+        translation_key="last_emptied",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda container, _: container.status.last_emptied,
+    ),
+    ContainerSensorDescription(
+        key="predicted_full",
+        translation_key="predicted_full",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda container, full_at: container.predicted_full(full_at),
+    ),
+    ContainerSensorDescription(
+        key="battery",
+        translation_key="battery",
+        device_class=SensorDeviceClass.BATTERY,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda container, _: container.status.battery,
+    ),
+    ContainerSensorDescription(
+        key="temperature",
+        translation_key="temperature",
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda container, _: container.status.temperature,
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteSensorDescription(SensorEntityDescription):
+    """A site sensor, its value and its attributes."""
+
+    value_fn: Callable[[CityOpsRuntime, datetime], int | float | None]
+    attributes_fn: Callable[[CityOpsRuntime, datetime], dict[str, Any]] | None = None
+
+
+def _due_names(runtime: CityOpsRuntime, now: datetime) -> dict[str, Any]:
+    containers = runtime.site.containers
+    return {
+        "containers": sorted(containers[asset_id].spec.name for asset_id in runtime.site.due(now))
+    }
+
+
+SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
+    SiteSensorDescription(
+        key="containers_due",
+        translation_key="containers_due",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda runtime, now: len(runtime.site.due(now)),
+        attributes_fn=_due_names,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CityOpsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Create the site sensors and each container's sensors (in the container's subentry)."""
+    async_add_entities(SiteSensor(entry, description) for description in SITE_SENSORS)
+    for asset_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_CONTAINER:
+            async_add_entities(
+                (
+                    ContainerSensor(entry, asset_id, description)
+                    for description in CONTAINER_SENSORS
+                ),
+                config_subentry_id=asset_id,
+            )
+
+
+class ContainerSensor(ContainerEntity, SensorEntity):
+    """A sensor of one container."""
+
+    entity_description: ContainerSensorDescription
+
+    def shown_value(self) -> object:
+        """The model's value for this sensor."""
+        return self.entity_description.value_fn(
+            self.container, self.runtime.site.settings.full_threshold
+        )
+
+    @property
+    def native_value(self) -> float | str | datetime | None:
+        """Return the value from the model."""
+        value = self.shown_value()
+        assert not isinstance(value, bool)
+        return value  # type: ignore[return-value]
+
+
+class SiteSensor(SiteEntity, SensorEntity):
+    """A sensor of the whole site."""
+
+    entity_description: SiteSensorDescription
+
+    @property
+    def native_value(self) -> int | float | None:
+        """Return the site value now."""
+        return self.entity_description.value_fn(self.runtime, dt_util.utcnow())
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Return the names behind the number."""
+        if self.entity_description.attributes_fn is None:
+            return None
+        return self.entity_description.attributes_fn(self.runtime, dt_util.utcnow())

@@ -1,0 +1,156 @@
+"""The typed reading every decoder produces, and the one error every decoder raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+import json
+import math
+from typing import Any
+
+# A container sensor sends a few hundred bytes; anything near this is garbage or an attack.
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class SourceKind(StrEnum):
+    """How an asset's device is reached."""
+
+    ZIGBEE2MQTT = "zigbee2mqtt"
+    TTN = "ttn"
+    CHIRPSTACK = "chirpstack"
+    NATIVE = "native"
+
+
+class DecodeError(Exception):
+    """A message that cannot be turned into a reading; `reason` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        """Keep the reason machine-readable and the detail for the log line."""
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one message said about one device; None means the message did not say."""
+
+    device: str
+    distance_mm: float | None = None
+    fill_percent: float | None = None
+    battery_percent: float | None = None
+    battery_volt: float | None = None
+    temperature_c: float | None = None
+    tilted: bool | None = None
+    # Fields present in the message but unusable (wrong type, out of range): counted, not applied.
+    rejected: tuple[str, ...] = field(default=())
+
+    def has_measurement(self) -> bool:
+        """Return True when the reading carries at least one usable value."""
+        return any(
+            value is not None
+            for value in (
+                self.distance_mm,
+                self.fill_percent,
+                self.battery_percent,
+                self.battery_volt,
+                self.temperature_c,
+                self.tilted,
+            )
+        )
+
+
+def load_json_object(payload: bytes | str) -> dict[str, Any]:
+    """Parse a payload that must be a JSON object of bounded size."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError("too_large", f"{len(payload)} bytes")
+    try:
+        value = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DecodeError("not_json", str(err)[:80]) from None
+    except RecursionError:
+        raise DecodeError("not_json", "nested too deeply") from None
+    if not isinstance(value, dict):
+        raise DecodeError("not_object", type(value).__name__)
+    return value
+
+
+def _number(value: Any, unit_suffix: str = "") -> float | None:
+    """Return a finite float from a JSON number or numeric string (optionally with a unit)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str) and len(value) <= 32:
+        text = value.strip()
+        if unit_suffix and text.lower().endswith(unit_suffix):
+            text = text[: -len(unit_suffix)].strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _flag(value: Any, true_words: frozenset[str]) -> bool | None:
+    """Return a boolean from true/false, 0/1 or a known word."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and len(value) <= 16:
+        word = value.strip().lower()
+        if word in true_words:
+            return True
+        if word in {"normal", "false", "no", "off", "0", "upright"}:
+            return False
+    return None
+
+
+_TILT_WORDS = frozenset({"tilt", "tilted", "true", "yes", "on", "1"})
+
+# field name -> (Reading attribute, unit suffix accepted in strings, low, high, scale)
+_NUMERIC_FIELDS: dict[str, tuple[str, str, float, float, float]] = {
+    "distance": ("distance_mm", "mm", 0, 20_000, 1),  # Milesight EM310-UDL, mm
+    "Distance": ("distance_mm", "mm", 0, 20_000, 1),  # Dragino LDDS75, mm
+    "distance_mm": ("distance_mm", "mm", 0, 20_000, 1),  # native schema
+    "fill_percent": ("fill_percent", "%", 0, 100, 1),  # native schema
+    "liquid_level_percent": ("fill_percent", "%", 0, 100, 1),  # Tuya via Zigbee2MQTT
+    "battery": ("battery_percent", "%", 0, 100, 1),
+    "Bat": ("battery_volt", "v", 0, 6, 1),  # Dragino, volts
+    "temperature": ("temperature_c", "°c", -50, 150, 1),
+    "TempC_DS18B20": ("temperature_c", "°c", -50, 150, 1),  # Dragino probe
+}
+_TILT_FIELDS = ("position", "tilt")
+
+
+def container_reading(device: str, fields: dict[str, Any]) -> Reading:
+    """Map the known container fields of a decoded object onto a Reading."""
+    values: dict[str, Any] = {}
+    rejected: list[str] = []
+    for name, (attr, suffix, low, high, scale) in _NUMERIC_FIELDS.items():
+        if name not in fields or fields[name] is None:
+            continue
+        number = _number(fields[name], suffix)
+        if number is None or not low <= number <= high:
+            rejected.append(name)
+            continue
+        # The first field of a kind wins so that a payload carrying two spellings stays stable.
+        values.setdefault(attr, number * scale)
+    for name in _TILT_FIELDS:
+        if name not in fields or fields[name] is None:
+            continue
+        flag = _flag(fields[name], _TILT_WORDS)
+        if flag is None:
+            rejected.append(name)
+            continue
+        values.setdefault("tilted", flag)
+    reading = Reading(device=device, rejected=tuple(rejected), **values)
+    if not reading.has_measurement():
+        raise DecodeError(
+            "no_measurement",
+            f"rejected {', '.join(rejected)}" if rejected else "no known field",
+        )
+    return reading

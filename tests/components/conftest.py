@@ -1,0 +1,74 @@
+"""Fixtures for HA-level tests: MQTT mocked by phcc, a site with containers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.core import HomeAssistant
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+
+from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
+
+BIN_42 = {
+    "name": "Bin 0042",
+    "latitude": 53.7001,
+    "longitude": 10.0002,
+    "waste_kind": "residual",
+    "volume_l": 1100,
+    "depth_mm": 1200,
+    "sensor_offset_mm": 100,
+    "report_interval_s": 3600,
+    "source_kind": "ttn",
+    "device": "bin-0042",
+    "extra": {},
+}
+
+
+def container(name: str, source_kind: str, device: str, **params: Any) -> ConfigSubentryData:
+    """Subentry data of a container."""
+    data = {**BIN_42, "name": name, "source_kind": source_kind, "device": device, **params}
+    return ConfigSubentryData(
+        data=data,
+        subentry_type="container",
+        title=name,
+        unique_id=f"{source_kind}:{device}",
+    )
+
+
+@pytest.fixture
+def site_entry() -> MockConfigEntry:
+    """A site with one container per source kind."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Stadtpark",
+        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
+        options={"full_threshold": 80, "due_horizon_h": 24},
+        subentries_data=[
+            container("Bin 0042", "ttn", "bin-0042"),
+            container("Glass 7", "chirpstack", "a84041000181c0de", waste_kind="glass"),
+            container("Tuya 1", "zigbee2mqtt", "tuya level 1"),
+            container("Native 1", "native", "bin-n1"),
+        ],
+    )
+
+
+type SetupSite = Callable[[], Awaitable[MockConfigEntry]]
+
+
+@pytest.fixture
+async def setup_site(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, site_entry: MockConfigEntry
+) -> SetupSite:
+    """Return a function that sets up the site on the mocked MQTT."""
+
+    async def setup() -> MockConfigEntry:
+        site_entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(site_entry.entry_id)
+        await hass.async_block_till_done()
+        return site_entry
+
+    return setup
