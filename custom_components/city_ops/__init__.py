@@ -1,4 +1,4 @@
-"""City Operations: park lighting, waste containers and lending lockers for a city's operations team."""
+"""City Operations: park lighting, waste containers and lending lockers for a city."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from homeassistant.components import mqtt
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
@@ -31,6 +31,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     runtime = CityOpsRuntime(hass, entry)
     await runtime.async_start()
     entry.runtime_data = runtime
+    # The site's device first: every asset's device hangs off it (via_device).
+    runtime.site_device_id = (
+        dr.async_get(hass)
+        .async_get_or_create(
+            config_entry_id=entry.entry_id,
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=entry.title,
+            manufacturer="City Operations",
+            model="Site",
+            entry_type=dr.DeviceEntryType.SERVICE,
+        )
+        .id
+    )
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

@@ -15,7 +15,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_LATITUDE, CONF_LONGITUDE, CONF_NAME
 from homeassistant.core import callback
 from homeassistant.helpers import selector
-import voluptuous as vol
+import probatio as vol
 
 from .const import (
     CONF_CHIRPSTACK_TOPIC,
@@ -180,15 +180,12 @@ def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) 
     def number(
         low: float, high: float, unit: str | None = None, step: float = 1
     ) -> selector.NumberSelector:
-        return selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=low,
-                max=high,
-                step=step,
-                unit_of_measurement=unit,
-                mode=selector.NumberSelectorMode.BOX,
-            )
+        config = selector.NumberSelectorConfig(
+            min=low, max=high, step=step, mode=selector.NumberSelectorMode.BOX
         )
+        if unit is not None:
+            config["unit_of_measurement"] = unit
+        return selector.NumberSelector(config)
 
     return vol.Schema(
         {

@@ -27,7 +27,7 @@ async def async_get_config_entry_diagnostics(
         status.pop("temperature_history")
         containers[asset.name] = {
             "source": {"kind": asset.source_kind, "device": asset.device},
-            "spec": {key: value for key, value in asset.params.items()},
+            "spec": dict(asset.params),
             "status": status,
             "fill_rate_per_hour": container.fill_rate(),
             "readings_since_emptied": len(container.status.fill_history),

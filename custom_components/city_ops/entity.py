@@ -42,7 +42,7 @@ class ContainerEntity(Entity):
             manufacturer="City Operations",
             model=WASTE_KIND_MODEL.get(self.container.spec.waste_kind, "Waste container"),
             model_id=f"{asset.source_kind}:{asset.device}",
-            via_device=(DOMAIN, entry.entry_id),
+            via_device_id=self.runtime.site_device_id,
         )
         self._shown: object = object()
 

@@ -1,4 +1,4 @@
-"""A running site: MQTT subscriptions feed decoders, decoders feed the model, the model feeds entities."""
+"""A running site: MQTT feeds the decoders, decoders feed the model, the model feeds entities."""
 
 from __future__ import annotations
 
@@ -136,6 +136,7 @@ class CityOpsRuntime:
         self.entry = entry
         self.signature = config_signature(entry)
         self.bulk_update = False
+        self.site_device_id = ""
         self.site = Site(site_settings(hass, entry))
         self.assets: dict[str, Asset] = {}
         for subentry_id, subentry in entry.subentries.items():

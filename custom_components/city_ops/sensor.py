@@ -1,4 +1,4 @@
-"""Sensors of containers (fill level, fill state, emptying, prediction, battery, temperature) and of the site."""
+"""Sensors of containers (fill, state, emptying, prediction, battery, heat) and of the site."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from homeassistant.components.sensor import (
     SensorEntityDescription,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfTemperature
+from homeassistant.const import (
+    ATTR_LATITUDE,
+    ATTR_LONGITUDE,
+    PERCENTAGE,
+    EntityCategory,
+    UnitOfTemperature,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
@@ -137,6 +143,18 @@ class ContainerSensor(ContainerEntity, SensorEntity):
         return self.entity_description.value_fn(
             self.container, self.runtime.site.settings.full_threshold
         )
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Put the fill level on the map: where the container stands."""
+        if self.entity_description.key != "fill_level":
+            return None
+        spec = self.container.spec
+        return {
+            ATTR_LATITUDE: spec.latitude,
+            ATTR_LONGITUDE: spec.longitude,
+            "waste_kind": spec.waste_kind.value,
+        }
 
     @property
     def native_value(self) -> float | str | datetime | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
@@ -12,7 +13,7 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
-import voluptuous as vol
+import probatio as vol
 
 from .const import DOMAIN, SUBENTRY_CONTAINER
 from .model.assets import (
@@ -95,8 +96,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
             for sub in entry.subentries.values()
             if sub.subentry_type == SUBENTRY_CONTAINER
         }
-        others = [asset for asset_id, asset in runtime.assets.items()]
-        problems = check_against_site(assets, others)
+        problems = check_against_site(assets, runtime.assets.values())
         if problems:
             raise AssetFileError(problems)
     except AssetFileError as err:
@@ -123,7 +123,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
             entries.async_add_subentry(
                 entry,
                 ConfigSubentry(
-                    data=data,
+                    data=MappingProxyType(data),
                     subentry_type=SUBENTRY_CONTAINER,
                     title=asset.name,
                     unique_id=unique_id,
@@ -140,7 +140,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
         entries.async_schedule_reload(entry.entry_id)
     else:
         runtime.bulk_update = False
-    return {"added": added, "updated": updated, "unchanged": unchanged}
+    return cast(ServiceResponse, {"added": added, "updated": updated, "unchanged": unchanged})
 
 
 async def _export_assets(call: ServiceCall) -> ServiceResponse:
@@ -162,7 +162,7 @@ async def _export_assets(call: ServiceCall) -> ServiceResponse:
 
 async def _plan_collection(call: ServiceCall) -> ServiceResponse:
     entry = _site(call.hass, call)
-    return entry.runtime_data.collection_plan(dt_util.utcnow())
+    return cast(ServiceResponse, entry.runtime_data.collection_plan(dt_util.utcnow()))
 
 
 def async_setup_services(hass: HomeAssistant) -> None:

@@ -76,7 +76,7 @@ def source_binding(source: Any) -> tuple[str, str]:
     """Validate `{"kind": ..., "device": ...}`."""
     if not isinstance(source, Mapping):
         raise ValueError("source must be an object with kind and device")
-    kind = SourceKind(source.get("kind")).value
+    kind = SourceKind(str(source.get("kind"))).value
     device = source.get("device")
     if not isinstance(device, str) or not device.strip() or len(device) > MAX_DEVICE:
         raise ValueError("source.device must be a non-empty text")

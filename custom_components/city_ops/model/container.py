@@ -283,9 +283,10 @@ class Container:
             )
 
         state = data.get("fill_state")
+        fill_state = FillState(state) if state in {s.value for s in FillState} else None
         status = ContainerStatus(
             fill_level=number(data.get("fill_level")),
-            fill_state=FillState(state) if state in FillState.__members__.values() else None,
+            fill_state=fill_state,
             distance_mm=number(data.get("distance_mm")),
             battery=number(data.get("battery")),
             temperature=number(data.get("temperature")),
