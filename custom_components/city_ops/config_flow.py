@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
-    OptionsFlowWithReload,
+    OptionsFlow,
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_LATITUDE, CONF_LONGITUDE, CONF_NAME
@@ -138,7 +138,7 @@ class CityOpsConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
 
-class CityOpsOptionsFlow(OptionsFlowWithReload):
+class CityOpsOptionsFlow(OptionsFlow):
     """Behaviour of a site: full threshold, how far ahead to plan, the depot."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -178,7 +178,7 @@ class CityOpsOptionsFlow(OptionsFlowWithReload):
 
 def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
     def number(
-        low: float, high: float, unit: str | None = None, step: float = 1
+        low: float, high: float, unit: str | None = None, step: float | Literal["any"] = 1
     ) -> selector.NumberSelector:
         config = selector.NumberSelectorConfig(
             min=low, max=high, step=step, mode=selector.NumberSelectorMode.BOX
@@ -191,10 +191,10 @@ def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) 
         {
             vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
             vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): number(
-                -90, 90, "°", step=0.000001
+                -90, 90, "°", step="any"
             ),
             vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): number(
-                -180, 180, "°", step=0.000001
+                -180, 180, "°", step="any"
             ),
             vol.Required(
                 "waste_kind", default=values.get("waste_kind", WasteKind.RESIDUAL.value)
