@@ -18,7 +18,6 @@ import probatio as vol
 from .const import DOMAIN, SUBENTRY_CONTAINER
 from .model.assets import (
     AssetFileError,
-    check_against_site,
     export_asset_file,
     parse_asset_file,
 )
@@ -90,15 +89,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
         ) from None
     runtime = entry.runtime_data
     try:
-        assets = parse_asset_file(document)
-        existing_by_name = {
-            sub.data["name"].casefold(): sub
-            for sub in entry.subentries.values()
-            if sub.subentry_type == SUBENTRY_CONTAINER
-        }
-        problems = check_against_site(assets, runtime.assets.values())
-        if problems:
-            raise AssetFileError(problems)
+        assets = parse_asset_file(document, runtime.assets.values())
     except AssetFileError as err:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
@@ -109,6 +100,11 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
             },
         ) from None
 
+    existing_by_name = {
+        sub.data["name"].casefold(): sub
+        for sub in entry.subentries.values()
+        if sub.subentry_type == SUBENTRY_CONTAINER
+    }
     added: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []

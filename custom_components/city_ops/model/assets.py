@@ -52,38 +52,43 @@ class Asset:
         }
 
 
-def _int(value: Any, low: int, high: int) -> int:
+def _int(values: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
+    value = values.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a number")
+        raise ValueError(f"{key} must be a number")
     if value != int(value) or not low <= value <= high:
-        raise ValueError(f"must be a whole number from {low} to {high}")
+        raise ValueError(f"{key} must be a whole number from {low} to {high}")
     return int(value)
 
 
 def container_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a container's parameters (one place for the flow and the file import)."""
-    params: dict[str, Any] = {
-        "waste_kind": WasteKind(values.get("waste_kind", WasteKind.RESIDUAL)).value,
-        "volume_l": _int(values.get("volume_l", 1100), 1, 100_000),
-        "depth_mm": _int(values.get("depth_mm", 1200), 50, 10_000),
-        "sensor_offset_mm": _int(values.get("sensor_offset_mm", 100), 0, 5_000),
-        "report_interval_s": _int(values.get("report_interval_s", 3600), 10, 7 * 86_400),
+    kind = values.get("waste_kind", WasteKind.RESIDUAL)
+    if kind not in {kind.value for kind in WasteKind}:
+        raise ValueError(f"waste_kind must be one of {', '.join(WasteKind)}")
+    return {
+        "waste_kind": str(kind),
+        "volume_l": _int(values, "volume_l", 1100, 1, 100_000),
+        "depth_mm": _int(values, "depth_mm", 1200, 50, 10_000),
+        "sensor_offset_mm": _int(values, "sensor_offset_mm", 100, 0, 5_000),
+        "report_interval_s": _int(values, "report_interval_s", 3600, 10, 7 * 86_400),
     }
-    return params
 
 
 def source_binding(source: Any) -> tuple[str, str]:
     """Validate `{"kind": ..., "device": ...}`."""
     if not isinstance(source, Mapping):
         raise ValueError("source must be an object with kind and device")
-    kind = SourceKind(str(source.get("kind"))).value
+    kind = source.get("kind")
+    if kind not in {kind.value for kind in SourceKind}:
+        raise ValueError(f"source.kind must be one of {', '.join(SourceKind)}")
     device = source.get("device")
     if not isinstance(device, str) or not device.strip() or len(device) > MAX_DEVICE:
         raise ValueError("source.device must be a non-empty text")
     if any(char in device for char in "+#\0") or (kind != SourceKind.ZIGBEE2MQTT and "/" in device):
         raise ValueError("source.device contains characters MQTT topics cannot carry")
     device = device.strip()
-    return kind, device.lower() if kind == SourceKind.CHIRPSTACK else device
+    return str(kind), device.lower() if kind == SourceKind.CHIRPSTACK else device
 
 
 def coordinates(latitude: Any, longitude: Any) -> tuple[float, float]:
@@ -126,8 +131,11 @@ def _feature(index: int, feature: Any) -> Asset:
     return Asset(kind, name.strip(), latitude, longitude, source_kind, device, params, extra)
 
 
-def parse_asset_file(document: Any) -> list[Asset]:
-    """Validate a whole FeatureCollection; raise with every problem, or return every asset."""
+def parse_asset_file(document: Any, existing: Iterable[Asset] = ()) -> list[Asset]:
+    """Validate a whole FeatureCollection against the site's assets.
+
+    Raise with every problem found, or return every asset: a file never half-imports.
+    """
     if not isinstance(document, Mapping) or document.get("type") != "FeatureCollection":
         raise AssetFileError(["the file is not a GeoJSON FeatureCollection"])
     features = document.get("features")
@@ -144,6 +152,7 @@ def parse_asset_file(document: Any) -> list[Asset]:
             label = _label(index, feature)
             problems.append(f"feature {index}{label}: {err}")
     problems.extend(_conflicts(assets))
+    problems.extend(check_against_site(assets, existing))
     if problems:
         raise AssetFileError(problems)
     return assets

@@ -283,12 +283,13 @@ class Container:
             )
 
         state = data.get("fill_state")
+        battery = number(data.get("battery"))
         fill_state = FillState(state) if state in {s.value for s in FillState} else None
         status = ContainerStatus(
             fill_level=number(data.get("fill_level")),
             fill_state=fill_state,
             distance_mm=number(data.get("distance_mm")),
-            battery=number(data.get("battery")),
+            battery=None if battery is None else round(battery),
             temperature=number(data.get("temperature")),
             tilted=data.get("tilted") if isinstance(data.get("tilted"), bool) else None,
             fire_alarm=data.get("fire_alarm") is True,
