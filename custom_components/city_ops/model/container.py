@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+import math
 from typing import Any
 
 from ..sources.reading import Reading
@@ -270,35 +271,59 @@ class Container:
 
     @staticmethod
     def status_from_dict(data: dict[str, Any]) -> ContainerStatus:
-        """Rebuild a persisted status; unreadable parts fall back to unknown."""
-
-        def when(value: Any) -> datetime | None:
-            return datetime.fromisoformat(value) if isinstance(value, str) else None
-
-        def number(value: Any) -> float | None:
-            return (
-                float(value)
-                if isinstance(value, int | float) and not isinstance(value, bool)
-                else None
-            )
-
+        """Rebuild a persisted status; any unreadable part falls back to unknown."""
         state = data.get("fill_state")
-        battery = number(data.get("battery"))
-        fill_state = FillState(state) if state in {s.value for s in FillState} else None
+        battery = _number(data.get("battery"))
+        tilted = data.get("tilted")
         status = ContainerStatus(
-            fill_level=number(data.get("fill_level")),
-            fill_state=fill_state,
-            distance_mm=number(data.get("distance_mm")),
+            fill_level=_number(data.get("fill_level")),
+            fill_state=FillState(state)
+            if isinstance(state, str) and state in _FILL_VALUES
+            else None,
+            distance_mm=_number(data.get("distance_mm")),
             battery=None if battery is None else round(battery),
-            temperature=number(data.get("temperature")),
-            tilted=data.get("tilted") if isinstance(data.get("tilted"), bool) else None,
+            temperature=_number(data.get("temperature")),
+            tilted=tilted if isinstance(tilted, bool) else None,
             fire_alarm=data.get("fire_alarm") is True,
-            last_seen=when(data.get("last_seen")),
-            last_emptied=when(data.get("last_emptied")),
+            last_seen=_when(data.get("last_seen")),
+            last_emptied=_when(data.get("last_emptied")),
             online=data.get("online") is not False,
         )
-        for at, level in data.get("fill_history") or ():
-            status.fill_history.append((datetime.fromisoformat(at), float(level)))
-        for at, value in data.get("temperature_history") or ():
-            status.temperature_history.append((datetime.fromisoformat(at), float(value)))
+        status.fill_history.extend(_series(data.get("fill_history")))
+        status.temperature_history.extend(_series(data.get("temperature_history")))
         return status
+
+
+_FILL_VALUES = frozenset(state.value for state in FillState)
+
+
+def _when(value: Any) -> datetime | None:
+    """Parse a stored timestamp; naive ones are taken as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _series(value: Any) -> list[tuple[datetime, float]]:
+    """Stored (timestamp, value) pairs; malformed pairs are skipped."""
+    if not isinstance(value, list):
+        return []
+    series = []
+    for item in value:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            continue
+        at, number = _when(item[0]), _number(item[1])
+        if at is not None and number is not None:
+            series.append((at, number))
+    return series

@@ -80,7 +80,10 @@ def _number(value: Any, unit_suffix: str = "") -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # JSON integers have no size limit
+            return None
     elif isinstance(value, str) and len(value) <= 32:
         text = value.strip()
         if unit_suffix and text.lower().endswith(unit_suffix):
