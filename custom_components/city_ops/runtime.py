@@ -40,7 +40,13 @@ from .const import (
     SUBENTRY_CONTAINER,
 )
 from .model.assets import Asset, asset_from_subentry
-from .model.container import Container, ContainerSpec, ContainerUpdate, WasteKind
+from .model.container import (
+    OFFLINE_AFTER_INTERVALS,
+    Container,
+    ContainerSpec,
+    ContainerUpdate,
+    WasteKind,
+)
 from .model.site import Site, SiteSettings
 from .sources import lorawan, native, zigbee2mqtt
 from .sources.reading import DecodeError, Reading, SourceKind
@@ -340,7 +346,7 @@ class CityOpsRuntime:
             LOGGER.warning(
                 "%s has not reported for %s intervals of %s s; marking it unavailable",
                 container.spec.name,
-                3,
+                OFFLINE_AFTER_INTERVALS,
                 container.spec.report_interval_s,
             )
             for listener in self._listeners.get(asset_id, ()):
