@@ -71,17 +71,31 @@ class ThrottledLog:
         self._last: dict[str, float] = {}
         self.suppressed = 0
 
-    def warning(self, key: str, message: str, *args: Any) -> None:
-        """Log unless the same key was logged within the period."""
+    def _due(self, key: str) -> bool:
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self._period:
             self.suppressed += 1
-            return
+            return False
         if len(self._last) > 10_000:  # an attacker inventing device names must not grow memory
             self._last.clear()
         self._last[key] = now
-        self._logger.warning(message, *args)
+        return True
+
+    def warning(self, key: str, message: str, *args: Any) -> None:
+        """Log a warning unless the same key was logged within the period."""
+        if self._due(key):
+            self._logger.warning(message, *args)
+
+    def info(self, key: str, message: str, *args: Any) -> None:
+        """Log an info line unless the same key was logged within the period."""
+        if self._due(key):
+            self._logger.info(message, *args)
+
+    def exception(self, key: str, message: str, *args: Any) -> None:
+        """Log an error with traceback unless the same key was logged within the period."""
+        if self._due(key):
+            self._logger.exception(message, *args)
 
 
 @dataclass(slots=True)
@@ -253,7 +267,12 @@ class CityOpsRuntime:
                 self._handle(kind, decoder, message.topic, message.payload)
             except Exception:  # a bug here must never reach the MQTT client
                 self.stats.internal_errors += 1
-                LOGGER.exception("Unexpected error handling %s message on %s", kind, message.topic)
+                self.log.exception(
+                    f"internal:{kind}",
+                    "Unexpected error handling %s message on %s",
+                    kind,
+                    message.topic[:120],
+                )
 
         return handle
 
@@ -287,6 +306,13 @@ class CityOpsRuntime:
         if asset_id is None:
             # Wildcard subscriptions see every device of the network server; most are not ours.
             stats.unknown_devices += 1
+            self.log.info(
+                f"unknown:{kind}:{reading.device}",
+                "Ignoring %s messages from device %s: no asset of %s is bound to it",
+                kind,
+                reading.device,
+                self.entry.title,
+            )
             return
         for name in reading.rejected:
             stats.rejected_fields[name] += 1

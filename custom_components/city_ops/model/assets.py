@@ -52,9 +52,19 @@ class Asset:
         }
 
 
+def _finite(value: Any) -> bool:
+    """JSON numbers only, finite, and within float range (JSON integers have no size limit)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _int(values: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
     value = values.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise ValueError(f"{key} must be a number")
     if value != int(value) or not low <= value <= high:
         raise ValueError(f"{key} must be a whole number from {low} to {high}")
@@ -64,7 +74,7 @@ def _int(values: Mapping[str, Any], key: str, default: int, low: int, high: int)
 def container_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a container's parameters (one place for the flow and the file import)."""
     kind = values.get("waste_kind", WasteKind.RESIDUAL)
-    if kind not in {kind.value for kind in WasteKind}:
+    if not isinstance(kind, str) or kind not in {kind.value for kind in WasteKind}:
         raise ValueError(f"waste_kind must be one of {', '.join(WasteKind)}")
     return {
         "waste_kind": str(kind),
@@ -80,7 +90,7 @@ def source_binding(source: Any) -> tuple[str, str]:
     if not isinstance(source, Mapping):
         raise ValueError("source must be an object with kind and device")
     kind = source.get("kind")
-    if kind not in {kind.value for kind in SourceKind}:
+    if not isinstance(kind, str) or kind not in {kind.value for kind in SourceKind}:
         raise ValueError(f"source.kind must be one of {', '.join(SourceKind)}")
     device = source.get("device")
     if not isinstance(device, str) or not device.strip() or len(device) > MAX_DEVICE:
@@ -148,7 +158,7 @@ def parse_asset_file(document: Any, existing: Iterable[Asset] = ()) -> list[Asse
     for index, feature in enumerate(features):
         try:
             assets.append(_feature(index, feature))
-        except ValueError as err:
+        except (ValueError, TypeError, OverflowError) as err:
             label = _label(index, feature)
             problems.append(f"feature {index}{label}: {err}")
     problems.extend(_conflicts(assets))

@@ -62,8 +62,9 @@ class Reading:
 
 def load_json_object(payload: bytes | str) -> dict[str, Any]:
     """Parse a payload that must be a JSON object of bounded size."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise DecodeError("too_large", f"{len(payload)} bytes")
+    size = len(payload) if isinstance(payload, bytes) else len(payload.encode(errors="replace"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise DecodeError("too_large", f"{size} bytes")
     try:
         value = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as err:
