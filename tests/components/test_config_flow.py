@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import MqttMockHAClient
-
 from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.city_ops.config_flow import ContainerSubentryFlow
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
@@ -218,8 +217,8 @@ async def test_container_validation_beyond_the_schema(
 ) -> None:
     """The selectors bound the numbers; the shared validator still refuses bad positions."""
     entry = await setup_site()
+    result = await _start_container_flow(hass, entry)
     with pytest.raises(InvalidData):
-        result = await _start_container_flow(hass, entry)
         await hass.config_entries.subentries.async_configure(
             result["flow_id"], {**NEW_CONTAINER, "latitude": 91}
         )

@@ -7,6 +7,10 @@ import json
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -14,10 +18,6 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
-
-from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
 
 from custom_components.city_ops.const import EVENT_CONTAINER_EMPTIED
 
@@ -166,8 +166,6 @@ async def test_fill_rate_predicts_full(
             freezer.tick(timedelta(hours=1))
     predicted = hass.states.get(entity_id(hass, "Bin 0042", "predicted_full"))
     assert predicted is not None
-    from homeassistant.util import dt as dt_util
-
     expected = dt_util.utcnow() + timedelta(hours=1)
     got = dt_util.parse_datetime(predicted.state)
     assert got is not None

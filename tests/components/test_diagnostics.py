@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -12,8 +13,6 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
-
-from homeassistant.core import HomeAssistant
 
 from .conftest import SetupSite
 

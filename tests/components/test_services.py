@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
 
 from custom_components.city_ops.const import DOMAIN
 
@@ -149,7 +148,7 @@ async def test_export_refuses_paths_outside_config(
 async def test_export_reports_unwritable_file(hass: HomeAssistant, setup_site: SetupSite) -> None:
     entry = await setup_site()
     Path(hass.config.path("a_directory")).mkdir()
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(HomeAssistantError) as raised:
         await call(hass, "export_assets", config_entry_id=entry.entry_id, path="a_directory")
     assert getattr(raised.value, "translation_key", None) == "file_unwritable"
 
