@@ -170,6 +170,8 @@ class CityOpsRuntime:
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
         self.completed: dict[str, datetime] = {}
+        self._version = 0
+        self._plan: tuple[int, dict[str, Any]] | None = None
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}", atomic_writes=True
         )
@@ -360,6 +362,7 @@ class CityOpsRuntime:
                     "temperature": container.status.temperature,
                 },
             )
+        self._version += 1
         for listener in self._listeners.get(asset_id, ()):
             listener()
         self._site_refresh.async_schedule_call()
@@ -382,6 +385,7 @@ class CityOpsRuntime:
         for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
             del self.completed[asset_id]
         # Predictions move with time even without messages.
+        self._version += 1
         self._site_refresh.async_schedule_call()
 
     # -- listeners --------------------------------------------------------------------------
@@ -415,7 +419,18 @@ class CityOpsRuntime:
     # -- queries ----------------------------------------------------------------------------
 
     def collection_plan(self, now: datetime) -> dict[str, Any]:
-        """The collection tour as plain data (service response and todo items share it)."""
+        """The collection tour as plain data (service response, todo items and due count).
+
+        Planning is quadratic in the due containers, so a plan is reused until something on
+        the site changes; the minute tick counts as a change because predictions age.
+        """
+        if self._plan is not None and self._plan[0] == self._version:
+            return self._plan[1]
+        plan = self._collection_plan(now)
+        self._plan = (self._version, plan)
+        return plan
+
+    def _collection_plan(self, now: datetime) -> dict[str, Any]:
         tour, ids = self.site.collection_tour(now)
         stops = []
         for stop in tour.stops:

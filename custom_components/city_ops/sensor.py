@@ -97,11 +97,12 @@ class SiteSensorDescription(SensorEntityDescription):
     attributes_fn: Callable[[CityOpsRuntime, datetime], dict[str, Any]] | None = None
 
 
+MAX_LISTED = 50  # keeps the attribute far below the recorder's size limit
+
+
 def _due_names(runtime: CityOpsRuntime, now: datetime) -> dict[str, Any]:
-    containers = runtime.site.containers
-    return {
-        "containers": sorted(containers[asset_id].spec.name for asset_id in runtime.site.due(now))
-    }
+    names = sorted(stop["name"] for stop in runtime.collection_plan(now)["stops"])
+    return {"containers": names[:MAX_LISTED], "more": max(0, len(names) - MAX_LISTED)}
 
 
 SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
@@ -109,7 +110,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         key="containers_due",
         translation_key="containers_due",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda runtime, now: len(runtime.site.due(now)),
+        value_fn=lambda runtime, now: len(runtime.collection_plan(now)["stops"]),
         attributes_fn=_due_names,
     ),
 )
