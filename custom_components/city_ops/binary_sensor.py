@@ -73,4 +73,4 @@ class ContainerBinarySensor(ContainerEntity, BinarySensorEntity):
     @property
     def is_on(self) -> bool | None:
         """Return the state from the model."""
-        return self.entity_description.is_on_fn(self.container)
+        return self.value  # type: ignore[return-value]

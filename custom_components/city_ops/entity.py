@@ -45,6 +45,7 @@ class ContainerEntity(Entity):
             via_device_id=self.runtime.site_device_id,
         )
         self._shown: object = object()
+        self._value: object = None
 
     @property
     def available(self) -> bool:
@@ -55,16 +56,24 @@ class ContainerEntity(Entity):
         """What the entity displays; compared to skip writes that would change nothing."""
         raise NotImplementedError
 
+    @property
+    def value(self) -> object:
+        """The value computed at the last change, so a state write does not compute it again."""
+        return self._value
+
     async def async_added_to_hass(self) -> None:
         """Follow the container's updates."""
         await super().async_added_to_hass()
-        self._shown = (self.available, self.shown_value())
+        self._value = self.shown_value()
+        self._shown = (self.available, self._value)
         self.async_on_remove(self.runtime.async_add_listener(self.asset_id, self._changed))
 
     @callback
     def _changed(self) -> None:
-        shown = (self.available, self.shown_value())
+        value = self.shown_value()
+        shown = (self.available, value)
         if shown != self._shown:
+            self._value = value
             self._shown = shown
             self.async_write_ha_state()
 

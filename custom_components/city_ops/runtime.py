@@ -171,6 +171,7 @@ class CityOpsRuntime:
         self.log = ThrottledLog(LOGGER)
         self.completed: dict[str, datetime] = {}
         self._version = 0
+        self._save_pending = False
         self._plan: tuple[int, dict[str, Any]] | None = None
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}", atomic_writes=True
@@ -366,7 +367,7 @@ class CityOpsRuntime:
         for listener in self._listeners.get(asset_id, ()):
             listener()
         self._site_refresh.async_schedule_call()
-        self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
+        self._schedule_save()
 
     @callback
     def _check_online(self, now: datetime) -> None:
@@ -380,7 +381,7 @@ class CityOpsRuntime:
             )
             for listener in self._listeners.get(asset_id, ()):
                 listener()
-            self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
+            self._schedule_save()
         cutoff = now - COMPLETED_KEPT
         for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
             del self.completed[asset_id]
@@ -456,7 +457,19 @@ class CityOpsRuntime:
             "length_m": tour.length_m,
         }
 
+    @callback
+    def _schedule_save(self) -> None:
+        """Save at most SAVE_DELAY_S after the first unsaved change.
+
+        Store's delay restarts with every call; a busy site would then never save until
+        shutdown, and a crash would lose everything since start.
+        """
+        if not self._save_pending:
+            self._save_pending = True
+            self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
+
     def _data_to_store(self) -> dict[str, Any]:
+        self._save_pending = False
         return {
             "containers": {
                 asset_id: container.to_dict()

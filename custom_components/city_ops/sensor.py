@@ -160,9 +160,7 @@ class ContainerSensor(ContainerEntity, SensorEntity):
     @property
     def native_value(self) -> float | str | datetime | None:
         """Return the value from the model."""
-        value = self.shown_value()
-        assert not isinstance(value, bool)
-        return value  # type: ignore[return-value]
+        return self.value  # type: ignore[return-value]
 
 
 class SiteSensor(SiteEntity, SensorEntity):

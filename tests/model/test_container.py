@@ -328,12 +328,37 @@ def test_no_prediction_without_enough_history() -> None:
     assert container().predicted_full(FULL_AT) is None
 
 
-def test_already_full_predicts_last_seen() -> None:
+def test_already_full_predicts_when_it_became_full() -> None:
+    """Stable while full: the entity must not change with every reading of a full bin."""
     bin_ = container()
+    bin_.apply(fill(70), T0 - timedelta(hours=1), FULL_AT)
     bin_.apply(fill(85), T0, FULL_AT)
     assert bin_.predicted_full(FULL_AT) == T0
-    bin_.apply(Reading(device="bin", battery_percent=80), T0 + timedelta(hours=2), FULL_AT)
-    assert bin_.predicted_full(FULL_AT) == T0 + timedelta(hours=2)
+    bin_.apply(fill(88), T0 + timedelta(hours=2), FULL_AT)
+    bin_.apply(Reading(device="bin", battery_percent=80), T0 + timedelta(hours=3), FULL_AT)
+    assert bin_.predicted_full(FULL_AT) == T0
+    # Falling below the threshold (without an emptying) ends the full period.
+    bin_.apply(fill(75), T0 + timedelta(hours=4), FULL_AT)
+    bin_.apply(fill(81), T0 + timedelta(hours=5), FULL_AT)
+    assert bin_.predicted_full(FULL_AT) == T0 + timedelta(hours=5)
+
+
+def test_running_trend_matches_the_reference_fit() -> None:
+    """The O(1) running sums give the same slope as a full least-squares fit, also after eviction."""
+    bin_ = container()
+    noise = [0.3, -0.2, 0.5, -0.4, 0.1, 0.0, -0.3]
+    for step in range(300):  # more than the history keeps: the oldest points are evicted
+        level = min(99.0, 0.25 * step + noise[step % len(noise)])
+        bin_.apply(fill(level), T0 + timedelta(minutes=20 * step), 100.0)
+        reference = fill_rate_per_hour(bin_.status.fill_history)
+        rate = bin_.fill_rate()
+        if reference is None:
+            assert rate is None
+        else:
+            assert rate == pytest.approx(reference, rel=1e-9, abs=1e-9)
+    # Someone replacing the history behind the container's back is noticed.
+    bin_.status.fill_history.clear()
+    assert bin_.fill_rate() is None
 
 
 def test_prediction_beyond_a_year_is_none() -> None:

@@ -93,6 +93,7 @@ class ContainerStatus:
     fire_alarm: bool = False
     last_seen: datetime | None = None
     last_emptied: datetime | None = None
+    full_since: datetime | None = None
     online: bool = True
     fill_history: deque[tuple[datetime, float]] = field(
         default_factory=lambda: deque(maxlen=MAX_HISTORY)
@@ -140,6 +141,72 @@ def fill_rate_per_hour(history: deque[tuple[datetime, float]]) -> float | None:
     return cov / var_x
 
 
+class _Trend:
+    """Running least-squares sums over the fill history, so the rate costs O(1) per reading.
+
+    The sums follow the deque they were built from; if anything else changed that deque,
+    `in_sync` notices (count and both ends) and they are rebuilt.
+    """
+
+    __slots__ = ("first", "last", "n", "origin", "sx", "sxx", "sxy", "sy")
+
+    def __init__(self) -> None:
+        self.reset(None)
+
+    def reset(self, origin: datetime | None) -> None:
+        self.origin = origin
+        self.n = 0
+        self.sx = self.sy = self.sxx = self.sxy = 0.0
+        self.first: tuple[datetime, float] | None = None
+        self.last: tuple[datetime, float] | None = None
+
+    def _hours(self, at: datetime) -> float:
+        assert self.origin is not None
+        return (at - self.origin).total_seconds() / 3600
+
+    def add(self, point: tuple[datetime, float]) -> None:
+        if self.origin is None:
+            self.origin = point[0]
+        x, y = self._hours(point[0]), point[1]
+        self.n += 1
+        self.sx += x
+        self.sy += y
+        self.sxx += x * x
+        self.sxy += x * y
+        self.last = point
+        if self.first is None:
+            self.first = point
+
+    def remove(self, point: tuple[datetime, float], new_first: tuple[datetime, float]) -> None:
+        x, y = self._hours(point[0]), point[1]
+        self.n -= 1
+        self.sx -= x
+        self.sy -= y
+        self.sxx -= x * x
+        self.sxy -= x * y
+        self.first = new_first
+
+    def rebuild(self, history: deque[tuple[datetime, float]]) -> None:
+        self.reset(history[0][0] if history else None)
+        for point in history:
+            self.add(point)
+
+    def in_sync(self, history: deque[tuple[datetime, float]]) -> bool:
+        if self.n != len(history):
+            return False
+        return not history or (self.first == history[0] and self.last == history[-1])
+
+    def slope(self) -> float | None:
+        if self.n < MIN_RATE_POINTS or self.first is None or self.last is None:
+            return None
+        if self.last[0] - self.first[0] < MIN_RATE_SPAN:
+            return None
+        var_x = self.sxx - self.sx * self.sx / self.n
+        if var_x <= 1e-12:
+            return None
+        return (self.sxy - self.sx * self.sy / self.n) / var_x
+
+
 @dataclass(slots=True)
 class ContainerUpdate:
     """What one reading changed, for the presentation layer."""
@@ -157,6 +224,8 @@ class Container:
         """Start from a spec and, after a restart, the persisted status."""
         self.spec = spec
         self.status = status or ContainerStatus()
+        self._trend = _Trend()
+        self._trend.rebuild(self.status.fill_history)
 
     def apply(self, reading: Reading, now: datetime, full_at: float) -> ContainerUpdate:
         """Fold one reading into the status and report what changed."""
@@ -179,9 +248,14 @@ class Container:
                 update.emptied = Emptying(at=now, before=previous, after=level)
                 status.last_emptied = now
                 status.fill_history.clear()
+                status.full_since = None
             status.fill_level = level
             status.fill_state = fill_state_for(level, status.fill_state, full_at)
-            status.fill_history.append((now, level))
+            if level < full_at:
+                status.full_since = None
+            elif status.full_since is None:
+                status.full_since = now
+            self._record(now, level)
 
         if reading.battery_percent is not None:
             status.battery = round(reading.battery_percent)
@@ -210,9 +284,29 @@ class Container:
             status.fire_alarm = False
             update.fire_ended = True
 
+    def _record(self, now: datetime, level: float) -> None:
+        history, trend = self.status.fill_history, self._trend
+        point = (now, level)
+        if not trend.in_sync(history):
+            history.append(point)
+            trend.rebuild(history)
+            return
+        if not history:
+            trend.reset(now)
+        elif len(history) == history.maxlen:
+            evicted = history[0]
+            history.append(point)  # the deque drops `evicted` itself
+            trend.remove(evicted, history[0])
+            trend.add(point)
+            return
+        history.append(point)
+        trend.add(point)
+
     def fill_rate(self) -> float | None:
-        """Percentage points per hour since the last emptying."""
-        return fill_rate_per_hour(self.status.fill_history)
+        """Percentage points per hour since the last emptying (least squares)."""
+        if not self._trend.in_sync(self.status.fill_history):
+            self._trend.rebuild(self.status.fill_history)
+        return self._trend.slope()
 
     def predicted_full(self, full_at: float) -> datetime | None:
         """When the fitted trend reaches the full threshold; None when it cannot be estimated."""
@@ -220,7 +314,8 @@ class Container:
         if status.fill_level is None or status.last_seen is None:
             return None
         if status.fill_level >= full_at:
-            return status.last_seen
+            # Stable while it stays full, so the entity does not change with every reading.
+            return status.full_since or status.last_seen
         rate = self.fill_rate()
         if rate is None or rate <= 0.01:
             return None
@@ -263,9 +358,11 @@ class Container:
             "last_seen": status.last_seen.isoformat() if status.last_seen else None,
             "last_emptied": status.last_emptied.isoformat() if status.last_emptied else None,
             "online": status.online,
-            "fill_history": [(at.isoformat(), level) for at, level in status.fill_history],
+            "full_since": status.full_since.isoformat() if status.full_since else None,
+            # Epoch seconds: thousands of points are written on every save.
+            "fill_history": [(at.timestamp(), level) for at, level in status.fill_history],
             "temperature_history": [
-                (at.isoformat(), value) for at, value in status.temperature_history
+                (at.timestamp(), value) for at, value in status.temperature_history
             ],
         }
 
@@ -287,6 +384,7 @@ class Container:
             fire_alarm=data.get("fire_alarm") is True,
             last_seen=_when(data.get("last_seen")),
             last_emptied=_when(data.get("last_emptied")),
+            full_since=_when(data.get("full_since")),
             online=data.get("online") is not False,
         )
         status.fill_history.extend(_series(data.get("fill_history")))
@@ -308,6 +406,16 @@ def _when(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _epoch(value: Any) -> datetime | None:
+    seconds = _number(value)
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except OverflowError, OSError, ValueError:
+        return None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -326,7 +434,7 @@ def _series(value: Any) -> list[tuple[datetime, float]]:
     for item in value:
         if not isinstance(item, list | tuple) or len(item) != 2:
             continue
-        at, number = _when(item[0]), _number(item[1])
+        at, number = _when(item[0]) or _epoch(item[0]), _number(item[1])
         if at is not None and number is not None:
             series.append((at, number))
     return series

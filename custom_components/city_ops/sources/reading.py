@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-import json
 import math
 from typing import Any
+
+import orjson
 
 # A container sensor sends a few hundred bytes; anything near this is garbage or an attack.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -66,11 +67,9 @@ def load_json_object(payload: bytes | str) -> dict[str, Any]:
     if size > MAX_PAYLOAD_BYTES:
         raise DecodeError("too_large", f"{size} bytes")
     try:
-        value = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as err:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError as err:
         raise DecodeError("not_json", str(err)[:80]) from None
-    except RecursionError:
-        raise DecodeError("not_json", "nested too deeply") from None
     if not isinstance(value, dict):
         raise DecodeError("not_object", type(value).__name__)
     return value

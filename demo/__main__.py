@@ -1,0 +1,209 @@
+"""The City Operations demo: mosquitto, Home Assistant with config/ and the simulated park.
+
+Run through `scripts/demo`. Environment overrides: CITY_OPS_MQTT_PORT (default 1883),
+CITY_OPS_HTTP_PORT (default 8123). Stops cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+from collections.abc import Callable
+import os
+from pathlib import Path
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from . import CONFIG_DIR, free_port, port_is_open
+from .broker import HOST, Broker
+from .homeassistant import HomeAssistantClient, HomeAssistantError, HomeAssistantProcess
+from .park import Message, Park, run_park
+
+SITE_NAME = "Stadtpark Norderstedt"
+ASSET_FILE = "demo_park.geojson"
+# Git-ignored; keeps the long-lived token so a re-run needs no onboarding or login.
+TOKEN_FILE = CONFIG_DIR / ".city_ops_demo_token"
+DASHBOARD_PATH = "/city-operations/waste"
+
+
+def log(message: str) -> None:
+    """Print one progress line."""
+    print(f"[demo] {message}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Return the command line options."""
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
+    parser.add_argument("--mqtt-port", type=int, default=None, help="default 1883")
+    parser.add_argument(
+        "--http-port", type=int, default=int(os.environ.get("CITY_OPS_HTTP_PORT", "8123"))
+    )
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between uplinks")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--config", type=Path, default=CONFIG_DIR)
+    return parser.parse_args(argv)
+
+
+def mqtt_port(requested: int | None) -> int:
+    """Return the broker port: the requested one, else 1883, else a free one."""
+    if requested is None and (env := os.environ.get("CITY_OPS_MQTT_PORT")):
+        requested = int(env)
+    if requested is not None:
+        return requested
+    if not port_is_open(HOST, 1883):
+        return 1883
+    # A system mosquitto (Debian starts one) usually holds 1883; ours needs no fixed port.
+    port = free_port()
+    log(f"127.0.0.1:1883 is taken (a system broker?); using {port} for the demo's broker")
+    return port
+
+
+def ensure_site(client: HomeAssistantClient, name: str) -> str:
+    """Return the entry id of the site called name, creating it through the config flow."""
+    for entry in client.config_entries("city_ops"):
+        if entry["title"] == name:
+            return str(entry["entry_id"])
+    result = client.start_config_flow("city_ops")
+    if result.get("type") == "form":
+        result = client.continue_config_flow(str(result["flow_id"]), {"name": name})
+    if result.get("type") != "create_entry":
+        raise HomeAssistantError(f"city_ops config flow for {name!r} ended with {result}")
+    entry_id = str(result["result"]["entry_id"])
+    client.wait_entry_loaded(entry_id)
+    log(f"created site {name!r}")
+    return entry_id
+
+
+def ensure_assets(client: HomeAssistantClient, entry_id: str) -> None:
+    """Import the demo park's assets when the site has no containers yet."""
+    if any(sub["subentry_type"] == "container" for sub in client.subentries(entry_id)):
+        return
+    response = client.call_service(
+        "city_ops",
+        "import_assets",
+        {"config_entry_id": entry_id, "path": ASSET_FILE},
+        return_response=True,
+        timeout=120,
+    )
+    added = (response or {}).get("added", [])
+    log(f"imported {len(added)} assets from config/{ASSET_FILE}")
+    client.wait_entry_loaded(entry_id)
+
+
+class Demo:
+    """Owns the processes so that every way out stops them in order."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        """Prepare, start nothing."""
+        self.args = args
+        self.stop_event = threading.Event()
+        self.broker: Broker | None = None
+        self.hass: HomeAssistantProcess | None = None
+        self.client: HomeAssistantClient | None = None
+
+    def shutdown(self) -> None:
+        """Stop hass, then the broker; safe to call more than once."""
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.hass is not None:
+            log("stopping Home Assistant")
+            code = self.hass.stop()
+            log(f"Home Assistant exited with {code}")
+            self.hass = None
+        if self.broker is not None:
+            self.broker.stop()
+            log("stopped mosquitto")
+            self.broker = None
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        """Ask the main loop to stop; a second signal stops at once."""
+        if self.stop_event.is_set():
+            raise KeyboardInterrupt
+        log(f"got {signal.Signals(signum).name}, shutting down")
+        self.stop_event.set()
+
+    def run(self) -> int:
+        """Start everything, run the park until stopped, shut down."""
+        atexit.register(self.shutdown)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        port = mqtt_port(self.args.mqtt_port)
+        self.broker = Broker(port)
+        self.broker.start()
+        log(f"mosquitto listening on {HOST}:{port}")
+
+        config_dir: Path = self.args.config.resolve()
+        self.hass = HomeAssistantProcess(config_dir, self.args.http_port)
+        self.hass.start()
+        log(f"starting Home Assistant with {config_dir} (log: {self.hass.log_path})")
+        waited = self.hass.wait_until_up(timeout=600)
+        log(f"Home Assistant API up after {waited:.1f} s")
+        self.client = client = HomeAssistantClient(self.hass.base_url, log_tail=self.hass.log_tail)
+        client.authenticate(TOKEN_FILE if config_dir == CONFIG_DIR else None)
+        client.wait_until_running(timeout=300)
+        client.setup_mqtt(HOST, port)
+        log(f"MQTT integration connected to {HOST}:{port}")
+        entry_id = ensure_site(client, SITE_NAME)
+        ensure_assets(client, entry_id)
+        if self.stop_event.is_set():
+            return 0
+
+        park = Park.from_asset_file(config_dir / ASSET_FILE)
+        log(
+            f"simulating {len(park.containers)} containers every {self.args.interval:g} s "
+            f"(hot: {park.hot.name if park.hot else '-'}, "
+            f"silent: {park.silent.name if park.silent else '-'})"
+        )
+        print(
+            f"\n  City Operations: {self.hass.base_url}{DASHBOARD_PATH}\n"
+            "  (no login from this machine; Ctrl-C stops the demo)\n",
+            flush=True,
+        )
+        run_park(
+            park,
+            HOST,
+            port,
+            interval=self.args.interval,
+            duration=self.args.duration,
+            stop=self.stop_event,
+            on_tick=self._watch(),
+        )
+        return 0
+
+    def _watch(self) -> Callable[[Park, list[Message]], None]:
+        """Return a tick callback that ends the demo when hass or the broker dies."""
+        last_report = time.monotonic()
+
+        def on_tick(park: Park, messages: list[Message]) -> None:
+            nonlocal last_report
+            if self.hass is not None:
+                self.hass.check_alive()
+            if self.broker is not None and not self.broker.running:
+                raise RuntimeError("mosquitto died")
+            if time.monotonic() - last_report > 60:
+                last_report = time.monotonic()
+                log(f"tick {park.ticks}: published {len(messages)} uplinks")
+
+        return on_tick
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; return the process exit code."""
+    demo = Demo(parse_args(argv))
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        return 130
+    except (HomeAssistantError, RuntimeError, OSError) as err:
+        print(f"[demo] failed: {err}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        demo.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,747 @@
+"""A real `hass` process, its unattended onboarding and a small REST + WebSocket client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+import json
+import os
+from pathlib import Path
+import re
+import secrets
+import signal
+import subprocess
+import time
+from types import TracebackType
+from typing import Any, Self
+import urllib.error
+import urllib.request
+
+import aiohttp
+
+from . import VENV_BIN, die_with_parent, port_is_open, tail
+
+HOST = "127.0.0.1"
+LOG_NAME = "home-assistant.log"
+# HA's own log starts only once logging is set up; tracebacks before that go to the console.
+CONSOLE_LOG_NAME = "home-assistant.log.console"
+ONBOARDING_USER = "cityops"
+ONBOARDING_NAME = "City Operations"
+TOKEN_LIFESPAN_DAYS = 3650
+ONBOARDING_STEPS = ("user", "core_config", "analytics", "integration")
+# The closing line of a Python traceback, e.g. "ModuleNotFoundError: No module named 'x'".
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*")
+
+
+class HomeAssistantError(RuntimeError):
+    """Home Assistant did not do what was asked; the message carries the evidence."""
+
+
+class HomeAssistantProcess:
+    """One `hass -c CONFIG_DIR` process serving http://127.0.0.1:port."""
+
+    def __init__(self, config_dir: Path, port: int, hass_bin: Path | None = None) -> None:
+        """Prepare a process for config_dir; nothing starts yet."""
+        self.config_dir = config_dir.resolve()
+        self.port = port
+        self.base_url = f"http://{HOST}:{port}"
+        self.hass_bin = hass_bin or VENV_BIN / "hass"
+        self.log_path = self.config_dir / LOG_NAME
+        self.console_path = self.config_dir / CONSOLE_LOG_NAME
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Return the process id while running."""
+        return self._process.pid if self.running and self._process else None
+
+    @property
+    def running(self) -> bool:
+        """Return whether the process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Start hass; returns at once (use wait_until_up)."""
+        if self.running:
+            raise HomeAssistantError("hass is already running")
+        if port_is_open(HOST, self.port):
+            raise HomeAssistantError(f"port {HOST}:{self.port} is already in use")
+        if (stored := self.stored_port()) not in (None, self.port):
+            # HA 2026.10 keeps the HTTP settings of its first start in .storage/http and
+            # ignores SETUP_PORT from then on.
+            raise HomeAssistantError(
+                f"{self.config_dir} serves on port {stored} (kept in .storage/http since its "
+                f"first start), not {self.port}: use port {stored} or a fresh config directory"
+            )
+        env = os.environ | {
+            # No `http:` YAML (HA 2026.10 migrates it to storage and raises a repair
+            # issue); SETUP_PORT is HA's own override of the default port.
+            "SETUP_PORT": str(self.port),
+        }
+        with self.console_path.open("wb") as console:
+            self._process = subprocess.Popen(
+                [
+                    str(self.hass_bin),
+                    "--config",
+                    str(self.config_dir),
+                    # Requirements come pre-installed by scripts/setup; pip here would
+                    # reach for PyPI (and does so for onboarding's met/radio_browser/...).
+                    "--skip-pip",
+                    "--log-no-color",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                env=env,
+                # Own session: Ctrl-C in the demo's terminal reaches only the demo,
+                # which then shuts hass down in order.
+                start_new_session=True,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 (one syscall, see die_with_parent)
+            )
+
+    def stored_port(self) -> int | None:
+        """Return the HTTP port HA stored at an earlier start of this config dir."""
+        try:
+            stored = json.loads((self.config_dir / ".storage" / "http").read_text("utf-8"))
+            return int(stored["data"]["stable"]["server_port"])
+        except OSError, ValueError, KeyError, TypeError:
+            return None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return recent errors and the tail of home-assistant.log (or of the console output).
+
+        Tracebacks are long: the last lines alone often miss the error that matters.
+        """
+        source = self.log_path if self.log_path.exists() else self.console_path
+        errors = [
+            line
+            for line in tail(source, 5000).splitlines()
+            if " ERROR " in line or _EXCEPTION_LINE.match(line)
+        ]
+        recent = "\n".join(line[:300] for line in errors[-12:]) or "(none)"
+        return (
+            f"--- recent errors in {source} ---\n{recent}\n"
+            f"--- tail of {source} ---\n{tail(source, lines)}"
+        )
+
+    def check_alive(self) -> None:
+        """Raise with the log tail if hass has exited."""
+        if self._process is None:
+            raise HomeAssistantError("hass was not started")
+        if (code := self._process.poll()) is not None:
+            raise HomeAssistantError(f"hass exited with code {code}\n{self.log_tail()}")
+
+    def wait_until_up(self, timeout: float = 300.0) -> float:
+        """Wait until the HTTP API answers; return the seconds waited."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            # HA serves its API and the frontend from one HTTP server that starts once the
+            # frontend is set up. /manifest.json needs no token: probing /api/ without one
+            # would raise a "Login attempt failed" notification in the UI.
+            if _http_status(f"{self.base_url}/manifest.json") == 200:
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise HomeAssistantError(
+            f"hass API at {self.base_url}/api not up within {timeout:.0f} s\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 90.0) -> int | None:
+        """Stop hass with SIGTERM (SIGKILL after timeout); return its exit code."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        self._process = None
+        return process.returncode
+
+    def kill(self) -> None:
+        """Kill hass with SIGKILL, as a crash would."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+    def restart(self, timeout: float = 300.0) -> float:
+        """Stop and start hass again; return seconds until its API is back."""
+        self.stop()
+        self.start()
+        return self.wait_until_up(timeout)
+
+    def __enter__(self) -> Self:
+        """Start hass and wait for its API."""
+        self.start()
+        self.wait_until_up()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop hass."""
+        self.stop()
+
+
+def form_defaults(fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return what HA's frontend would submit for a form left untouched.
+
+    Required fields take their default, else the neutral choice of their selector
+    (off, false, "off"); collapsed sections are filled the same way.
+    """
+    answer: dict[str, Any] = {}
+    for field in fields:
+        name = field["name"]
+        if field.get("type") == "expandable":
+            answer[name] = form_defaults(field.get("schema", []))
+        elif "default" in field:
+            answer[name] = field["default"]
+        elif field.get("required"):
+            selector = field.get("selector", {})
+            if "boolean" in selector:
+                answer[name] = False
+            elif "select" in selector:
+                options = [
+                    option["value"] if isinstance(option, dict) else option
+                    for option in selector["select"].get("options", [])
+                ]
+                answer[name] = "off" if "off" in options else options[0]
+    return answer
+
+
+def _http_status(url: str) -> int | None:
+    """Return the status of a GET (None when nothing answers); stdlib only, no loop needed."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+    except OSError:
+        return None
+
+
+class HomeAssistantClient:
+    """A synchronous REST + WebSocket client for one Home Assistant.
+
+    Runs aiohttp on a private event loop (never installed as the thread's current loop
+    and never run in a thread), so callers stay plain synchronous code: the demo's main
+    program and pytest tests alike.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        log_tail: Callable[[], str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Create a client; log_tail supplies log evidence for error messages."""
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.log_tail = log_tail or (lambda: "")
+        self._loop = asyncio.new_event_loop()
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the HTTP session and the private loop."""
+        if self._loop.is_closed():
+            return
+        if self._session is not None:
+            self._loop.run_until_complete(self._session.close())
+            self._session = None
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        """Return the client."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
+
+    def _run[T](self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run coro on the private loop with a bounded wait."""
+        limit = timeout or self.timeout
+        try:
+            return self._loop.run_until_complete(asyncio.wait_for(coro, limit))
+        except TimeoutError as err:
+            raise HomeAssistantError(
+                f"no answer from {self.base_url} within {limit:.0f} s\n{self.log_tail()}"
+            ) from err
+
+    async def _http(self) -> aiohttp.ClientSession:
+        """Return the session, created on the private loop on first use."""
+        if self._session is None:
+            # ThreadedResolver resolves nothing for IP hosts and starts no thread pool.
+            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    def _headers(self, token: str | None = None) -> dict[str, str]:
+        """Return the Authorization header for token (or the client's token)."""
+        use = token or self.token
+        return {"Authorization": f"Bearer {use}"} if use else {}
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_data: Any = None,
+        form: dict[str, str] | None = None,
+        token: str | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, str]:
+        """Send one REST request; return status and body text."""
+
+        async def _go() -> tuple[int, str]:
+            session = await self._http()
+            async with session.request(
+                method,
+                f"{self.base_url}{path}",
+                json=json_data,
+                data=form,
+                headers=self._headers(token),
+            ) as response:
+                return response.status, await response.text()
+
+        return self._run(_go(), timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_data: Any = None,
+        form: dict[str, str] | None = None,
+        token: str | None = None,
+        expect: tuple[int, ...] = (200, 201),
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one REST request and return its decoded JSON body; raise on other statuses."""
+        status, body = self.send(
+            method, path, json_data=json_data, form=form, token=token, timeout=timeout
+        )
+        if status not in expect:
+            sent = json.dumps(json_data if json_data is not None else form)
+            raise HomeAssistantError(
+                f"{method} {path} sent {sent}\n-> HTTP {status}: {body[:2000]}\n{self.log_tail()}"
+            )
+        try:
+            return json.loads(body) if body else None
+        except json.JSONDecodeError:
+            return body
+
+    def ws(self, command: dict[str, Any], *, timeout: float | None = None) -> Any:
+        """Send one WebSocket command on a fresh connection and return its result.
+
+        A connection per command keeps the idle private loop from missing HA's heartbeats.
+        """
+
+        async def _go() -> Any:
+            session = await self._http()
+            async with session.ws_connect(f"{self.base_url}/api/websocket") as sock:
+                hello = await sock.receive_json()
+                if hello.get("type") != "auth_required":
+                    raise HomeAssistantError(f"unexpected WebSocket greeting {hello}")
+                await sock.send_json({"type": "auth", "access_token": self.token})
+                auth = await sock.receive_json()
+                if auth.get("type") != "auth_ok":
+                    raise HomeAssistantError(f"WebSocket auth failed: {auth}")
+                await sock.send_json({"id": 1, **command})
+                while True:
+                    message = await sock.receive_json()
+                    if message.get("id") == 1 and message.get("type") == "result":
+                        return message
+
+        message = self._run(_go(), timeout)
+        if not message.get("success"):
+            raise HomeAssistantError(
+                f"WebSocket {json.dumps(command)}\n-> {json.dumps(message.get('error'))}\n"
+                f"{self.log_tail()}"
+            )
+        return message.get("result")
+
+    # -- core API -------------------------------------------------------------------------
+
+    def api_config(self) -> dict[str, Any]:
+        """Return /api/config (location, components, state)."""
+        return dict(self.request("GET", "/api/config"))
+
+    def wait_until_running(self, timeout: float = 300.0) -> float:
+        """Wait until HA's core state is RUNNING (all start-up done); return seconds waited."""
+        started = time.monotonic()
+        deadline = started + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = self.api_config().get("state")
+            if state == "RUNNING":
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise HomeAssistantError(
+            f"hass state is {state}, not RUNNING, after {timeout:.0f} s\n{self.log_tail()}"
+        )
+
+    def states(self) -> list[dict[str, Any]]:
+        """Return all entity states."""
+        return list(self.request("GET", "/api/states"))
+
+    def state(self, entity_id: str) -> dict[str, Any] | None:
+        """Return one entity's state object, or None when it has none."""
+        found = self.request("GET", f"/api/states/{entity_id}", expect=(200, 404))
+        return found if isinstance(found, dict) and "state" in found else None
+
+    def wait_for_state(
+        self,
+        entity_id: str,
+        accept: Callable[[str], bool] | str,
+        *,
+        timeout: float = 30.0,
+        interval: float = 0.25,
+    ) -> str:
+        """Poll until entity_id's state is accepted; return that state."""
+        check = (lambda value: value == accept) if isinstance(accept, str) else accept
+        deadline = time.monotonic() + timeout
+        last: str | None = None
+        while time.monotonic() < deadline:
+            found = self.state(entity_id)
+            last = None if found is None else str(found["state"])
+            if last is not None and check(last):
+                return last
+            time.sleep(interval)
+        raise HomeAssistantError(
+            f"{entity_id} stayed {last!r} for {timeout:.0f} s "
+            f"(wanted {accept if isinstance(accept, str) else 'a matching state'})\n"
+            f"{self.log_tail()}"
+        )
+
+    def call_service(
+        self,
+        domain: str,
+        service: str,
+        data: dict[str, Any] | None = None,
+        *,
+        return_response: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call a service; with return_response return its response data."""
+        path = f"/api/services/{domain}/{service}"
+        if return_response:
+            path += "?return_response"
+        result = self.request("POST", path, json_data=data or {}, timeout=timeout)
+        return result.get("service_response") if return_response else result
+
+    # -- config entries and flows ---------------------------------------------------------
+
+    def config_entries(self, domain: str | None = None) -> list[dict[str, Any]]:
+        """Return config entries, optionally of one domain."""
+        query = f"?domain={domain}" if domain else ""
+        return list(self.request("GET", f"/api/config/config_entries/entry{query}"))
+
+    def delete_config_entry(self, entry_id: str) -> None:
+        """Remove a config entry."""
+        self.request("DELETE", f"/api/config/config_entries/entry/{entry_id}")
+
+    def start_config_flow(self, handler: str) -> dict[str, Any]:
+        """Start a config flow for handler (a domain)."""
+        return dict(
+            self.request(
+                "POST",
+                "/api/config/config_entries/flow",
+                json_data={"handler": handler, "show_advanced_options": False},
+            )
+        )
+
+    def continue_config_flow(self, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Submit one step of a config flow."""
+        return dict(
+            self.request("POST", f"/api/config/config_entries/flow/{flow_id}", json_data=data)
+        )
+
+    def start_subentry_flow(self, entry_id: str, subentry_type: str) -> dict[str, Any]:
+        """Start a subentry flow (handler is [entry_id, subentry_type])."""
+        return dict(
+            self.request(
+                "POST",
+                "/api/config/config_entries/subentries/flow",
+                json_data={"handler": [entry_id, subentry_type], "show_advanced_options": False},
+            )
+        )
+
+    def continue_subentry_flow(self, flow_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Submit one step of a subentry flow."""
+        return dict(
+            self.request(
+                "POST",
+                f"/api/config/config_entries/subentries/flow/{flow_id}",
+                json_data=data,
+            )
+        )
+
+    def subentries(self, entry_id: str) -> list[dict[str, Any]]:
+        """Return the subentries of a config entry."""
+        return list(self.ws({"type": "config_entries/subentries/list", "entry_id": entry_id}))
+
+    # -- registries -----------------------------------------------------------------------
+
+    def entity_registry(self) -> list[dict[str, Any]]:
+        """Return all entity registry entries."""
+        return list(self.ws({"type": "config/entity_registry/list"}))
+
+    def device_registry(self) -> list[dict[str, Any]]:
+        """Return all device registry entries."""
+        return list(self.ws({"type": "config/device_registry/list"}))
+
+    def find_entities(
+        self,
+        *,
+        platform: str = "city_ops",
+        translation_key: str | None = None,
+        domain: str | None = None,
+        device_id: str | None = None,
+        config_entry_id: str | None = None,
+        config_subentry_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return registry entries matching every given field."""
+        wanted = {
+            "platform": platform,
+            "translation_key": translation_key,
+            "device_id": device_id,
+            "config_entry_id": config_entry_id,
+            "config_subentry_id": config_subentry_id,
+        }
+        return [
+            entry
+            for entry in self.entity_registry()
+            if all(value is None or entry.get(key) == value for key, value in wanted.items())
+            and (domain is None or entry["entity_id"].startswith(f"{domain}."))
+        ]
+
+    def find_entity_id(
+        self,
+        translation_key: str,
+        *,
+        device_id: str | None = None,
+        config_entry_id: str | None = None,
+        config_subentry_id: str | None = None,
+    ) -> str:
+        """Return the one city_ops entity_id with translation_key and the given fields."""
+        found = self.find_entities(
+            translation_key=translation_key,
+            device_id=device_id,
+            config_entry_id=config_entry_id,
+            config_subentry_id=config_subentry_id,
+        )
+        if len(found) != 1:
+            raise HomeAssistantError(
+                f"expected one entity with translation_key={translation_key} "
+                f"(device {device_id}, entry {config_entry_id}, subentry {config_subentry_id}), "
+                f"found {[entry['entity_id'] for entry in found]}\n{self.log_tail()}"
+            )
+        return str(found[0]["entity_id"])
+
+    # -- auth -----------------------------------------------------------------------------
+
+    @property
+    def client_id(self) -> str:
+        """Return the IndieAuth client id HA's own frontend would use."""
+        return f"{self.base_url}/"
+
+    def token_works(self, token: str) -> bool:
+        """Return whether token is accepted by the API."""
+        return self.send("GET", "/api/", token=token)[0] == 200
+
+    def exchange_auth_code(self, auth_code: str) -> str:
+        """Trade an auth code for a short-lived access token."""
+        tokens = self.request(
+            "POST",
+            "/auth/token",
+            form={
+                "grant_type": "authorization_code",
+                "code": auth_code,
+                "client_id": self.client_id,
+            },
+        )
+        return str(tokens["access_token"])
+
+    def login_trusted_network(self) -> str:
+        """Log in the single user through the trusted_networks bypass; return an access token."""
+        flow = self.request(
+            "POST",
+            "/auth/login_flow",
+            json_data={
+                "client_id": self.client_id,
+                "handler": ["trusted_networks", None],
+                "redirect_uri": f"{self.base_url}/?auth_callback=1",
+            },
+        )
+        if flow.get("type") != "create_entry":
+            raise HomeAssistantError(
+                f"trusted_networks login did not bypass the login form: {flow}\n{self.log_tail()}"
+            )
+        return self.exchange_auth_code(str(flow["result"]))
+
+    def create_long_lived_token(self, client_name: str) -> str:
+        """Create a long-lived access token for the current user."""
+        return str(
+            self.ws(
+                {
+                    "type": "auth/long_lived_access_token",
+                    "client_name": client_name,
+                    "lifespan": TOKEN_LIFESPAN_DAYS,
+                }
+            )
+        )
+
+    def onboarding_done(self) -> dict[str, bool]:
+        """Return onboarding steps and whether each is done."""
+        steps = self.request("GET", "/api/onboarding", expect=(200, 404))
+        if not isinstance(steps, list):
+            # Once onboarding is complete HA no longer serves its views.
+            return dict.fromkeys(ONBOARDING_STEPS, True)
+        return {step["step"]: bool(step["done"]) for step in steps}
+
+    def onboard(self) -> str:
+        """Finish every open onboarding step; return an access token for the owner.
+
+        The owner gets a random password nobody needs: on this machine the
+        trusted_networks bypass logs the single user in.
+        """
+        done = self.onboarding_done()
+        if not done.get("user"):
+            created = self.request(
+                "POST",
+                "/api/onboarding/users",
+                json_data={
+                    "client_id": self.client_id,
+                    "name": ONBOARDING_NAME,
+                    "username": ONBOARDING_USER,
+                    "password": secrets.token_urlsafe(24),
+                    "language": "en",
+                },
+            )
+            access = self.exchange_auth_code(str(created["auth_code"]))
+        else:
+            access = self.login_trusted_network()
+        if not done.get("core_config"):
+            self.request("POST", "/api/onboarding/core_config", json_data={}, token=access)
+        if not done.get("analytics"):
+            self.request("POST", "/api/onboarding/analytics", json_data={}, token=access)
+        if not done.get("integration"):
+            self.request(
+                "POST",
+                "/api/onboarding/integration",
+                json_data={
+                    "client_id": self.client_id,
+                    "redirect_uri": f"{self.base_url}/?auth_callback=1",
+                },
+                token=access,
+            )
+        return access
+
+    def authenticate(self, token_file: Path | None = None) -> str:
+        """Make the client hold a working long-lived token: reuse, or onboard/log in and create one.
+
+        token_file (git-ignored) keeps the token across runs of the demo.
+        """
+        if token_file is not None and token_file.exists():
+            stored = token_file.read_text(encoding="utf-8").strip()
+            if stored and self.token_works(stored) and all(self.onboarding_done().values()):
+                self.token = stored
+                return stored
+        self.token = self.onboard()
+        long_lived = self.create_long_lived_token(f"City Operations harness {int(time.time())}")
+        self.token = long_lived
+        if token_file is not None:
+            token_file.write_text(long_lived + "\n", encoding="utf-8")
+            token_file.chmod(0o600)
+        return long_lived
+
+    # -- MQTT -----------------------------------------------------------------------------
+
+    def setup_mqtt(self, broker: str, port: int) -> str:
+        """Point HA's MQTT integration at broker:port through its config flows; return entry id.
+
+        An existing entry for another port (an earlier demo run) is reconfigured, not
+        replaced: removing it would drop every other integration's subscriptions.
+        """
+        entries = self.config_entries("mqtt")
+        if entries:
+            entry_id = str(entries[0]["entry_id"])
+            if self._mqtt_broker(entry_id) == (broker, port):
+                self.wait_entry_loaded(entry_id)
+                return entry_id
+            result = dict(
+                self.request(
+                    "POST",
+                    "/api/config/config_entries/flow",
+                    json_data={"handler": "mqtt", "entry_id": entry_id},
+                )
+            )
+        else:
+            result = self.start_config_flow("mqtt")
+        if result.get("type") == "form" and result.get("step_id") == "broker":
+            answer = form_defaults(result.get("data_schema", [])) | {
+                "broker": broker,
+                "port": port,
+            }
+            result = self.continue_config_flow(str(result["flow_id"]), answer)
+        if result.get("type") == "create_entry":
+            entry_id = str(result["result"]["entry_id"])
+        elif result.get("type") == "abort" and result.get("reason") == "reconfigure_successful":
+            entry_id = str(entries[0]["entry_id"])
+        else:
+            raise HomeAssistantError(
+                f"MQTT config flow for {broker}:{port} ended with {json.dumps(result)}\n"
+                f"{self.log_tail()}"
+            )
+        self.wait_entry_loaded(entry_id)
+        return entry_id
+
+    def _mqtt_broker(self, entry_id: str) -> tuple[str, int] | None:
+        """Return the broker host and port an MQTT entry uses (from its diagnostics)."""
+        status, body = self.send("GET", f"/api/diagnostics/config_entry/{entry_id}")
+        if status != 200:
+            return None
+        settings = json.loads(body).get("data", {}).get("mqtt_config", {}).get("data", {})
+        if "broker" not in settings:
+            return None
+        return str(settings["broker"]), int(settings.get("port", 1883))
+
+    def wait_entry_loaded(self, entry_id: str, timeout: float = 60.0) -> None:
+        """Wait until a config entry reports state loaded."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline:
+            state = next(
+                (
+                    entry.get("state")
+                    for entry in self.config_entries()
+                    if entry["entry_id"] == entry_id
+                ),
+                None,
+            )
+            if state == "loaded":
+                return
+            time.sleep(0.25)
+        raise HomeAssistantError(
+            f"config entry {entry_id} is {state!r}, not loaded, after {timeout:.0f} s\n"
+            f"{self.log_tail()}"
+        )

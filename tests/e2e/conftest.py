@@ -1,0 +1,111 @@
+"""Real parts for the e2e tests: mosquitto and one `hass` process shared by the session.
+
+hass runs on a copy of config/ in a temporary directory (the repo's own config/ and its
+.storage stay untouched); custom_components, dashboards and blueprints are symlinked to
+the repo so the tests exercise the working tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+import json
+from pathlib import Path
+import shutil
+import time
+from typing import Any
+
+import paho.mqtt.publish as mqtt_publish
+import pytest
+import pytest_socket
+
+from demo import CONFIG_DIR, REPO_ROOT, free_port
+from demo.broker import HOST, Broker
+from demo.homeassistant import HomeAssistantClient, HomeAssistantProcess
+
+COPIED_FILES = ("configuration.yaml", "automations.yaml", "demo_park.geojson")
+HASS_START_TIMEOUT_S = 300.0
+
+
+@pytest.fixture(autouse=True, scope="session")
+def real_sockets_for_session() -> None:
+    """Give the session's real parts sockets: phcc disables them before every test.
+
+    phcc's connect() guard stays in place, so nothing but 127.0.0.1 is reachable.
+    """
+    pytest_socket.enable_socket()
+
+
+@pytest.fixture(autouse=True)
+def real_sockets() -> None:
+    """Give each e2e test sockets again (phcc disables them in every test's setup)."""
+    pytest_socket.enable_socket()
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations() -> None:
+    """Override the HA-level autouse fixture: e2e tests need no in-process test hass."""
+
+
+@pytest.fixture(scope="session")
+def e2e_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a fresh HA config dir: copies of config/ files, symlinks to the repo's code."""
+    config_dir = tmp_path_factory.mktemp("ha_config")
+    for name in COPIED_FILES:
+        shutil.copy2(CONFIG_DIR / name, config_dir / name)
+    (config_dir / "custom_components").symlink_to(REPO_ROOT / "custom_components")
+    (config_dir / "dashboards").symlink_to(REPO_ROOT / "dashboards")
+    blueprints = config_dir / "blueprints" / "automation"
+    blueprints.mkdir(parents=True)
+    (blueprints / "city_ops").symlink_to(REPO_ROOT / "blueprints" / "automation" / "city_ops")
+    return config_dir
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    """Run mosquitto on a free loopback port for the session."""
+    mosquitto = Broker(free_port())
+    mosquitto.start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+
+
+@pytest.fixture(scope="session")
+def hass_process(e2e_config_dir: Path, broker: Broker) -> Iterator[HomeAssistantProcess]:
+    """Run one real hass for the session and stop it at the end."""
+    process = HomeAssistantProcess(e2e_config_dir, free_port())
+    started = time.monotonic()
+    process.start()
+    try:
+        process.wait_until_up(HASS_START_TIMEOUT_S)
+        print(f"\nhass API up after {time.monotonic() - started:.1f} s ({process.base_url})")
+        yield process
+    finally:
+        code = process.stop()
+        print(f"\nhass exited with {code}; log: {process.log_path}")
+
+
+@pytest.fixture(scope="session")
+def ha(hass_process: HomeAssistantProcess, broker: Broker) -> Iterator[HomeAssistantClient]:
+    """Return a client of the onboarded hass with MQTT set up against the test broker."""
+    client = HomeAssistantClient(hass_process.base_url, log_tail=hass_process.log_tail)
+    try:
+        client.authenticate()
+        client.wait_until_running(HASS_START_TIMEOUT_S)
+        client.setup_mqtt(broker.host, broker.port)
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def publish(broker: Broker) -> Callable[[str, dict[str, Any]], None]:
+    """Return a function publishing one JSON message to the test broker (QoS 1)."""
+
+    def _publish(topic: str, payload: dict[str, Any]) -> None:
+        mqtt_publish.single(
+            topic, json.dumps(payload), qos=1, hostname=HOST, port=broker.port, keepalive=10
+        )
+
+    return _publish
