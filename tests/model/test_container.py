@@ -344,7 +344,7 @@ def test_already_full_predicts_when_it_became_full() -> None:
 
 
 def test_running_trend_matches_the_reference_fit() -> None:
-    """The O(1) running sums give the same slope as a full least-squares fit, also after eviction."""
+    """The O(1) running sums equal a full least-squares fit, also after eviction."""
     bin_ = container()
     noise = [0.3, -0.2, 0.5, -0.4, 0.1, 0.0, -0.3]
     for step in range(300):  # more than the history keeps: the oldest points are evicted
