@@ -12,7 +12,7 @@ from custom_components.city_ops.sources import MAX_PAYLOAD_BYTES, lorawan, nativ
 from custom_components.city_ops.sources.reading import (
     DecodeError,
     Reading,
-    container_reading,
+    device_reading,
     load_json_object,
 )
 
@@ -379,7 +379,7 @@ def test_chirpstack_full_event() -> None:
     ],
 )
 def test_container_fields(fields: dict[str, Any], expected: dict[str, Any]) -> None:
-    assert container_reading("bin", fields) == Reading(device="bin", **expected)
+    assert device_reading("bin", fields) == Reading(device="bin", **expected)
 
 
 @pytest.mark.parametrize("decoder", list(DECODERS))
@@ -581,7 +581,7 @@ BIG_INT = 10**400  # valid JSON, too large for a float
 def test_unusable_fields_rejected_rest_kept(
     fields: dict[str, Any], expected: dict[str, Any], rejected: tuple[str, ...]
 ) -> None:
-    reading = container_reading("bin", fields)
+    reading = device_reading("bin", fields)
     assert reading == Reading(device="bin", rejected=rejected, **expected)
 
 
@@ -599,7 +599,7 @@ def test_unusable_fields_rejected_rest_kept(
     ],
 )
 def test_no_usable_field(fields: dict[str, Any]) -> None:
-    assert _reason(lambda: container_reading("bin", fields)) == "no_measurement"
+    assert _reason(lambda: device_reading("bin", fields)) == "no_measurement"
 
 
 # -- malformed payloads, through every decoder -----------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .reading import DecodeError, Reading, container_reading, load_json_object
+from .reading import DecodeError, Reading, device_reading, load_json_object
 
 _MAX_DEVICE_ID = 64
 
@@ -35,7 +35,7 @@ def decode_ttn(topic: str, payload: bytes | str) -> Reading:
     decoded: Any = uplink.get("decoded_payload")
     if not isinstance(decoded, dict):
         raise DecodeError("no_decoded_payload", "no payload formatter output")
-    return container_reading(device, decoded)
+    return device_reading(device, decoded)
 
 
 def chirpstack_device(topic: str) -> str:
@@ -50,4 +50,4 @@ def decode_chirpstack(topic: str, payload: bytes | str) -> Reading:
     decoded: Any = message.get("object")
     if not isinstance(decoded, dict):
         raise DecodeError("no_decoded_payload", "no codec output in object")
-    return container_reading(device, decoded)
+    return device_reading(device, decoded)

@@ -43,6 +43,12 @@ class Reading:
     battery_volt: float | None = None
     temperature_c: float | None = None
     tilted: bool | None = None
+    on: bool | None = None
+    brightness: float | None = None  # 0-254, Zigbee LevelControl scale
+    occupancy: bool | None = None
+    illuminance_lx: float | None = None
+    power_w: float | None = None
+    energy_kwh: float | None = None
     # Fields present in the message but unusable (wrong type, out of range): counted, not applied.
     rejected: tuple[str, ...] = field(default=())
 
@@ -57,6 +63,12 @@ class Reading:
                 self.battery_volt,
                 self.temperature_c,
                 self.tilted,
+                self.on,
+                self.brightness,
+                self.occupancy,
+                self.illuminance_lx,
+                self.power_w,
+                self.energy_kwh,
             )
         )
 
@@ -125,12 +137,22 @@ _NUMERIC_FIELDS: dict[str, tuple[str, str, float, float, float]] = {
     "Bat": ("battery_volt", "v", 0, 6, 1),  # Dragino, volts
     "temperature": ("temperature_c", "°c", -50, 150, 1),
     "TempC_DS18B20": ("temperature_c", "°c", -50, 150, 1),  # Dragino probe
+    "brightness": ("brightness", "", 0, 254, 1),  # Zigbee2MQTT lights
+    "illuminance_lux": ("illuminance_lx", "lx", 0, 200_000, 1),  # Zigbee2MQTT before 2.0
+    "illuminance": ("illuminance_lx", "lx", 0, 200_000, 1),  # Zigbee2MQTT 2.x: lux
+    "power": ("power_w", "w", 0, 100_000, 1),
+    "energy": ("energy_kwh", "kwh", 0, 10_000_000, 1),
 }
 _TILT_FIELDS = ("position", "tilt")
+# field name -> (Reading attribute, words meaning True, words meaning False)
+_FLAG_FIELDS: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
+    "state": ("on", frozenset({"on"}), frozenset({"off"})),
+    "occupancy": ("occupancy", frozenset({"true", "on", "1"}), frozenset({"false", "off", "0"})),
+}
 
 
-def container_reading(device: str, fields: dict[str, Any]) -> Reading:
-    """Map the known container fields of a decoded object onto a Reading."""
+def device_reading(device: str, fields: dict[str, Any]) -> Reading:
+    """Map the known fields of a decoded object (any asset kind) onto a Reading."""
     values: dict[str, Any] = {}
     rejected: list[str] = []
     for name, (attr, suffix, low, high, scale) in _NUMERIC_FIELDS.items():
@@ -150,6 +172,19 @@ def container_reading(device: str, fields: dict[str, Any]) -> Reading:
             rejected.append(name)
             continue
         values.setdefault("tilted", flag)
+    for name, (attr, true_words, false_words) in _FLAG_FIELDS.items():
+        if name not in fields or fields[name] is None:
+            continue
+        raw = fields[name]
+        flag = None
+        if isinstance(raw, bool):
+            flag = raw
+        elif isinstance(raw, str) and raw.strip().lower() in true_words | false_words:
+            flag = raw.strip().lower() in true_words
+        if flag is None:
+            rejected.append(name)
+            continue
+        values[attr] = flag
     reading = Reading(device=device, rejected=tuple(rejected), **values)
     if not reading.has_measurement():
         raise DecodeError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .reading import DecodeError, Reading, container_reading, load_json_object
+from .reading import DecodeError, Reading, device_reading, load_json_object
 
 
 def state_topic(base: str, friendly_name: str) -> str:
@@ -18,4 +18,4 @@ def decode(base: str, topic: str, payload: bytes | str) -> Reading:
     device = topic[len(prefix) :]
     if not device or device.startswith("bridge/"):
         raise DecodeError("unknown_topic", topic[:120])
-    return container_reading(device, load_json_object(payload))
+    return device_reading(device, load_json_object(payload))
