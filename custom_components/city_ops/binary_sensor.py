@@ -12,10 +12,12 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
-from .const import SUBENTRY_CONTAINER
-from .entity import ContainerEntity
+from .const import SUBENTRY_CONTAINER, SUBENTRY_MAST
+from .entity import ContainerEntity, MastEntity
 from .model.container import Container
+from .model.lighting import Mast
 from .runtime import CityOpsConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -44,6 +46,29 @@ CONTAINER_BINARY_SENSORS: tuple[ContainerBinarySensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class MastBinarySensorDescription(BinarySensorEntityDescription):
+    """A mast binary sensor; `sun_down` tells whether the sun is below the horizon."""
+
+    is_on_fn: Callable[[Mast, bool], bool | None]
+
+
+MAST_BINARY_SENSORS: tuple[MastBinarySensorDescription, ...] = (
+    MastBinarySensorDescription(
+        key="motion",
+        translation_key="motion",
+        device_class=BinarySensorDeviceClass.MOTION,
+        is_on_fn=lambda mast, _: mast.status.motion,
+    ),
+    MastBinarySensorDescription(
+        key="lamp_fault",
+        translation_key="lamp_fault",
+        device_class=BinarySensorDeviceClass.PROBLEM,
+        is_on_fn=lambda mast, sun_down: mast.lamp_fault(dt_util.utcnow(), sun_down),
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CityOpsConfigEntry,
@@ -59,6 +84,14 @@ async def async_setup_entry(
                 ),
                 config_subentry_id=asset_id,
             )
+        elif subentry.subentry_type == SUBENTRY_MAST:
+            async_add_entities(
+                (
+                    MastBinarySensor(entry, asset_id, description)
+                    for description in MAST_BINARY_SENSORS
+                ),
+                config_subentry_id=asset_id,
+            )
 
 
 class ContainerBinarySensor(ContainerEntity, BinarySensorEntity):
@@ -69,6 +102,21 @@ class ContainerBinarySensor(ContainerEntity, BinarySensorEntity):
     def shown_value(self) -> object:
         """The model's value for this sensor."""
         return self.entity_description.is_on_fn(self.container)
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return the state from the model."""
+        return self.value  # type: ignore[return-value]
+
+
+class MastBinarySensor(MastEntity, BinarySensorEntity):
+    """A binary sensor of one mast."""
+
+    entity_description: MastBinarySensorDescription
+
+    def shown_value(self) -> object:
+        """The model's value for this sensor."""
+        return self.entity_description.is_on_fn(self.mast, self.runtime.lighting.sun_down())
 
     @property
     def is_on(self) -> bool | None:

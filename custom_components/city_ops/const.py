@@ -37,3 +37,18 @@ TOPIC_DEFAULTS_DATA: Final = {
     CONF_CHIRPSTACK_TOPIC: DEFAULT_CHIRPSTACK_TOPIC,
     CONF_NATIVE_BASE: DEFAULT_NATIVE_BASE,
 }
+
+SUBENTRY_MAST: Final = "mast"
+
+# Lighting profile (site options; a mast may override base, boost and hold).
+CONF_BASE_LEVEL: Final = "base_level"
+CONF_BOOST_LEVEL: Final = "boost_level"
+CONF_HOLD_S: Final = "hold_s"
+CONF_CORRIDOR_HOPS: Final = "corridor_hops"
+CONF_TRANSITION_UP_S: Final = "transition_up_s"
+CONF_TRANSITION_DOWN_S: Final = "transition_down_s"
+CONF_NIGHT_START: Final = "night_start"
+CONF_NIGHT_END: Final = "night_end"
+CONF_NIGHT_LEVEL: Final = "night_level"
+CONF_WARM_KELVIN: Final = "warm_kelvin"
+CONF_LUX_THRESHOLD: Final = "lux_threshold"

@@ -8,6 +8,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import DOMAIN
 from .model.container import Container
+from .model.lighting import Mast
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 WASTE_KIND_MODEL = {
@@ -20,8 +21,8 @@ WASTE_KIND_MODEL = {
 }
 
 
-class ContainerEntity(Entity):
-    """An entity of one container; writes its state only when what it shows changed."""
+class AssetEntity(Entity):
+    """An entity of one asset; writes its state only when what it shows changed."""
 
     _attr_has_entity_name = True
     _attr_should_poll = False
@@ -29,28 +30,26 @@ class ContainerEntity(Entity):
     def __init__(
         self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
     ) -> None:
-        """Bind to the container behind a subentry."""
+        """Bind to the asset behind a subentry; its device hangs off the site's device."""
         self.entity_description = description
         self.runtime: CityOpsRuntime = entry.runtime_data
         self.asset_id = asset_id
-        self.container: Container = self.runtime.site.containers[asset_id]
         asset = self.runtime.assets[asset_id]
         self._attr_unique_id = f"{asset_id}_{description.key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, asset_id)},
             name=asset.name,
             manufacturer="City Operations",
-            model=WASTE_KIND_MODEL.get(self.container.spec.waste_kind, "Waste container"),
+            model=self.device_model(),
             model_id=f"{asset.source_kind}:{asset.device}",
             via_device_id=self.runtime.site_device_id,
         )
         self._shown: object = object()
         self._value: object = None
 
-    @property
-    def available(self) -> bool:
-        """A container that missed three reports is unavailable."""
-        return self.container.status.online
+    def device_model(self) -> str:
+        """What the device is, in the city's words."""
+        raise NotImplementedError
 
     def shown_value(self) -> object:
         """What the entity displays; compared to skip writes that would change nothing."""
@@ -76,6 +75,42 @@ class ContainerEntity(Entity):
             self._value = value
             self._shown = shown
             self.async_write_ha_state()
+
+
+class ContainerEntity(AssetEntity):
+    """An entity of one waste container."""
+
+    def __init__(
+        self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
+    ) -> None:
+        """Bind to the container behind a subentry."""
+        self.container: Container = entry.runtime_data.site.containers[asset_id]
+        super().__init__(entry, asset_id, description)
+
+    def device_model(self) -> str:
+        """The container's kind of waste."""
+        return WASTE_KIND_MODEL.get(self.container.spec.waste_kind, "Waste container")
+
+    @property
+    def available(self) -> bool:
+        """A container that missed three reports is unavailable."""
+        return self.container.status.online
+
+
+class MastEntity(AssetEntity):
+    """An entity of one lighting mast."""
+
+    def __init__(
+        self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
+    ) -> None:
+        """Bind to the mast behind a subentry."""
+        self.mast: Mast = entry.runtime_data.site.masts[asset_id]
+        super().__init__(entry, asset_id, description)
+
+    def device_model(self) -> str:
+        """A lighting mast, with its path when known."""
+        path = self.mast.spec.path
+        return f"Lighting mast ({path})" if path else "Lighting mast"
 
 
 class SiteEntity(Entity):

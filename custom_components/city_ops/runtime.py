@@ -38,6 +38,7 @@ from .const import (
     EVENT_CONTAINER_FIRE,
     LOGGER,
     SUBENTRY_CONTAINER,
+    SUBENTRY_MAST,
 )
 from .model.assets import Asset, asset_from_subentry
 from .model.container import (
@@ -47,9 +48,11 @@ from .model.container import (
     ContainerUpdate,
     WasteKind,
 )
+from .model.lighting import Mast
 from .model.site import Site, SiteSettings
 from .sources import lorawan, native, zigbee2mqtt
 from .sources.reading import DecodeError, Reading, SourceKind
+from .street_lighting import ParkLighting, mast_bindings, mast_spec, site_profile
 
 type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
 
@@ -159,14 +162,21 @@ class CityOpsRuntime:
         self.site_device_id = ""
         self.site = Site(site_settings(hass, entry))
         self.assets: dict[str, Asset] = {}
+        profile = site_profile(entry.options)
         for subentry_id, subentry in entry.subentries.items():
-            if subentry.subentry_type != SUBENTRY_CONTAINER:
-                continue
-            asset = asset_from_subentry(SUBENTRY_CONTAINER, subentry.data)
-            self.assets[subentry_id] = asset
-            self.site.add_container(
-                subentry_id, Container(container_spec(asset)), asset.source_kind, asset.device
-            )
+            if subentry.subentry_type == SUBENTRY_CONTAINER:
+                asset = asset_from_subentry(SUBENTRY_CONTAINER, subentry.data)
+                self.assets[subentry_id] = asset
+                self.site.add_container(
+                    subentry_id, Container(container_spec(asset)), asset.source_kind, asset.device
+                )
+            elif subentry.subentry_type == SUBENTRY_MAST:
+                asset = asset_from_subentry(SUBENTRY_MAST, subentry.data)
+                self.assets[subentry_id] = asset
+                self.site.add_mast(
+                    subentry_id, Mast(mast_spec(asset, profile)), mast_bindings(asset)
+                )
+        self.lighting = ParkLighting(hass, entry, self.site, self.assets, self._notify_asset)
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
         self.completed: dict[str, datetime] = {}
@@ -207,17 +217,45 @@ class CityOpsRuntime:
             when = dt_util.parse_datetime(at) if isinstance(at, str) else None
             if when is not None and asset_id in self.site.containers:
                 self.completed[asset_id] = when
+        self.lighting.restore(stored)
         await self._async_subscribe()
+        self._start_zha()
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
         )
         self._check_online(dt_util.utcnow())
+        # After a restart every mast goes to what the profile wants now: none left dark when
+        # it should be lit, none left at boost forever.
+        for mast in self.site.masts.values():
+            mast.status.commanded_level = None
+        if self.site.masts:
+            self.lighting.reconcile()
+
+    def _start_zha(self) -> None:
+        """Attach to ZHA for the masts reached through it (guarded: ZHA may not be loaded)."""
+        ieees = self.site.devices("zha")
+        if not ieees:
+            return
+        from .sources.zha import ZhaDevices  # noqa: PLC0415  (only sites with ZHA masts)
+
+        if not ZhaDevices.available(self.hass):
+            LOGGER.warning(
+                "%s has masts reached through ZHA, but ZHA is not loaded; they get no commands",
+                self.entry.title,
+            )
+            return
+        zha = ZhaDevices(self.hass, lambda reading: self._handle_reading("zha", reading))
+        missing = zha.async_start(ieees)
+        if missing:
+            LOGGER.warning("ZHA does not know the devices %s", ", ".join(missing))
+        self.lighting.zha = zha
 
     async def async_stop(self) -> None:
         """Unsubscribe and write the state out now rather than after the save delay."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        self.lighting.stop()
         self._site_refresh.async_shutdown()
         await self._store.async_save(self._data_to_store())
 
@@ -305,6 +343,11 @@ class CityOpsRuntime:
                 err,
             )
             return
+        self._handle_reading(kind, reading)
+
+    @callback
+    def _handle_reading(self, kind: str, reading: Reading) -> None:
+        stats = self.stats
         asset_id = self.site.asset_for(kind, reading.device)
         if asset_id is None:
             # Wildcard subscriptions see every device of the network server; most are not ours.
@@ -323,13 +366,22 @@ class CityOpsRuntime:
             self.log.warning(
                 f"fields:{asset_id}",
                 "%s sent unusable values for %s; kept the rest of the message",
-                self.site.containers[asset_id].spec.name,
+                self.assets[asset_id].name,
                 ", ".join(reading.rejected),
             )
         now = dt_util.utcnow()
         update = self.site.apply(asset_id, reading, now)
         stats.applied += 1
+        if asset_id in self.site.masts:
+            self._notify_asset(asset_id)
+            self._schedule_save()
+            return
         self._after_update(asset_id, update)
+
+    @callback
+    def _notify_asset(self, asset_id: str) -> None:
+        for listener in self._listeners.get(asset_id, ()):
+            listener()
 
     def _after_update(self, asset_id: str, update: ContainerUpdate) -> None:
         container = self.site.containers[asset_id]
@@ -385,6 +437,9 @@ class CityOpsRuntime:
         cutoff = now - COMPLETED_KEPT
         for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
             del self.completed[asset_id]
+        if self.site.masts:
+            self.lighting.tick(now)
+            self._schedule_save()
         # Predictions move with time even without messages.
         self._version += 1
         self._site_refresh.async_schedule_call()
@@ -476,4 +531,5 @@ class CityOpsRuntime:
                 for asset_id, container in self.site.containers.items()
             },
             "completed": {asset_id: at.isoformat() for asset_id, at in self.completed.items()},
+            **self.lighting.to_store(),
         }

@@ -16,17 +16,21 @@ from homeassistant.components.sensor import (
 from homeassistant.const import (
     ATTR_LATITUDE,
     ATTR_LONGITUDE,
+    LIGHT_LUX,
     PERCENTAGE,
     EntityCategory,
+    UnitOfEnergy,
+    UnitOfPower,
     UnitOfTemperature,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import SUBENTRY_CONTAINER
-from .entity import ContainerEntity, SiteEntity
+from .const import SUBENTRY_CONTAINER, SUBENTRY_MAST
+from .entity import ContainerEntity, MastEntity, SiteEntity
 from .model.container import Container, FillState
+from .model.lighting import Mast
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 PARALLEL_UPDATES = 0
@@ -90,11 +94,49 @@ CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
 
 
 @dataclass(frozen=True, kw_only=True)
+class MastSensorDescription(SensorEntityDescription):
+    """A mast sensor and how to read its value from the model."""
+
+    value_fn: Callable[[Mast], float | None]
+
+
+MAST_SENSORS: tuple[MastSensorDescription, ...] = (
+    MastSensorDescription(
+        key="illuminance",
+        translation_key="illuminance",
+        device_class=SensorDeviceClass.ILLUMINANCE,
+        native_unit_of_measurement=LIGHT_LUX,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda mast: mast.status.illuminance_lx,
+    ),
+    MastSensorDescription(
+        key="power",
+        translation_key="power",
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda mast: round(mast.power_w()[0], 2),
+    ),
+    MastSensorDescription(
+        key="energy",
+        translation_key="energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda mast: round(mast.status.energy_kwh, 4),
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SiteSensorDescription(SensorEntityDescription):
     """A site sensor, its value and its attributes."""
 
     value_fn: Callable[[CityOpsRuntime, datetime], int | float | None]
     attributes_fn: Callable[[CityOpsRuntime, datetime], dict[str, Any]] | None = None
+    has_fn: Callable[[CityOpsRuntime], bool] = lambda _: True
 
 
 MAX_LISTED = 50  # keeps the attribute far below the recorder's size limit
@@ -113,6 +155,25 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         value_fn=lambda runtime, now: len(runtime.collection_plan(now)["stops"]),
         attributes_fn=_due_names,
     ),
+    SiteSensorDescription(
+        key="lighting_energy",
+        translation_key="lighting_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda runtime, _: round(runtime.site.lighting.energy_kwh(), 4),
+        has_fn=lambda runtime: bool(runtime.site.masts),
+    ),
+    SiteSensorDescription(
+        key="lighting_savings",
+        translation_key="lighting_savings",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda runtime, _: runtime.site.lighting.savings_percent(),
+        has_fn=lambda runtime: bool(runtime.site.masts),
+    ),
 )
 
 
@@ -122,7 +183,11 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Create the site sensors and each container's sensors (in the container's subentry)."""
-    async_add_entities(SiteSensor(entry, description) for description in SITE_SENSORS)
+    async_add_entities(
+        SiteSensor(entry, description)
+        for description in SITE_SENSORS
+        if description.has_fn(entry.runtime_data)
+    )
     for asset_id, subentry in entry.subentries.items():
         if subentry.subentry_type == SUBENTRY_CONTAINER:
             async_add_entities(
@@ -130,6 +195,11 @@ async def async_setup_entry(
                     ContainerSensor(entry, asset_id, description)
                     for description in CONTAINER_SENSORS
                 ),
+                config_subentry_id=asset_id,
+            )
+        elif subentry.subentry_type == SUBENTRY_MAST:
+            async_add_entities(
+                (MastSensor(entry, asset_id, description) for description in MAST_SENSORS),
                 config_subentry_id=asset_id,
             )
 
@@ -161,6 +231,30 @@ class ContainerSensor(ContainerEntity, SensorEntity):
     def native_value(self) -> float | str | datetime | None:
         """Return the value from the model."""
         return self.value  # type: ignore[return-value]
+
+
+class MastSensor(MastEntity, SensorEntity):
+    """A sensor of one mast."""
+
+    entity_description: MastSensorDescription
+
+    def shown_value(self) -> object:
+        """The model's value for this sensor."""
+        return self.entity_description.value_fn(self.mast)
+
+    @property
+    def native_value(self) -> float | None:
+        """Return the value from the model."""
+        return self.value  # type: ignore[return-value]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """Say whether the power was measured or estimated from level x rated power."""
+        if self.entity_description.key == "power":
+            return {"source": "measured" if self.mast.power_w()[1] else "estimated"}
+        if self.entity_description.key == "energy":
+            return {"source": "measured" if self.mast.status.measured_energy else "estimated"}
+        return None
 
 
 class SiteSensor(SiteEntity, SensorEntity):

@@ -10,8 +10,20 @@ from typing import Any
 from ..sources.reading import SourceKind
 from .container import WasteKind
 
-ASSET_KINDS = ("container",)  # masts and locker banks follow with their own issues
+ASSET_KINDS = ("container", "mast")  # locker banks follow with their own issue
 CONTAINER_KEYS = ("waste_kind", "volume_l", "depth_mm", "sensor_offset_mm", "report_interval_s")
+MAST_KEYS = (
+    "path",
+    "rated_power_w",
+    "neighbours",
+    "motion_source",
+    "lux_source",
+    "base_level",
+    "boost_level",
+    "hold_s",
+)
+PARAM_KEYS = {"container": CONTAINER_KEYS, "mast": MAST_KEYS}
+MAST_SOURCE_KINDS = ("zigbee2mqtt", "zha")
 MAX_FEATURES = 5000
 MAX_NAME = 64
 MAX_DEVICE = 128
@@ -85,6 +97,46 @@ def container_params(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _percent(values: Mapping[str, Any], key: str) -> float | None:
+    value = values.get(key)
+    if value is None:
+        return None
+    if not _finite(value) or not 0 <= value <= 100:
+        raise ValueError(f"{key} must be a percentage from 0 to 100")
+    return float(value)
+
+
+def mast_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a mast's parameters (one place for the flow and the file import)."""
+    path = values.get("path", "")
+    if not isinstance(path, str) or len(path) > MAX_NAME:
+        raise ValueError("path must be a text of at most 64 characters")
+    neighbours = values.get("neighbours", [])
+    if not isinstance(neighbours, list) or not all(
+        isinstance(name, str) and 0 < len(name) <= MAX_NAME for name in neighbours
+    ):
+        raise ValueError("neighbours must be a list of mast names")
+    params: dict[str, Any] = {
+        "path": path.strip(),
+        "rated_power_w": _int(values, "rated_power_w", 40, 1, 5_000),
+        "neighbours": sorted({name.strip() for name in neighbours}),
+        "motion_source": None,
+        "lux_source": None,
+        "base_level": _percent(values, "base_level"),
+        "boost_level": _percent(values, "boost_level"),
+        "hold_s": None,
+    }
+    for key in ("motion_source", "lux_source"):
+        if values.get(key) is not None:
+            kind, device = source_binding(values[key])
+            if kind not in MAST_SOURCE_KINDS:
+                raise ValueError(f"{key}.kind must be one of {', '.join(MAST_SOURCE_KINDS)}")
+            params[key] = {"kind": kind, "device": device}
+    if values.get("hold_s") is not None:
+        params["hold_s"] = _int(values, "hold_s", 120, 5, 86_400)
+    return params
+
+
 def source_binding(source: Any) -> tuple[str, str]:
     """Validate `{"kind": ..., "device": ...}`."""
     if not isinstance(source, Mapping):
@@ -135,8 +187,13 @@ def _feature(index: int, feature: Any) -> Asset:
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise ValueError("name must be a non-empty text of at most 64 characters")
     source_kind, device = source_binding(props.get("source"))
-    params = container_params(props)
-    known = {"kind", "name", "source", *CONTAINER_KEYS}
+    if kind == "mast":
+        if source_kind not in MAST_SOURCE_KINDS:
+            raise ValueError(f"a mast's source.kind must be one of {', '.join(MAST_SOURCE_KINDS)}")
+        params = mast_params(props)
+    else:
+        params = container_params(props)
+    known = {"kind", "name", "source", *PARAM_KEYS[kind]}
     extra = {key: value for key, value in props.items() if key not in known}
     return Asset(kind, name.strip(), latitude, longitude, source_kind, device, params, extra)
 
@@ -161,8 +218,14 @@ def parse_asset_file(document: Any, existing: Iterable[Asset] = ()) -> list[Asse
         except (ValueError, TypeError, OverflowError) as err:
             label = _label(index, feature)
             problems.append(f"feature {index}{label}: {err}")
+    existing = list(existing)
     problems.extend(_conflicts(assets))
     problems.extend(check_against_site(assets, existing))
+    masts = {a.name for a in [*assets, *existing] if a.kind == "mast"}
+    for asset in assets:
+        for other in asset.params.get("neighbours", ()) if asset.kind == "mast" else ():
+            if other not in masts:
+                problems.append(f"{asset.name!r}: neighbour {other!r} is not a mast of the site")
     if problems:
         raise AssetFileError(problems)
     return assets
@@ -208,7 +271,7 @@ def check_against_site(assets: Iterable[Asset], existing: Iterable[Asset]) -> li
 
 def asset_from_subentry(kind: str, data: Mapping[str, Any]) -> Asset:
     """Rebuild an Asset from a stored subentry."""
-    params = {key: data[key] for key in CONTAINER_KEYS if key in data}
+    params = {key: data[key] for key in PARAM_KEYS[kind] if key in data}
     return Asset(
         kind=kind,
         name=data["name"],

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from ..sources.reading import Reading
 from .container import Container, ContainerSpec, ContainerUpdate
+from .lighting import Lighting, Mast
 from .tour import CollectionTour, Stop, plan_tour
 
 
@@ -28,6 +29,9 @@ class Site:
         """Start empty; assets are added as the site's subentries are read."""
         self.settings = settings
         self.containers: dict[str, Container] = {}
+        self.masts: dict[str, Mast] = {}
+        self.mast_ids: dict[str, str] = {}  # mast name -> asset id
+        self.lighting = Lighting({})
         self._by_binding: dict[tuple[str, str], str] = {}
 
     def add_container(
@@ -37,16 +41,28 @@ class Site:
         self.containers[asset_id] = container
         self._by_binding[(source_kind, device)] = asset_id
 
+    def add_mast(self, asset_id: str, mast: Mast, bindings: Iterable[tuple[str, str]]) -> None:
+        """Register a mast and every device that reports for it (luminaire, motion, light)."""
+        self.masts[asset_id] = mast
+        self.mast_ids[mast.spec.name] = asset_id
+        for binding in bindings:
+            self._by_binding[binding] = asset_id
+        self.lighting = Lighting({m.spec.name: m for m in self.masts.values()})
+
     def asset_for(self, source_kind: str, device: str) -> str | None:
         """Return the asset a device feeds, if any."""
         return self._by_binding.get((source_kind, device))
 
     def devices(self, source_kind: str) -> list[str]:
         """Devices of one source kind, for per-device subscriptions."""
-        return [device for kind, device in self._by_binding if kind == source_kind]
+        return sorted({device for kind, device in self._by_binding if kind == source_kind})
 
     def apply(self, asset_id: str, reading: Reading, now: datetime) -> ContainerUpdate:
-        """Feed a reading to the container it belongs to."""
+        """Feed a reading to the asset it belongs to."""
+        mast = self.masts.get(asset_id)
+        if mast is not None:
+            mast.apply(reading, now)
+            return ContainerUpdate()
         return self.containers[asset_id].apply(reading, now, self.settings.full_threshold)
 
     def due(self, now: datetime) -> list[str]:

@@ -19,3 +19,8 @@ def decode(base: str, topic: str, payload: bytes | str) -> Reading:
     if not device or device.startswith("bridge/"):
         raise DecodeError("unknown_topic", topic[:120])
     return device_reading(device, load_json_object(payload))
+
+
+def command_topic(base: str, friendly_name: str) -> str:
+    """Return the topic Zigbee2MQTT takes commands for a device on."""
+    return f"{base}/{friendly_name}/set"

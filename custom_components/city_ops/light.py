@@ -1,0 +1,80 @@
+"""The luminaire of each lighting mast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.light import LightEntity, LightEntityDescription
+from homeassistant.components.light.const import (
+    ATTR_BRIGHTNESS,
+    ATTR_TRANSITION,
+    ColorMode,
+    LightEntityFeature,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import SUBENTRY_MAST
+from .entity import MastEntity
+from .runtime import CityOpsConfigEntry
+
+PARALLEL_UPDATES = 0
+
+LUMINAIRE = LightEntityDescription(key="light", translation_key="light", name=None)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CityOpsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Create each mast's luminaire in the mast's subentry."""
+    for asset_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_MAST:
+            async_add_entities([MastLight(entry, asset_id, LUMINAIRE)], config_subentry_id=asset_id)
+
+
+class MastLight(MastEntity, LightEntity):
+    """Dimmable luminaire; set by hand it keeps that level for an hour, then the profile rules."""
+
+    _attr_color_mode = ColorMode.BRIGHTNESS
+    _attr_supported_color_modes = {ColorMode.BRIGHTNESS}  # noqa: RUF012 (HA's declaration)
+    _attr_supported_features = LightEntityFeature.TRANSITION
+
+    def shown_value(self) -> object:
+        """Level in % as reported (or commanded, before the first report)."""
+        return self.mast.level()
+
+    @property
+    def is_on(self) -> bool:
+        """On when the level is above zero."""
+        return float(self.value or 0) > 0  # type: ignore[arg-type]
+
+    @property
+    def brightness(self) -> int | None:
+        """Brightness 0-255 from the level."""
+        level = float(self.value or 0)  # type: ignore[arg-type]
+        return round(level * 255 / 100) if level > 0 else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Why the lamp is at its level."""
+        status = self.mast.status
+        return {
+            "path": self.mast.spec.path,
+            "commanded_level": status.commanded_level,
+            "boost_until": status.boost_until,
+            "override_until": status.override_until,
+            "latitude": self.mast.spec.latitude,
+            "longitude": self.mast.spec.longitude,
+        }
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Switch on or dim by hand."""
+        brightness = kwargs.get(ATTR_BRIGHTNESS, 255)
+        level = round(brightness * 100 / 255, 1)
+        self.runtime.lighting.set_by_hand(self.asset_id, level, kwargs.get(ATTR_TRANSITION))
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Switch off by hand."""
+        self.runtime.lighting.set_by_hand(self.asset_id, 0.0, kwargs.get(ATTR_TRANSITION))
