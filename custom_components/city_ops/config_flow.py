@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from homeassistant.config_entries import (
@@ -18,24 +19,43 @@ from homeassistant.helpers import selector
 import probatio as vol
 
 from .const import (
+    CONF_BASE_LEVEL,
+    CONF_BOOST_LEVEL,
     CONF_CHIRPSTACK_TOPIC,
+    CONF_CORRIDOR_HOPS,
     CONF_DEPOT,
     CONF_DEVICE,
     CONF_DUE_HORIZON_H,
     CONF_FULL_THRESHOLD,
+    CONF_HOLD_S,
+    CONF_LUX_THRESHOLD,
     CONF_NATIVE_BASE,
+    CONF_NIGHT_END,
+    CONF_NIGHT_LEVEL,
+    CONF_NIGHT_START,
     CONF_SOURCE_KIND,
+    CONF_TRANSITION_DOWN_S,
+    CONF_TRANSITION_UP_S,
     CONF_TTN_TOPIC,
+    CONF_WARM_KELVIN,
     CONF_ZIGBEE2MQTT_BASE,
     DEFAULT_DUE_HORIZON_H,
     DEFAULT_FULL_THRESHOLD,
     DOMAIN,
     SUBENTRY_CONTAINER,
+    SUBENTRY_MAST,
     TOPIC_DEFAULTS_DATA,
 )
-from .model.assets import container_params, coordinates, source_binding
+from .model.assets import (
+    MAST_SOURCE_KINDS,
+    container_params,
+    coordinates,
+    mast_params,
+    source_binding,
+)
 from .model.container import WasteKind
 from .sources.reading import SourceKind
+from .street_lighting import site_profile
 
 TOPIC_DEFAULTS = TOPIC_DEFAULTS_DATA
 _TEXT = selector.TextSelector()
@@ -83,7 +103,7 @@ class CityOpsConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Assets of a site."""
-        return {SUBENTRY_CONTAINER: ContainerSubentryFlow}
+        return {SUBENTRY_CONTAINER: ContainerSubentryFlow, SUBENTRY_MAST: MastSubentryFlow}
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the site's name."""
@@ -171,9 +191,51 @@ class CityOpsOptionsFlow(OptionsFlow):
                         )
                     ),
                     vol.Required(CONF_DEPOT, default=depot): selector.LocationSelector(),
+                    **_lighting_schema(options),
                 }
             ),
         )
+
+
+def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """The site's lighting profile (masts may override base, boost and hold)."""
+    profile = site_profile(options)
+
+    def percent() -> selector.NumberSelector:
+        return selector.NumberSelector(
+            selector.NumberSelectorConfig(min=0, max=100, step=1, unit_of_measurement="%")
+        )
+
+    def box(low: float, high: float, unit: str, step: float = 1) -> selector.NumberSelector:
+        return selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=low,
+                max=high,
+                step=step,
+                unit_of_measurement=unit,
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        )
+
+    return {
+        vol.Required(CONF_BASE_LEVEL, default=profile.base_level): percent(),
+        vol.Required(CONF_BOOST_LEVEL, default=profile.boost_level): percent(),
+        vol.Required(CONF_HOLD_S, default=profile.hold_s): box(5, 3600, "s"),
+        vol.Required(CONF_CORRIDOR_HOPS, default=profile.corridor_hops): box(0, 10, "hops"),
+        vol.Required(CONF_TRANSITION_UP_S, default=profile.transition_up_s): box(0, 60, "s", 0.1),
+        vol.Required(CONF_TRANSITION_DOWN_S, default=profile.transition_down_s): box(
+            0, 600, "s", 0.1
+        ),
+        vol.Required(
+            CONF_NIGHT_START, default=profile.night_start.isoformat()
+        ): selector.TimeSelector(),
+        vol.Required(
+            CONF_NIGHT_END, default=profile.night_end.isoformat()
+        ): selector.TimeSelector(),
+        vol.Required(CONF_NIGHT_LEVEL, default=profile.night_level): percent(),
+        vol.Required(CONF_WARM_KELVIN, default=profile.warm_kelvin): box(0, 6500, "K", 100),
+        vol.Required(CONF_LUX_THRESHOLD, default=profile.lux_threshold): box(0, 1000, "lx"),
+    }
 
 
 def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
@@ -313,3 +375,172 @@ class ContainerSubentryFlow(ConfigSubentryFlow):
                 errors[CONF_DEVICE] = "device_taken"
         data.setdefault("extra", {})
         return data, errors
+
+
+_MAST_OPTIONAL = ("motion_device", "lux_device", "base_level", "boost_level", "hold_s")
+
+
+class MastSubentryFlow(ConfigSubentryFlow):
+    """Add or reconfigure a lighting mast."""
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Add a mast."""
+        return await self._async_mast_form("user", user_input, None)
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change a mast."""
+        return await self._async_mast_form(
+            "reconfigure", user_input, self._get_reconfigure_subentry().subentry_id
+        )
+
+    async def _async_mast_form(
+        self, step_id: str, user_input: dict[str, Any] | None, editing: str | None
+    ) -> SubentryFlowResult:
+        entry = self._get_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data, errors = _validate_mast(entry, user_input, editing)
+            if not errors:
+                unique_id = f"{data[CONF_SOURCE_KIND]}:{data[CONF_DEVICE]}"
+                if editing is None:
+                    return self.async_create_entry(
+                        title=data[CONF_NAME], data=data, unique_id=unique_id
+                    )
+                subentry = self._get_reconfigure_subentry()
+                data["extra"] = dict(subentry.data.get("extra") or {})
+                return self.async_update_and_abort(
+                    entry, subentry, title=data[CONF_NAME], data=data, unique_id=unique_id
+                )
+        if user_input is not None:
+            values = user_input
+        elif editing is not None:
+            values = _mast_form_values(self._get_reconfigure_subentry().data)
+        else:
+            values = {}
+        others = sorted(
+            str(sub.data[CONF_NAME])
+            for sub_id, sub in entry.subentries.items()
+            if sub.subentry_type == SUBENTRY_MAST and sub_id != editing
+        )
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=_mast_schema(
+                values, others, self.hass.config.latitude, self.hass.config.longitude
+            ),
+            errors=errors,
+        )
+
+
+def _mast_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(data)
+    for key, form_key in (("motion_source", "motion_device"), ("lux_source", "lux_device")):
+        source = data.get(key)
+        if isinstance(source, Mapping):
+            values[form_key] = source.get("device")
+    return values
+
+
+def _mast_schema(
+    values: Mapping[str, Any], others: list[str], hass_lat: float, hass_lon: float
+) -> vol.Schema:
+    def number(low: float, high: float, unit: str, step: float | Literal["any"] = 1) -> Any:
+        return selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=low,
+                max=high,
+                step=step,
+                unit_of_measurement=unit,
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        )
+
+    def optional(key: str) -> vol.Optional:
+        value = values.get(key)
+        return vol.Optional(key) if value in (None, "") else vol.Optional(key, default=value)
+
+    return vol.Schema(
+        {
+            vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
+            vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): number(
+                -90, 90, "°", "any"
+            ),
+            vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): number(
+                -180, 180, "°", "any"
+            ),
+            vol.Optional("path", default=values.get("path", "")): _TEXT,
+            vol.Required("rated_power_w", default=values.get("rated_power_w", 40)): number(
+                1, 5000, "W"
+            ),
+            vol.Optional("neighbours", default=list(values.get("neighbours") or [])): (
+                selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=others, multiple=True, mode=selector.SelectSelectorMode.DROPDOWN
+                    )
+                )
+            ),
+            vol.Required(
+                CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, "zigbee2mqtt")
+            ): selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=list(MAST_SOURCE_KINDS),
+                    translation_key="source_kind",
+                    mode=selector.SelectSelectorMode.DROPDOWN,
+                )
+            ),
+            vol.Required(CONF_DEVICE, default=values.get(CONF_DEVICE, vol.UNDEFINED)): _TEXT,
+            optional("motion_device"): _TEXT,
+            optional("lux_device"): _TEXT,
+            optional("base_level"): number(0, 100, "%"),
+            optional("boost_level"): number(0, 100, "%"),
+            optional("hold_s"): number(5, 86_400, "s"),
+        }
+    )
+
+
+def _validate_mast(
+    entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    errors: dict[str, str] = {}
+    name = str(user_input[CONF_NAME]).strip()
+    data: dict[str, Any] = {CONF_NAME: name}
+    if not name or len(name) > 64:
+        errors[CONF_NAME] = "name_required"
+    try:
+        data[CONF_LATITUDE], data[CONF_LONGITUDE] = coordinates(
+            user_input[CONF_LATITUDE], user_input[CONF_LONGITUDE]
+        )
+    except ValueError:
+        errors[CONF_LATITUDE] = "invalid_location"
+    kind = user_input[CONF_SOURCE_KIND]
+    try:
+        data[CONF_SOURCE_KIND], data[CONF_DEVICE] = source_binding(
+            {"kind": kind, "device": user_input[CONF_DEVICE]}
+        )
+    except ValueError:
+        errors[CONF_DEVICE] = "invalid_device"
+    params_in: dict[str, Any] = {
+        key: user_input.get(key)
+        for key in ("path", "rated_power_w", "neighbours", "base_level", "boost_level", "hold_s")
+    }
+    for form_key, key in (("motion_device", "motion_source"), ("lux_device", "lux_source")):
+        device = str(user_input.get(form_key) or "").strip()
+        params_in[key] = {"kind": kind, "device": device} if device else None
+    try:
+        data.update(mast_params({k: v for k, v in params_in.items() if v is not None}))
+    except ValueError:
+        errors["base"] = "invalid_mast"
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry_id == editing:
+            continue
+        if str(subentry.data.get(CONF_NAME, "")).casefold() == name.casefold():
+            errors[CONF_NAME] = "name_taken"
+        if (
+            not errors.get(CONF_DEVICE)
+            and subentry.data.get(CONF_SOURCE_KIND) == data.get(CONF_SOURCE_KIND)
+            and subentry.data.get(CONF_DEVICE) == data.get(CONF_DEVICE)
+        ):
+            errors[CONF_DEVICE] = "device_taken"
+    data.setdefault("extra", {})
+    return data, errors

@@ -8,9 +8,16 @@ from types import MappingProxyType
 from typing import Any, cast
 
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
-from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
 import probatio as vol
@@ -156,6 +163,45 @@ async def _export_assets(call: ServiceCall) -> ServiceResponse:
     return {"path": str(path), "count": len(document["features"])}
 
 
+ATTR_RADIUS = "radius"
+ATTR_HOLD = "hold"
+BOOST_SCHEMA = vol.Schema(
+    {
+        **cv.ENTITY_SERVICE_FIELDS,
+        vol.Optional(ATTR_RADIUS): vol.All(vol.Coerce(int), vol.Range(min=0, max=20)),
+        vol.Optional(ATTR_HOLD): vol.All(vol.Coerce(float), vol.Range(min=1, max=86_400)),
+    }
+)
+
+
+@callback
+def _boost(call: ServiceCall) -> ServiceResponse:
+    """Boost the targeted masts and their corridor on every site they belong to."""
+    hass = call.hass
+    referenced = async_extract_referenced_entity_ids(hass, TargetSelection(call.data))
+    wanted = referenced.referenced | referenced.indirectly_referenced
+    registry = er.async_get(hass)
+    per_site: dict[str, list[str]] = {}
+    for entity_id in wanted:
+        entity = registry.async_get(entity_id)
+        if entity is None or entity.platform != DOMAIN or entity.domain != "light":
+            continue
+        if entity.config_entry_id is None or entity.config_subentry_id is None:
+            continue
+        per_site.setdefault(entity.config_entry_id, []).append(entity.config_subentry_id)
+    if not per_site:
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_masts")
+    boosted: list[str] = []
+    for entry_id, asset_ids in per_site.items():
+        entry: CityOpsConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
+        if entry is None or entry.state is not ConfigEntryState.LOADED:
+            continue
+        boosted += entry.runtime_data.lighting.boost(
+            asset_ids, call.data.get(ATTR_RADIUS), call.data.get(ATTR_HOLD)
+        )
+    return cast(ServiceResponse, {"boosted": sorted(boosted)})
+
+
 async def _plan_collection(call: ServiceCall) -> ServiceResponse:
     entry = _site(call.hass, call)
     return cast(ServiceResponse, entry.runtime_data.collection_plan(dt_util.utcnow()))
@@ -172,3 +218,4 @@ def async_setup_services(hass: HomeAssistant) -> None:
     hass.services.async_register(
         DOMAIN, "plan_collection", _plan_collection, SITE_SCHEMA, SupportsResponse.ONLY
     )
+    hass.services.async_register(DOMAIN, "boost", _boost, BOOST_SCHEMA, SupportsResponse.OPTIONAL)
