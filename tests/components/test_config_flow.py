@@ -110,7 +110,14 @@ async def test_options_flow(hass: HomeAssistant, setup_site: SetupSite) -> None:
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
-    assert entry.options == {"full_threshold": 90, "due_horizon_h": 12, "depot": depot}
+    assert {key: entry.options[key] for key in ("full_threshold", "due_horizon_h", "depot")} == {
+        "full_threshold": 90,
+        "due_horizon_h": 12,
+        "depot": depot,
+    }
+    # The lighting profile is part of the same form, with its defaults.
+    assert entry.options["base_level"] == 30
+    assert entry.options["night_start"] == "23:30:00"
     settings = entry.runtime_data.site.settings
     assert settings.full_threshold == 90
     assert settings.depot_latitude == 53.69
