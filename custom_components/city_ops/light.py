@@ -62,6 +62,7 @@ class MastLight(MastEntity, LightEntity):
         status = self.mast.status
         return {
             "path": self.mast.spec.path,
+            "dark": self.mast.is_dark(self.runtime.lighting.sun_down()),
             "commanded_level": status.commanded_level,
             "boost_until": status.boost_until,
             "override_until": status.override_until,
