@@ -47,6 +47,7 @@ from .const import (
     TOPIC_DEFAULTS_DATA,
 )
 from .model.assets import (
+    CONTAINER_SOURCE_KINDS,
     MAST_SOURCE_KINDS,
     container_params,
     coordinates,
@@ -281,7 +282,7 @@ def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) 
                 CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, SourceKind.TTN.value)
             ): selector.SelectSelector(
                 selector.SelectSelectorConfig(
-                    options=[kind.value for kind in SourceKind],
+                    options=list(CONTAINER_SOURCE_KINDS),
                     translation_key="source_kind",
                     mode=selector.SelectSelectorMode.DROPDOWN,
                 )

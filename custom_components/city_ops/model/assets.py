@@ -24,6 +24,7 @@ MAST_KEYS = (
 )
 PARAM_KEYS = {"container": CONTAINER_KEYS, "mast": MAST_KEYS}
 MAST_SOURCE_KINDS = ("zigbee2mqtt", "zha")
+CONTAINER_SOURCE_KINDS = ("ttn", "chirpstack", "zigbee2mqtt", "native")
 MAX_FEATURES = 5000
 MAX_NAME = 64
 MAX_DEVICE = 128
@@ -192,6 +193,10 @@ def _feature(index: int, feature: Any) -> Asset:
             raise ValueError(f"a mast's source.kind must be one of {', '.join(MAST_SOURCE_KINDS)}")
         params = mast_params(props)
     else:
+        if source_kind not in CONTAINER_SOURCE_KINDS:
+            raise ValueError(
+                f"a container's source.kind must be one of {', '.join(CONTAINER_SOURCE_KINDS)}"
+            )
         params = container_params(props)
     known = {"kind", "name", "source", *PARAM_KEYS[kind]}
     extra = {key: value for key, value in props.items() if key not in known}

@@ -20,6 +20,7 @@ class SourceKind(StrEnum):
     TTN = "ttn"
     CHIRPSTACK = "chirpstack"
     NATIVE = "native"
+    ZHA = "zha"
 
 
 class DecodeError(Exception):
