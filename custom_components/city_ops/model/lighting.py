@@ -218,9 +218,11 @@ class Mast:
         status.level_since = now
 
     def lamp_fault(self, now: datetime, sun_down: bool) -> bool:
-        """Commanded on but drawing almost nothing, or burning in daylight outside a boost."""
+        """Silent after a command, drawing almost nothing while on, or burning in daylight."""
         status = self.status
         settled = status.commanded_at is not None and now - status.commanded_at > FAULT_GRACE
+        if settled and (status.last_seen is None or status.last_seen < status.commanded_at):
+            return True  # a luminaire confirms every command with a report
         if (
             settled
             and status.power_w is not None
