@@ -220,8 +220,13 @@ class Mast:
     def lamp_fault(self, now: datetime, sun_down: bool) -> bool:
         """Silent after a command, drawing almost nothing while on, or burning in daylight."""
         status = self.status
-        settled = status.commanded_at is not None and now - status.commanded_at > FAULT_GRACE
-        if settled and (status.last_seen is None or status.last_seen < status.commanded_at):
+        commanded_at = status.commanded_at
+        settled = commanded_at is not None and now - commanded_at > FAULT_GRACE
+        if (
+            commanded_at is not None
+            and settled
+            and (status.last_seen is None or status.last_seen < commanded_at)
+        ):
             return True  # a luminaire confirms every command with a report
         if (
             settled
