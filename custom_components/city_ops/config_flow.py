@@ -458,8 +458,11 @@ def _mast_schema(
         )
 
     def optional(key: str) -> vol.Optional:
+        # A suggested value, not a default: a default would come back when the field is cleared.
         value = values.get(key)
-        return vol.Optional(key) if value in (None, "") else vol.Optional(key, default=value)
+        if value in (None, ""):
+            return vol.Optional(key)
+        return vol.Optional(key, description={"suggested_value": value})
 
     return vol.Schema(
         {
