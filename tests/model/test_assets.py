@@ -204,7 +204,9 @@ def _with_source(kind: Any, device: Any) -> dict[str, Any]:
             "properties",
             id="properties-list",
         ),
-        pytest.param(feature("Bad", kind="mast"), "'mast' is not supported", id="kind-mast"),
+        pytest.param(
+            feature("Bad", kind="locker_bank"), "'locker_bank' is not supported", id="kind-locker"
+        ),
         pytest.param(feature("Bad", kind="locker_bank"), "not supported", id="kind-locker-bank"),
         pytest.param(feature("Bad", kind=None), "not supported", id="kind-missing"),
         pytest.param(feature("Bad", kind="Container"), "not supported", id="kind-case"),
