@@ -411,6 +411,7 @@ class MastSubentryFlow(ConfigSubentryFlow):
                     )
                 subentry = self._get_reconfigure_subentry()
                 data["extra"] = dict(subentry.data.get("extra") or {})
+                self._rename_in_neighbours(entry, subentry.data[CONF_NAME], data[CONF_NAME])
                 return self.async_update_and_abort(
                     entry, subentry, title=data[CONF_NAME], data=data, unique_id=unique_id
                 )
@@ -432,6 +433,27 @@ class MastSubentryFlow(ConfigSubentryFlow):
             ),
             errors=errors,
         )
+
+    def _rename_in_neighbours(self, entry: ConfigEntry, old: str, new: str) -> None:
+        """Neighbours are kept by name: the other masts follow a renamed one."""
+        if old == new:
+            return
+        for other in list(entry.subentries.values()):
+            neighbours = other.data.get("neighbours") or []
+            if other.subentry_type == SUBENTRY_MAST and old in neighbours:
+                renamed = sorted({new if name == old else name for name in neighbours})
+                self.hass.config_entries.async_update_subentry(
+                    entry, other, data={**other.data, "neighbours": renamed}
+                )
+
+
+def _bindings(data: Mapping[str, Any]) -> set[tuple[Any, Any]]:
+    """Every device that reports for an asset: its own and a mast's separate sensors."""
+    found = {(data.get(CONF_SOURCE_KIND), data.get(CONF_DEVICE))}
+    for key in ("motion_source", "lux_source"):
+        if isinstance(source := data.get(key), Mapping):
+            found.add((source.get("kind"), source.get("device")))
+    return found
 
 
 def _mast_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -535,16 +557,20 @@ def _validate_mast(
         data.update(mast_params({k: v for k, v in params_in.items() if v is not None}))
     except ValueError:
         errors["base"] = "invalid_mast"
+    # The site routes each device to one asset: separate sensors are bindings too.
+    taken: set[tuple[Any, Any]] = set()
     for subentry_id, subentry in entry.subentries.items():
         if subentry_id == editing:
             continue
         if str(subentry.data.get(CONF_NAME, "")).casefold() == name.casefold():
             errors[CONF_NAME] = "name_taken"
-        if (
-            not errors.get(CONF_DEVICE)
-            and subentry.data.get(CONF_SOURCE_KIND) == data.get(CONF_SOURCE_KIND)
-            and subentry.data.get(CONF_DEVICE) == data.get(CONF_DEVICE)
-        ):
-            errors[CONF_DEVICE] = "device_taken"
+        taken |= _bindings(subentry.data)
+    wanted = {CONF_DEVICE: (data.get(CONF_SOURCE_KIND), data.get(CONF_DEVICE))}
+    for form_key, key in (("motion_device", "motion_source"), ("lux_device", "lux_source")):
+        if isinstance(source := data.get(key), Mapping):
+            wanted[form_key] = (source["kind"], source["device"])
+    for form_key, binding in wanted.items():
+        if not errors.get(form_key) and binding in taken:
+            errors[form_key] = "device_taken"
     data.setdefault("extra", {})
     return data, errors

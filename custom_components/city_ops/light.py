@@ -37,6 +37,7 @@ async def async_setup_entry(
 class MastLight(MastEntity, LightEntity):
     """Dimmable luminaire; set by hand it keeps that level for an hour, then the profile rules."""
 
+    _attr_name = None  # the luminaire is the mast: it carries the device's name
     _attr_color_mode = ColorMode.BRIGHTNESS
     _attr_supported_color_modes = {ColorMode.BRIGHTNESS}  # noqa: RUF012 (HA's declaration)
     _attr_supported_features = LightEntityFeature.TRANSITION

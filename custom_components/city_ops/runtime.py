@@ -220,16 +220,16 @@ class CityOpsRuntime:
         self.lighting.restore(stored)
         await self._async_subscribe()
         self._start_zha()
-        self._unsubscribe.append(
-            async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
-        )
-        self._check_online(dt_util.utcnow())
         # After a restart every mast goes to what the profile wants now: none left dark when
         # it should be lit, none left at boost forever.
         for mast in self.site.masts.values():
             mast.status.commanded_level = None
         if self.site.masts:
             self.lighting.reconcile()
+        self._unsubscribe.append(
+            async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
+        )
+        self._check_online(dt_util.utcnow())
 
     def _start_zha(self) -> None:
         """Attach to ZHA for the masts reached through it (guarded: ZHA may not be loaded)."""

@@ -98,6 +98,8 @@ class MastSensorDescription(SensorEntityDescription):
     """A mast sensor and how to read its value from the model."""
 
     value_fn: Callable[[Mast], float | None]
+    # Whether the value was measured (else estimated); shown as the `source` attribute.
+    measured_fn: Callable[[Mast], bool] | None = None
 
 
 MAST_SENSORS: tuple[MastSensorDescription, ...] = (
@@ -117,6 +119,7 @@ MAST_SENSORS: tuple[MastSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
         value_fn=lambda mast: round(mast.power_w()[0], 2),
+        measured_fn=lambda mast: mast.power_w()[1],
     ),
     MastSensorDescription(
         key="energy",
@@ -126,6 +129,7 @@ MAST_SENSORS: tuple[MastSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
         value_fn=lambda mast: round(mast.status.energy_kwh, 4),
+        measured_fn=lambda mast: mast.status.measured_energy,
     ),
 )
 
@@ -239,22 +243,23 @@ class MastSensor(MastEntity, SensorEntity):
     entity_description: MastSensorDescription
 
     def shown_value(self) -> object:
-        """The model's value for this sensor."""
-        return self.entity_description.value_fn(self.mast)
+        """The model's value, with whether it was measured (a change there is a change too)."""
+        description = self.entity_description
+        measured = description.measured_fn(self.mast) if description.measured_fn else None
+        return (description.value_fn(self.mast), measured)
 
     @property
     def native_value(self) -> float | None:
         """Return the value from the model."""
-        return self.value  # type: ignore[return-value]
+        return self.value[0]  # type: ignore[index,no-any-return]
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """Say whether the power was measured or estimated from level x rated power."""
-        if self.entity_description.key == "power":
-            return {"source": "measured" if self.mast.power_w()[1] else "estimated"}
-        if self.entity_description.key == "energy":
-            return {"source": "measured" if self.mast.status.measured_energy else "estimated"}
-        return None
+        """Say whether the value was measured or estimated from level x rated power."""
+        measured = self.value[1]  # type: ignore[index]
+        if measured is None:
+            return None
+        return {"source": "measured" if measured else "estimated"}
 
 
 class SiteSensor(SiteEntity, SensorEntity):

@@ -214,6 +214,7 @@ class ParkLighting:
         mast.override(level, now, HAND_OVERRIDE)
         mast.accumulate(now)
         mast.status.commanded_level = level
+        mast.status.commanded_kelvin = 0
         mast.status.commanded_at = now
         profile = mast.spec.profile
         transition = profile.transition_up_s if transition_s is None else transition_s

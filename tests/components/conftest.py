@@ -72,3 +72,73 @@ async def setup_site(
         return site_entry
 
     return setup
+
+
+def mast(
+    name: str,
+    device: str,
+    *neighbours: str,
+    source_kind: str = "zigbee2mqtt",
+    **params: Any,
+) -> ConfigSubentryData:
+    """Subentry data of a lighting mast, shaped as the mast flow stores it."""
+    number = int("".join(char for char in name if char.isdigit()) or 0)
+    data = {
+        "name": name,
+        "latitude": 53.7000 + number / 10_000,
+        "longitude": 10.0000 + number / 10_000,
+        "source_kind": source_kind,
+        "device": device,
+        "path": "Hauptweg",
+        "rated_power_w": 40,
+        "neighbours": sorted(neighbours),
+        "motion_source": None,
+        "lux_source": None,
+        "base_level": None,
+        "boost_level": None,
+        "hold_s": None,
+        **params,
+        "extra": {},
+    }
+    return ConfigSubentryData(
+        data=data, subentry_type="mast", title=name, unique_id=f"{source_kind}:{device}"
+    )
+
+
+@pytest.fixture
+def lighting_site() -> MockConfigEntry:
+    """Masts M1..M6 in a chain ("mast-1".."mast-6"); M7 alone, its PIR a separate device."""
+    chain = [
+        mast(f"M{number}", f"mast-{number}", *([f"M{number - 1}"] if number > 1 else []))
+        for number in range(1, 7)
+    ]
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Stadtpark",
+        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
+        options={"full_threshold": 80, "due_horizon_h": 24},
+        subentries_data=[
+            *chain,
+            mast(
+                "M7",
+                "mast-7",
+                path="Pavillon",
+                motion_source={"kind": "zigbee2mqtt", "device": "pir-7"},
+            ),
+        ],
+    )
+
+
+@pytest.fixture
+async def setup_lighting(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, lighting_site: MockConfigEntry
+) -> SetupSite:
+    """Return a function that sets up the lighting site on the mocked MQTT."""
+
+    async def setup() -> MockConfigEntry:
+        lighting_site.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(lighting_site.entry_id)
+        await hass.async_block_till_done()
+        return lighting_site
+
+    return setup

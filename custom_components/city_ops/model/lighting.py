@@ -117,7 +117,9 @@ class MastStatus:
     measured_energy: bool = False
     boost_until: datetime | None = None
     commanded_level: float | None = None
+    commanded_kelvin: int = 0
     commanded_at: datetime | None = None
+    luminaire_seen: datetime | None = None  # last report of the luminaire itself
     last_seen: datetime | None = None
     # For the estimate: the level in force since `level_since`.
     level_since: datetime | None = None
@@ -139,6 +141,8 @@ class Mast:
         status = self.status
         self.accumulate(now)
         status.last_seen = now
+        if reading.on is not None or reading.brightness is not None or reading.power_w is not None:
+            status.luminaire_seen = now
         if reading.on is not None:
             status.on = reading.on
         if reading.brightness is not None:
@@ -225,7 +229,7 @@ class Mast:
         if (
             commanded_at is not None
             and settled
-            and (status.last_seen is None or status.last_seen < commanded_at)
+            and (status.luminaire_seen is None or status.luminaire_seen < commanded_at)
         ):
             return True  # a luminaire confirms every command with a report
         if (
@@ -288,13 +292,18 @@ class Lighting:
             mast = self.masts[name]
             status = mast.status
             level, kelvin = mast.wanted(now, local, sun_down)
-            if status.commanded_level is not None and abs(status.commanded_level - level) < 0.5:
+            if (
+                status.commanded_level is not None
+                and abs(status.commanded_level - level) < 0.5
+                and status.commanded_kelvin == kelvin
+            ):
                 continue
             profile = mast.spec.profile
             rising = status.commanded_level is None or level > status.commanded_level
             transition = profile.transition_up_s if rising else profile.transition_down_s
             mast.accumulate(now)
             status.commanded_level = level
+            status.commanded_kelvin = kelvin
             status.commanded_at = now
             commands.append(Command(name, level, transition, kelvin))
         return commands
@@ -333,7 +342,14 @@ class Lighting:
         return sum(mast.spec.rated_power_w for mast in self.masts.values())
 
 
-_MAST_TIMES = ("boost_until", "commanded_at", "last_seen", "level_since", "override_until")
+_MAST_TIMES = (
+    "boost_until",
+    "commanded_at",
+    "last_seen",
+    "level_since",
+    "override_until",
+    "luminaire_seen",
+)
 _MAST_NUMBERS = (
     "brightness",
     "illuminance_lx",
@@ -351,7 +367,12 @@ def mast_status_to_dict(status: MastStatus) -> dict[str, Any]:
     data.update(
         {key: value.isoformat() if (value := getattr(status, key)) else None for key in _MAST_TIMES}
     )
-    data.update(on=status.on, motion=status.motion, measured_energy=status.measured_energy)
+    data.update(
+        on=status.on,
+        motion=status.motion,
+        measured_energy=status.measured_energy,
+        commanded_kelvin=status.commanded_kelvin,
+    )
     return data
 
 
@@ -374,4 +395,7 @@ def mast_status_from_dict(data: Mapping[str, Any]) -> MastStatus:
         if isinstance(data.get(key), bool):
             setattr(status, key, data[key])
     status.measured_energy = data.get("measured_energy") is True
+    kelvin = data.get("commanded_kelvin")
+    if isinstance(kelvin, int) and not isinstance(kelvin, bool):
+        status.commanded_kelvin = kelvin
     return status

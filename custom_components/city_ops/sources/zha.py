@@ -1,7 +1,8 @@
 """Zigbee devices reached through ZHA: zigpy attribute events in, LevelControl commands out.
 
 The only source module that touches Home Assistant (ZHA's gateway lives in `hass.data`) and
-zigpy. Both are imported lazily: a site without ZHA must still load this module.
+zigpy. Neither is imported when the module loads (zigpy only once ZHA runs, Home Assistant only
+for type checking): a site without ZHA, or pure code wanting `ieee_key`, must still load it.
 
 Values are scaled the way ZHA's own sensors scale them, so our entities and ZHA's agree:
 power = active_power x (ac_power_multiplier or power_multiplier or 1)
@@ -18,16 +19,17 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Final
 
-from homeassistant.core import HomeAssistant
-
 from .reading import Reading
 
 if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
     from zigpy.application import ControllerApplication
     from zigpy.device import Device
     from zigpy.zcl import Cluster
 
 _LOGGER = logging.getLogger(__name__)
+
+ZHA_DOMAIN: Final = "zha"  # also ZHA's key in hass.data (homeassistant.components.zha.const)
 
 # ZCL cluster ids (Zigbee Cluster Library, fixed by the specification).
 POWER_CONFIGURATION: Final = 0x0001
@@ -85,6 +87,10 @@ def _integer(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return int(value)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _scale(cluster: Cluster, *names: str) -> int:
@@ -182,13 +188,12 @@ def attribute_reading(
 
 def _application(hass: HomeAssistant) -> ControllerApplication | None:
     """ZHA's running zigpy application, or None when ZHA is missing, not set up or stopping."""
-    try:
-        from homeassistant.components.zha.const import DATA_ZHA  # noqa: PLC0415
-    except ImportError:
+    # Looked up by name, not imported: importing ZHA's modules would pull in zigpy and every
+    # radio library (about a second of blocking imports) on sites that do not use ZHA at all.
+    if ZHA_DOMAIN not in hass.config.components:
         return None
-    data = hass.data.get(DATA_ZHA)
     # Read, never create: ZHA's get_zha_data() would put an empty HAZHAData in hass.data.
-    proxy = getattr(data, "gateway_proxy", None)
+    proxy = getattr(hass.data.get(ZHA_DOMAIN), "gateway_proxy", None)
     gateway = getattr(proxy, "gateway", None)
     if gateway is None or getattr(gateway, "shutting_down", False):
         return None
@@ -210,10 +215,10 @@ class _RejoinListener:
         self._owner = owner
 
     def device_initialized(self, device: Device) -> None:
-        self._owner.reattach(device)
+        self._owner._reattach(device)
 
     def device_reinterviewed(self, device: Device) -> None:
-        self._owner.reattach(device)
+        self._owner._reattach(device)
 
 
 class ZhaDevices:
@@ -249,13 +254,15 @@ class ZhaDevices:
             app.add_listener(self._rejoin)
         missing: list[str] = []
         for text, ieee in wanted:
-            device = _find_device(app, ieee) if ieee is not None else None
-            if ieee is not None:
-                self._watched.add(ieee)
+            if ieee is None:
+                missing.append(text)
+                continue
+            self._watched.add(ieee)  # a device joining later is attached when it appears
+            device = _find_device(app, ieee)
             if device is None:
                 missing.append(text)
                 continue
-            self._attach(ieee, device)  # type: ignore[arg-type]  # found implies a key
+            self._attach(ieee, device)
         return missing
 
     def async_stop(self) -> None:
@@ -269,7 +276,7 @@ class ZhaDevices:
             self._app.remove_listener(self._rejoin)
             self._app = None
 
-    def reattach(self, device: Device) -> None:
+    def _reattach(self, device: Device) -> None:
         """Follow a watched device whose zigpy object was replaced (re-pair, re-interview)."""
         ieee = str(device.ieee)
         if ieee in self._watched:
@@ -306,10 +313,10 @@ class ZhaDevices:
 
     async def async_set_level(self, ieee: str, level_pct: float, transition_s: float) -> None:
         """Move the luminaire to a level (0 switches it off) over a transition."""
-        if not (isinstance(level_pct, int | float) and 0 <= level_pct <= 100):
-            raise ZhaCommandError("invalid_level", repr(level_pct))
-        if not (isinstance(transition_s, int | float) and 0 <= transition_s <= MAX_TRANSITION_S):
-            raise ZhaCommandError("invalid_transition", repr(transition_s))
+        if not (_is_number(level_pct) and 0 <= level_pct <= 100):
+            raise ZhaCommandError("invalid_level", repr(level_pct)[:40])
+        if not (_is_number(transition_s) and 0 <= transition_s <= MAX_TRANSITION_S):
+            raise ZhaCommandError("invalid_transition", repr(transition_s)[:40])
         key = ieee_key(ieee)
         if key is None:
             raise ZhaCommandError("invalid_ieee", repr(ieee)[:40])

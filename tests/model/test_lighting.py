@@ -1,0 +1,703 @@
+"""Lighting model: night window, profile overrides, mast graph, boosts, reconciliation, energy."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, time, timedelta
+import json
+from typing import Any
+
+import pytest
+
+from custom_components.city_ops.model.lighting import (
+    FAULT_GRACE,
+    Command,
+    Lighting,
+    LightingProfile,
+    Mast,
+    MastGraph,
+    MastSpec,
+    MastStatus,
+    mast_status_from_dict,
+    mast_status_to_dict,
+)
+from custom_components.city_ops.sources.reading import Reading
+
+T0 = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)
+EVENING = time(19, 0)  # dark, outside the default night window (23:30-05:00)
+NIGHT = time(1, 0)
+PROFILE = LightingProfile()
+
+
+def spec(name: str, *neighbours: str, **kwargs: Any) -> MastSpec:
+    return MastSpec(name=name, latitude=53.7, longitude=10.0, neighbours=neighbours, **kwargs)
+
+
+def chain(count: int = 6, profile: LightingProfile = PROFILE, **per_mast: MastSpec) -> Lighting:
+    """M1 - M2 - ... - Mn, each mast declaring only its predecessor."""
+    masts = {}
+    for number in range(1, count + 1):
+        name = f"M{number}"
+        neighbours = (f"M{number - 1}",) if number > 1 else ()
+        masts[name] = Mast(per_mast.get(name) or spec(name, *neighbours, profile=profile))
+    return Lighting(masts)
+
+
+def lit(commands: list[Command]) -> dict[str, float]:
+    return {command.mast: command.level for command in commands}
+
+
+def settled(profile: LightingProfile = PROFILE, **per_mast: MastSpec) -> Lighting:
+    """A chain that has been told its evening level once (dark, outside the night window)."""
+    lighting = chain(profile=profile, **per_mast)
+    lighting.reconcile(T0, EVENING, sun_down=True)
+    return lighting
+
+
+# -- profile ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "local", "inside"),
+    [
+        pytest.param(time(23, 30), time(5, 0), time(23, 29, 59), False, id="cross-before"),
+        pytest.param(time(23, 30), time(5, 0), time(23, 30), True, id="cross-start-inclusive"),
+        pytest.param(time(23, 30), time(5, 0), time(0, 0), True, id="cross-midnight"),
+        pytest.param(time(23, 30), time(5, 0), time(4, 59, 59), True, id="cross-last-second"),
+        pytest.param(time(23, 30), time(5, 0), time(5, 0), False, id="cross-end-exclusive"),
+        pytest.param(time(23, 30), time(5, 0), time(12, 0), False, id="cross-noon"),
+        pytest.param(time(1, 0), time(4, 0), time(0, 59), False, id="same-day-before"),
+        pytest.param(time(1, 0), time(4, 0), time(1, 0), True, id="same-day-start"),
+        pytest.param(time(1, 0), time(4, 0), time(3, 59), True, id="same-day-inside"),
+        pytest.param(time(1, 0), time(4, 0), time(4, 0), False, id="same-day-end"),
+        pytest.param(time(1, 0), time(4, 0), time(23, 0), False, id="same-day-after"),
+        pytest.param(time(22, 0), time(22, 0), time(22, 0), False, id="empty-at-start"),
+        pytest.param(time(22, 0), time(22, 0), time(3, 0), False, id="empty-at-night"),
+        pytest.param(time(22, 0), time(22, 0), time(12, 0), False, id="empty-at-noon"),
+    ],
+)
+def test_night_window(start: time, end: time, local: time, inside: bool) -> None:
+    profile = LightingProfile(night_start=start, night_end=end)
+    assert profile.in_night_window(local) is inside
+
+
+@pytest.mark.parametrize(
+    ("overrides", "changed"),
+    [
+        pytest.param({}, {}, id="none"),
+        pytest.param({"base_level": None, "hold_s": None}, {}, id="all-unset"),
+        pytest.param({"base_level": 50.0}, {"base_level": 50.0}, id="base"),
+        pytest.param(
+            {"base_level": 0.0, "boost_level": 80.0, "hold_s": 30},
+            {"base_level": 0.0, "boost_level": 80.0, "hold_s": 30},
+            id="zero-is-a-value",
+        ),
+        pytest.param({"boost_level": None, "hold_s": 600}, {"hold_s": 600}, id="mixed"),
+    ],
+)
+def test_profile_overrides(overrides: dict[str, Any], changed: dict[str, Any]) -> None:
+    profile = PROFILE.with_overrides(overrides)
+    assert profile == dataclasses.replace(PROFILE, **changed)
+    if not changed:
+        assert profile is PROFILE
+    assert LightingProfile() == PROFILE  # the site's profile is never changed in place
+
+
+# -- graph -----------------------------------------------------------------------------------
+
+
+def test_graph_is_symmetric_when_only_one_side_declares() -> None:
+    graph = MastGraph([spec("M1", "M2"), spec("M2"), spec("M3", "M2"), spec("M4")])
+    assert graph.neighbours("M1") == {"M2"}
+    assert graph.neighbours("M2") == {"M1", "M3"}
+    assert graph.neighbours("M3") == {"M2"}
+    assert graph.neighbours("M4") == set()
+
+
+def test_graph_ignores_unknown_neighbours_and_itself() -> None:
+    graph = MastGraph([spec("M1", "Ghost", "M1", "M2"), spec("M2", "M1")])
+    assert graph.neighbours("M1") == {"M2"}
+    assert graph.neighbours("Ghost") == set()
+    assert graph.corridor("Ghost", 2) == {}
+    # The result is a copy: changing it does not change the graph.
+    graph.neighbours("M1").add("M9")
+    assert graph.neighbours("M1") == {"M2"}
+
+
+CHAIN = [spec(f"M{n}", *([f"M{n - 1}"] if n > 1 else [])) for n in range(1, 7)]
+#            M7
+#            |
+# M1 - M2 - M3 - M4
+#            |
+#            M5 - M6
+BRANCHING = [
+    spec("M1", "M2"),
+    spec("M2", "M3"),
+    spec("M3", "M4", "M5", "M7"),
+    spec("M4"),
+    spec("M5", "M6"),
+    spec("M6"),
+    spec("M7"),
+]
+
+
+@pytest.mark.parametrize(
+    ("specs", "start", "hops", "expected"),
+    [
+        pytest.param(CHAIN, "M3", 0, {"M3": 0}, id="chain-0"),
+        pytest.param(CHAIN, "M3", 1, {"M3": 0, "M2": 1, "M4": 1}, id="chain-1"),
+        pytest.param(CHAIN, "M3", 2, {"M3": 0, "M2": 1, "M4": 1, "M1": 2, "M5": 2}, id="chain-2"),
+        pytest.param(CHAIN, "M1", 2, {"M1": 0, "M2": 1, "M3": 2}, id="chain-end"),
+        pytest.param(CHAIN, "M6", 10, {f"M{n}": 6 - n for n in range(1, 7)}, id="chain-all"),
+        pytest.param(BRANCHING, "M3", 0, {"M3": 0}, id="branch-0"),
+        pytest.param(
+            BRANCHING, "M3", 1, {"M3": 0, "M2": 1, "M4": 1, "M5": 1, "M7": 1}, id="branch-1"
+        ),
+        pytest.param(
+            BRANCHING,
+            "M3",
+            2,
+            {"M3": 0, "M2": 1, "M4": 1, "M5": 1, "M7": 1, "M1": 2, "M6": 2},
+            id="branch-2",
+        ),
+        pytest.param(BRANCHING, "M6", 2, {"M6": 0, "M5": 1, "M3": 2}, id="branch-from-leaf"),
+    ],
+)
+def test_corridor(specs: list[MastSpec], start: str, hops: int, expected: dict[str, int]) -> None:
+    assert MastGraph(specs).corridor(start, hops) == expected
+
+
+def test_corridor_takes_the_shortest_way_round_a_loop() -> None:
+    graph = MastGraph([spec("A", "B"), spec("B", "C"), spec("C", "D"), spec("D", "A")])
+    assert graph.corridor("A", 2) == {"A": 0, "B": 1, "D": 1, "C": 2}
+
+
+# -- boosts ----------------------------------------------------------------------------------
+
+
+def boost_ends(lighting: Lighting) -> dict[str, datetime]:
+    return {
+        name: mast.status.boost_until
+        for name, mast in lighting.masts.items()
+        if mast.status.boost_until is not None
+    }
+
+
+def test_boost_lights_the_corridor() -> None:
+    lighting = chain()
+    touched = lighting.boost(["M3"], T0)
+    assert sorted(touched) == ["M2", "M3", "M4"]
+    until = T0 + timedelta(seconds=PROFILE.hold_s)
+    assert boost_ends(lighting) == {"M2": until, "M3": until, "M4": until}
+    assert lighting.masts["M3"].boosted(T0)
+    assert not lighting.masts["M3"].boosted(until)
+
+
+@pytest.mark.parametrize(
+    ("hops", "expected"),
+    [
+        pytest.param(0, ["M3"], id="0"),
+        pytest.param(2, ["M1", "M2", "M3", "M4", "M5"], id="2"),
+    ],
+)
+def test_boost_radius_overrides_the_profile(hops: int, expected: list[str]) -> None:
+    lighting = chain()
+    assert sorted(lighting.boost(["M3"], T0, hops=hops)) == expected
+    assert sorted(boost_ends(lighting)) == expected
+
+
+def test_boost_radius_follows_the_starting_masts_profile() -> None:
+    lighting = chain(profile=LightingProfile(corridor_hops=2))
+    assert sorted(lighting.boost(["M1"], T0)) == ["M1", "M2", "M3"]
+
+
+def test_boost_of_several_masts_reports_each_once() -> None:
+    lighting = chain()
+    assert sorted(lighting.boost(["M2", "M3", "Ghost"], T0)) == ["M1", "M2", "M3", "M4"]
+    assert lighting.boost(["Ghost"], T0) == []
+
+
+def test_overlapping_boosts_extend_and_never_shorten() -> None:
+    lighting = chain()
+    lighting.boost(["M3"], T0)  # M2..M4 until T0+120
+    later = T0 + timedelta(seconds=60)
+    lighting.boost(["M5"], later)  # M4..M6 until T0+180
+    ends = boost_ends(lighting)
+    assert ends["M3"] == T0 + timedelta(seconds=120)
+    assert ends["M4"] == T0 + timedelta(seconds=180)
+    assert ends["M6"] == T0 + timedelta(seconds=180)
+    # A short boost inside a longer one changes nothing.
+    lighting.boost(["M4"], later, hold_s=5)
+    assert boost_ends(lighting) == ends
+
+
+def test_each_mast_holds_for_its_own_time_unless_the_call_says() -> None:
+    lighting = chain(M4=spec("M4", "M3", profile=LightingProfile(hold_s=300)))
+    lighting.boost(["M3"], T0)
+    ends = boost_ends(lighting)
+    assert ends["M2"] == ends["M3"] == T0 + timedelta(seconds=120)
+    assert ends["M4"] == T0 + timedelta(seconds=300)
+    lighting = chain(M4=spec("M4", "M3", profile=LightingProfile(hold_s=300)))
+    lighting.boost(["M3"], T0, hold_s=600)
+    assert set(boost_ends(lighting).values()) == {T0 + timedelta(seconds=600)}
+
+
+# -- reconciliation --------------------------------------------------------------------------
+
+
+def test_first_reconcile_commands_every_mast_and_then_nothing() -> None:
+    lighting = chain()
+    commands = lighting.reconcile(T0, EVENING, sun_down=True)
+    assert commands == [Command(f"M{n}", 30.0, 1.0) for n in range(1, 7)]
+    assert lighting.reconcile(T0 + timedelta(minutes=1), EVENING, sun_down=True) == []
+    status = lighting.masts["M1"].status
+    assert status.commanded_level == 30.0
+    assert status.commanded_at == T0
+
+
+def test_reconcile_sends_only_masts_that_differ_with_transitions_up_and_down() -> None:
+    lighting = settled()
+    lighting.boost(["M3"], T0)
+    commands = lighting.reconcile(T0, EVENING, sun_down=True)
+    assert sorted(commands, key=lambda c: c.mast) == [
+        Command("M2", 100.0, 1.0),
+        Command("M3", 100.0, 1.0),
+        Command("M4", 100.0, 1.0),
+    ]
+    end = lighting.next_expiry(T0)
+    assert end == T0 + timedelta(seconds=120)
+    assert lighting.reconcile(end - timedelta(seconds=1), EVENING, sun_down=True) == []
+    commands = lighting.reconcile(end, EVENING, sun_down=True)
+    assert sorted(commands, key=lambda c: c.mast) == [
+        Command("M2", 30.0, 5.0),
+        Command("M3", 30.0, 5.0),
+        Command("M4", 30.0, 5.0),
+    ]
+
+
+def test_reconcile_can_be_limited_to_named_masts() -> None:
+    lighting = chain()
+    assert lit(lighting.reconcile(T0, EVENING, True, ["M2", "M5"])) == {"M2": 30.0, "M5": 30.0}
+    assert sorted(lit(lighting.reconcile(T0, EVENING, True))) == ["M1", "M3", "M4", "M6"]
+
+
+def test_half_a_percent_is_not_worth_a_command() -> None:
+    lighting = settled()
+    for mast in lighting.masts.values():
+        mast.status.commanded_level = 30.4
+    assert lighting.reconcile(T0, EVENING, sun_down=True) == []
+    lighting.masts["M1"].status.commanded_level = 30.5
+    assert lit(lighting.reconcile(T0, EVENING, sun_down=True)) == {"M1": 30.0}
+
+
+@pytest.mark.parametrize(
+    ("profile", "local", "boosted", "expected"),
+    [
+        pytest.param(PROFILE, EVENING, False, (30.0, 0), id="evening-base"),
+        pytest.param(PROFILE, NIGHT, False, (10.0, 0), id="night-level"),
+        pytest.param(LightingProfile(night_level=0), NIGHT, False, (0.0, 0), id="night-off"),
+        pytest.param(
+            LightingProfile(warm_kelvin=2200), NIGHT, False, (10.0, 2200), id="night-warm"
+        ),
+        pytest.param(
+            LightingProfile(warm_kelvin=2200), EVENING, False, (30.0, 0), id="evening-not-warm"
+        ),
+        pytest.param(
+            LightingProfile(warm_kelvin=2200), NIGHT, True, (100.0, 2200), id="night-boost-warm"
+        ),
+        pytest.param(
+            LightingProfile(night_level=0), NIGHT, True, (100.0, 0), id="night-off-boost-lights"
+        ),
+    ],
+)
+def test_level_and_colour_for_the_time_of_night(
+    profile: LightingProfile, local: time, boosted: bool, expected: tuple[float, int]
+) -> None:
+    mast = Mast(spec("M1", profile=profile))
+    if boosted:
+        mast.status.boost_until = T0 + timedelta(minutes=1)
+    assert mast.wanted(T0, local, sun_down=True) == expected
+
+
+def test_entering_the_night_window_dims_and_warms() -> None:
+    lighting = settled(LightingProfile(warm_kelvin=2200))
+    assert lighting.reconcile(T0, NIGHT, sun_down=True) == [
+        Command(f"M{n}", 10.0, 5.0, 2200) for n in range(1, 7)
+    ]
+
+
+def test_night_window_warms_even_when_the_level_stays() -> None:
+    """Night level equal to the base level: the warm colour must still be sent."""
+    lighting = settled(LightingProfile(night_level=30, warm_kelvin=2200))
+    commands = lighting.reconcile(T0, NIGHT, sun_down=True)
+    assert [(c.mast, c.level, c.kelvin) for c in commands] == [
+        (f"M{n}", 30.0, 2200) for n in range(1, 7)
+    ]
+
+
+def test_daylight_switches_off_even_when_boosted() -> None:
+    lighting = settled()
+    lighting.boost(["M3"], T0)
+    commands = lighting.reconcile(T0, time(12, 0), sun_down=False)
+    assert commands == [Command(f"M{n}", 0.0, 5.0) for n in range(1, 7)]
+
+
+@pytest.mark.parametrize(
+    ("lux", "sun_down", "dark"),
+    [
+        pytest.param(None, True, True, id="no-sensor-sun-down"),
+        pytest.param(None, False, False, id="no-sensor-sun-up"),
+        pytest.param(5.0, False, True, id="dark-sensor-beats-sun"),
+        pytest.param(500.0, True, False, id="bright-sensor-beats-sun"),
+        pytest.param(19.9, True, True, id="just-under-threshold"),
+        pytest.param(20.0, False, False, id="threshold-is-light"),
+    ],
+)
+def test_darkness_by_light_sensor_or_sun(lux: float | None, sun_down: bool, dark: bool) -> None:
+    mast = Mast(spec("M1"), MastStatus(illuminance_lx=lux))
+    assert mast.is_dark(sun_down) is dark
+    assert mast.wanted(T0, EVENING, sun_down) == ((30.0, 0) if dark else (0.0, 0))
+
+
+def test_light_sensor_follows_the_masts_own_threshold() -> None:
+    mast = Mast(spec("M1", profile=LightingProfile(lux_threshold=100)), MastStatus())
+    mast.apply(Reading(device="m1", illuminance_lx=50), T0)
+    assert mast.is_dark(sun_down=False)
+
+
+def test_only_masts_with_a_dark_sensor_light_in_daylight() -> None:
+    lighting = chain()
+    lighting.masts["M2"].apply(Reading(device="m2", illuminance_lx=3), T0)
+    assert lit(lighting.reconcile(T0, time(16, 0), sun_down=False)) == {
+        "M1": 0.0,
+        "M2": 30.0,
+        "M3": 0.0,
+        "M4": 0.0,
+        "M5": 0.0,
+        "M6": 0.0,
+    }
+
+
+def test_hand_override_wins_until_it_expires() -> None:
+    lighting = settled()
+    m2 = lighting.masts["M2"]
+    m2.override(80.0, T0, timedelta(hours=1))
+    assert lit(lighting.reconcile(T0, EVENING, sun_down=True)) == {"M2": 80.0}
+    # A boost, daylight and the night window all yield to the person who set the lamp.
+    lighting.boost(["M3"], T0)
+    assert lit(lighting.reconcile(T0, EVENING, sun_down=True)) == {"M3": 100.0, "M4": 100.0}
+    assert m2.wanted(T0, NIGHT, sun_down=True) == (80.0, 0)
+    assert m2.wanted(T0, time(12, 0), sun_down=False) == (80.0, 0)
+    assert lighting.next_expiry(T0) == T0 + timedelta(seconds=120)
+    end = T0 + timedelta(hours=1)
+    assert lighting.next_expiry(T0 + timedelta(seconds=120)) == end
+    assert lighting.reconcile(end - timedelta(seconds=1), EVENING, True) == [
+        Command("M3", 30.0, 5.0),
+        Command("M4", 30.0, 5.0),
+    ]
+    assert lighting.reconcile(end, EVENING, True) == [Command("M2", 30.0, 5.0)]
+
+
+def test_hand_override_off_keeps_the_lamp_off_in_the_dark() -> None:
+    lighting = settled()
+    lighting.masts["M2"].override(0.0, T0, timedelta(hours=1))
+    assert lighting.reconcile(T0, EVENING, sun_down=True) == [Command("M2", 0.0, 5.0)]
+    lighting.boost(["M2"], T0)
+    assert lit(lighting.reconcile(T0, EVENING, True)) == {"M1": 100.0, "M3": 100.0}
+
+
+def test_next_expiry() -> None:
+    lighting = chain()
+    assert lighting.next_expiry(T0) is None
+    lighting.boost(["M1"], T0, hold_s=300)
+    lighting.masts["M5"].override(50, T0, timedelta(seconds=200))
+    lighting.boost(["M6"], T0 - timedelta(hours=1))  # long over
+    assert lighting.next_expiry(T0) == T0 + timedelta(seconds=200)
+    assert lighting.next_expiry(T0 + timedelta(seconds=200)) == T0 + timedelta(seconds=300)
+    assert lighting.next_expiry(T0 + timedelta(seconds=300)) is None
+
+
+# -- level, power and energy -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "level"),
+    [
+        pytest.param({}, 0.0, id="nothing-known"),
+        pytest.param({"commanded_level": 30.0}, 30.0, id="commanded"),
+        pytest.param({"on": True}, 100.0, id="on-without-level"),
+        pytest.param({"on": True, "commanded_level": 30.0}, 30.0, id="on-commanded"),
+        pytest.param({"on": True, "brightness": 127}, 50.0, id="reported"),
+        pytest.param({"brightness": 254, "commanded_level": 30.0}, 100.0, id="report-wins"),
+        pytest.param({"on": False, "brightness": 254}, 0.0, id="off-wins"),
+    ],
+)
+def test_level_as_reported_else_as_commanded(status: dict[str, Any], level: float) -> None:
+    assert Mast(spec("M1"), MastStatus(**status)).level() == level
+
+
+def test_power_measured_else_estimated_from_level() -> None:
+    mast = Mast(spec("M1", rated_power_w=60), MastStatus(commanded_level=50.0))
+    assert mast.power_w() == (30.0, False)
+    mast.apply(Reading(device="m1", power_w=27.5), T0)
+    assert mast.power_w() == (27.5, True)
+
+
+def test_energy_estimate_integrates_level_times_rated_power() -> None:
+    lighting = chain(2, profile=LightingProfile(base_level=50))
+    lighting.tick(T0, sun_down=True)
+    lighting.reconcile(T0, EVENING, sun_down=True)
+    lighting.tick(T0 + timedelta(hours=2), sun_down=True)
+    # 40 W at 50 % for 2 h = 40 Wh each.
+    assert lighting.masts["M1"].status.energy_kwh == pytest.approx(0.04)
+    assert lighting.energy_kwh() == pytest.approx(0.08)
+    assert not lighting.masts["M1"].status.measured_energy
+
+
+def test_energy_estimate_follows_level_changes() -> None:
+    lighting = chain(1)
+    mast = lighting.masts["M1"]
+    lighting.reconcile(T0, EVENING, sun_down=True)  # 30 % = 12 W
+    lighting.boost(["M1"], T0 + timedelta(hours=1), hold_s=1800)
+    lighting.reconcile(T0 + timedelta(hours=1), EVENING, sun_down=True)  # 100 % = 40 W
+    mast.apply(Reading(device="m1", on=False), T0 + timedelta(hours=1, minutes=30))  # 0 W
+    lighting.tick(T0 + timedelta(hours=3), sun_down=True)
+    assert mast.status.energy_kwh == pytest.approx(0.012 + 0.020)
+
+
+def test_energy_integrates_measured_power_when_there_is_no_meter() -> None:
+    mast = Mast(spec("M1"), MastStatus(commanded_level=100.0))
+    mast.apply(Reading(device="m1", power_w=25), T0)
+    mast.accumulate(T0 + timedelta(hours=2))
+    assert mast.status.energy_kwh == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("counters", "energy"),
+    [
+        pytest.param([100.0], 0.0, id="first-is-baseline"),
+        pytest.param([100.0, 100.5, 101.25], 1.25, id="increases"),
+        pytest.param([100.0, 100.5, 100.5], 0.5, id="repeat"),
+        pytest.param([100.0, 100.5, 0.0, 0.25], 0.75, id="reset-new-baseline"),
+        pytest.param([100.0, 100.5, 99.0, 99.5], 1.0, id="replaced-meter"),
+    ],
+)
+def test_meter_counts_only_increases(counters: list[float], energy: float) -> None:
+    mast = Mast(spec("M1"), MastStatus(commanded_level=100.0))
+    mast.accumulate(T0)
+    for minute, counter in enumerate(counters):
+        mast.apply(Reading(device="m1", energy_kwh=counter), T0 + timedelta(minutes=minute))
+    # The estimate up to the first counter (40 W for 0 min) is kept; after it only the meter.
+    mast.accumulate(T0 + timedelta(hours=5))
+    assert mast.status.energy_kwh == pytest.approx(energy)
+    assert mast.status.measured_energy
+    assert mast.status.meter_kwh == counters[-1]
+
+
+def test_meter_keeps_the_estimate_made_before_it_reported() -> None:
+    mast = Mast(spec("M1"), MastStatus(commanded_level=50.0))  # 20 W
+    mast.accumulate(T0)
+    mast.apply(Reading(device="m1", energy_kwh=7.0), T0 + timedelta(hours=1))
+    mast.apply(Reading(device="m1", energy_kwh=7.1), T0 + timedelta(hours=2))
+    mast.accumulate(T0 + timedelta(hours=3))
+    assert mast.status.energy_kwh == pytest.approx(0.02 + 0.1)
+
+
+def test_savings_against_full_power_while_dark() -> None:
+    lighting = chain(2)
+    assert lighting.savings_percent() is None
+    lighting.tick(T0, sun_down=True)
+    lighting.reconcile(T0, EVENING, sun_down=True)  # 30 %
+    lighting.tick(T0 + timedelta(hours=1), sun_down=True)
+    assert lighting.reference_kwh == pytest.approx(0.08)
+    assert lighting.energy_kwh() == pytest.approx(0.024)
+    assert lighting.savings_percent() == 70.0
+    # Daylight adds nothing to the reference (and the masts are off).
+    lighting.reconcile(T0 + timedelta(hours=1), time(8, 0), sun_down=False)
+    lighting.tick(T0 + timedelta(hours=5), sun_down=False)
+    assert lighting.reference_kwh == pytest.approx(0.08)
+    assert lighting.savings_percent() == 70.0
+    assert lighting.rated_power_w() == 80.0
+
+
+def test_savings_never_negative() -> None:
+    lighting = chain(1)
+    lighting.tick(T0, sun_down=True)
+    lighting.masts["M1"].apply(Reading(device="m1", power_w=400), T0)
+    lighting.tick(T0 + timedelta(hours=1), sun_down=True)
+    assert lighting.savings_percent() == 0.0
+
+
+# -- lamp fault ------------------------------------------------------------------------------
+
+AFTER_GRACE = FAULT_GRACE + timedelta(seconds=1)
+ON_30 = {"on": True, "brightness": 76}  # what the luminaire reports after "30 %"
+
+
+def commanded(level: float, **status: Any) -> Mast:
+    """A mast told `level` at T0."""
+    return Mast(spec("M1"), MastStatus(commanded_level=level, commanded_at=T0, **status))
+
+
+@pytest.mark.parametrize(
+    ("level", "report", "after", "sun_down", "fault"),
+    [
+        pytest.param(30, {**ON_30, "power_w": 0.3}, AFTER_GRACE, True, True, id="dark-lamp"),
+        pytest.param(30, {**ON_30, "power_w": 0.3}, FAULT_GRACE, True, False, id="in-grace"),
+        pytest.param(30, {**ON_30, "power_w": 0.59}, AFTER_GRACE, True, True, id="under-5pc"),
+        pytest.param(30, {**ON_30, "power_w": 0.6}, AFTER_GRACE, True, False, id="at-5pc"),
+        pytest.param(30, {**ON_30, "power_w": 11.0}, AFTER_GRACE, True, False, id="burning"),
+        pytest.param(30, ON_30, AFTER_GRACE, True, False, id="no-meter"),
+        pytest.param(0, {"on": False, "power_w": 0.0}, AFTER_GRACE, True, False, id="off-dark"),
+        pytest.param(
+            0, {"on": True, "brightness": 200}, AFTER_GRACE, False, True, id="burning-by-day"
+        ),
+        pytest.param(
+            0, {"on": True, "brightness": 200}, FAULT_GRACE, False, False, id="by-day-in-grace"
+        ),
+        pytest.param(0, {"on": False}, AFTER_GRACE, False, False, id="off-by-day"),
+        pytest.param(
+            40, {"on": True, "brightness": 100}, AFTER_GRACE, False, False, id="by-hand-by-day"
+        ),
+        pytest.param(
+            0,
+            {"on": True, "brightness": 200, "illuminance_lx": 2.0},
+            AFTER_GRACE,
+            False,
+            False,
+            id="by-day-but-sensor-dark",
+        ),
+    ],
+)
+def test_lamp_fault(
+    level: float, report: dict[str, Any], after: timedelta, sun_down: bool, fault: bool
+) -> None:
+    """The luminaire confirmed the command with a report; what it reported decides."""
+    mast = commanded(level)
+    mast.apply(Reading(device="mast-1", **report), T0 + timedelta(seconds=1))
+    assert mast.lamp_fault(T0 + after, sun_down) is fault
+
+
+def test_no_lamp_fault_for_burning_by_day_during_a_boost() -> None:
+    now = T0 + AFTER_GRACE
+    mast = commanded(0, boost_until=now + timedelta(minutes=1))
+    mast.apply(Reading(device="mast-1", on=True, brightness=254), T0 + timedelta(seconds=1))
+    assert not mast.lamp_fault(now, sun_down=False)
+
+
+@pytest.mark.parametrize(
+    ("reported", "after", "fault"),
+    [
+        pytest.param(None, AFTER_GRACE, True, id="never-reported"),
+        pytest.param(None, FAULT_GRACE, False, id="never-reported-in-grace"),
+        pytest.param(-timedelta(minutes=5), AFTER_GRACE, True, id="reported-before-command"),
+        pytest.param(timedelta(seconds=0), AFTER_GRACE, False, id="reported-with-command"),
+        pytest.param(timedelta(seconds=2), AFTER_GRACE, False, id="reported-after-command"),
+    ],
+)
+def test_lamp_fault_when_the_luminaire_does_not_confirm(
+    reported: timedelta | None, after: timedelta, fault: bool
+) -> None:
+    mast = Mast(spec("M1"))
+    if reported is not None:
+        mast.apply(Reading(device="mast-1", **ON_30), T0 + reported)
+    mast.status.commanded_level = 30.0
+    mast.status.commanded_at = T0
+    assert mast.lamp_fault(T0 + after, sun_down=True) is fault
+
+
+def test_a_motion_report_does_not_confirm_the_luminaire() -> None:
+    """A separate PIR on the mast keeps reporting while the luminaire stays silent."""
+    mast = Mast(spec("M1"))
+    mast.status.commanded_level = 30.0
+    mast.status.commanded_at = T0
+    mast.apply(Reading(device="pir-1", occupancy=True), T0 + timedelta(seconds=30))
+    assert mast.lamp_fault(T0 + AFTER_GRACE, sun_down=True)
+
+
+def test_lamp_fault_needs_a_command() -> None:
+    mast = Mast(spec("M1"), MastStatus(on=True, brightness=200, power_w=0.0))
+    assert not mast.lamp_fault(T0, sun_down=False)
+
+
+# -- readings and persistence ----------------------------------------------------------------
+
+
+def test_reading_is_folded_into_the_status() -> None:
+    mast = Mast(spec("M1"))
+    mast.apply(
+        Reading(device="m1", on=True, brightness=127, occupancy=True, illuminance_lx=3.5), T0
+    )
+    later = T0 + timedelta(seconds=5)
+    mast.apply(Reading(device="m1", occupancy=False, power_w=19.5), later)
+    status = mast.status
+    assert (status.on, status.brightness, status.motion) == (True, 127, False)
+    assert (status.illuminance_lx, status.power_w, status.last_seen) == (3.5, 19.5, later)
+
+
+FULL_STATUS = MastStatus(
+    on=True,
+    brightness=127.0,
+    motion=False,
+    illuminance_lx=3.5,
+    power_w=19.5,
+    energy_kwh=1.25,
+    measured_energy=True,
+    boost_until=T0 + timedelta(minutes=2),
+    commanded_level=100.0,
+    commanded_at=T0,
+    last_seen=T0 + timedelta(seconds=3),
+    level_since=T0,
+    meter_kwh=812.5,
+    override_level=0.0,
+    override_until=T0 + timedelta(hours=1),
+)
+
+
+@pytest.mark.parametrize("status", [FULL_STATUS, MastStatus()], ids=["full", "empty"])
+def test_status_round_trip(status: MastStatus) -> None:
+    stored = json.loads(json.dumps(mast_status_to_dict(status)))
+    assert mast_status_from_dict(stored) == status
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param({}, MastStatus(), id="empty"),
+        pytest.param(
+            {
+                "brightness": "127",
+                "power_w": True,
+                "energy_kwh": None,
+                "commanded_level": [1],
+                "meter_kwh": {"kwh": 1},
+            },
+            MastStatus(),
+            id="numbers-of-wrong-type",
+        ),
+        pytest.param(
+            {"boost_until": "yesterday", "commanded_at": 1_700_000_000, "last_seen": ""},
+            MastStatus(),
+            id="times-unreadable",
+        ),
+        pytest.param(
+            {"on": "true", "motion": 1, "measured_energy": "yes"},
+            MastStatus(),
+            id="flags-of-wrong-type",
+        ),
+        pytest.param(
+            {"boost_until": "2026-11-22T17:02:00", "brightness": 127, "on": False},
+            MastStatus(boost_until=T0 + timedelta(minutes=2), brightness=127.0, on=False),
+            id="naive-time-is-utc-int-is-float",
+        ),
+        pytest.param(
+            {"boost_until": "2026-11-22T18:02:00+01:00", "energy_kwh": 2},
+            MastStatus(boost_until=T0 + timedelta(minutes=2), energy_kwh=2.0),
+            id="offset-kept",
+        ),
+    ],
+)
+def test_status_from_garbage_falls_back_to_unknown(
+    data: dict[str, Any], expected: MastStatus
+) -> None:
+    assert mast_status_from_dict(data) == expected
