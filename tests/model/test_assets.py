@@ -217,7 +217,9 @@ def _with_source(kind: Any, device: Any) -> dict[str, Any]:
         pytest.param(_with(name="x" * 65), "name", id="name-too-long"),
         pytest.param(feature("Bad", source="ttn:bin"), "source", id="source-string"),
         pytest.param(feature("Bad", source=None), "source", id="source-missing"),
-        pytest.param(_with_source("zha", "00:11"), "source.kind", id="source-kind-zha"),
+        pytest.param(
+            _with_source("zha", "00:0d:6f:00:0a:90:69:e7"), "source.kind", id="source-kind-zha"
+        ),
         pytest.param(_with_source("TTN", "bin"), "source.kind", id="source-kind-case"),
         pytest.param(_with_source(["ttn"], "bin"), "source.kind", id="source-kind-list"),
         pytest.param(_with_source({"kind": "ttn"}, "bin"), "source.kind", id="source-kind-object"),

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from ..sources.reading import SourceKind
+from ..sources.zha import ieee_key
 from .container import WasteKind
 
 ASSET_KINDS = ("container", "mast")  # locker banks follow with their own issue
@@ -151,6 +152,12 @@ def source_binding(source: Any) -> tuple[str, str]:
     if any(char in device for char in "+#\0") or (kind != SourceKind.ZIGBEE2MQTT and "/" in device):
         raise ValueError("source.device contains characters MQTT topics cannot carry")
     device = device.strip()
+    if kind == SourceKind.ZHA:
+        # Readings name ZHA devices as zigpy prints them; any other spelling would never match.
+        ieee = ieee_key(device)
+        if ieee is None:
+            raise ValueError("source.device must be a Zigbee IEEE address")
+        return str(kind), ieee
     return str(kind), device.lower() if kind == SourceKind.CHIRPSTACK else device
 
 
