@@ -43,18 +43,25 @@ class MastLight(MastEntity, LightEntity):
     _attr_supported_features = LightEntityFeature.TRANSITION
 
     def shown_value(self) -> object:
-        """Level in % as reported (or commanded, before the first report)."""
-        return self.mast.level()
+        """Level in % as reported (or commanded), and whether the mast counts as dark.
+
+        `dark` is what automations check before a boost, so a change of it alone is a change.
+        """
+        return (self.mast.level(), self.mast.is_dark(self.runtime.lighting.sun_down()))
+
+    @property
+    def _level(self) -> float:
+        return float(self.value[0])  # type: ignore[index]
 
     @property
     def is_on(self) -> bool:
         """On when the level is above zero."""
-        return float(self.value or 0) > 0  # type: ignore[arg-type]
+        return self._level > 0
 
     @property
     def brightness(self) -> int | None:
         """Brightness 0-255 from the level."""
-        level = float(self.value or 0)  # type: ignore[arg-type]
+        level = self._level
         return round(level * 255 / 100) if level > 0 else None
 
     @property
@@ -63,7 +70,7 @@ class MastLight(MastEntity, LightEntity):
         status = self.mast.status
         return {
             "path": self.mast.spec.path,
-            "dark": self.mast.is_dark(self.runtime.lighting.sun_down()),
+            "dark": self.value[1],  # type: ignore[index]
             "commanded_level": status.commanded_level,
             "boost_until": status.boost_until,
             "override_until": status.override_until,

@@ -373,6 +373,9 @@ class CityOpsRuntime:
         update = self.site.apply(asset_id, reading, now)
         stats.applied += 1
         if asset_id in self.site.masts:
+            if reading.illuminance_lx is not None:
+                # A light sensor can make the mast dark (or not) between minute ticks.
+                self.lighting.reconcile(now, [self.site.masts[asset_id].spec.name])
             self._notify_asset(asset_id)
             self._schedule_save()
             return
