@@ -19,7 +19,7 @@ from custom_components.city_ops.sources.zha import ZhaCommandError, ZhaDevices, 
 
 # The fixtures (setup_zha, make_zigpy_device, ...) until tests/components/conftest.py imports them.
 from .zha_fixtures import *  # noqa: F403
-from .zha_fixtures import FakeRadio, MakeZigpyDevice, ZhaNetwork, settle
+from .zha_fixtures import FakeRadio, MakeZigpyDevice, ZhaNetwork, settle_zha
 
 LUMINAIRE = "00:0d:6f:00:0a:90:69:e7"
 SENSOR = "00:15:8d:00:04:5c:1e:22"
@@ -369,7 +369,7 @@ async def test_follows_a_re_interviewed_device(
     new.status = old.status
     site.app.devices[new.ieee] = new
     site.app.listener_event("device_reinterviewed", new)
-    await settle(hass, site)
+    await settle_zha(hass, site)
     old.endpoints[1].occupancy.update_attribute(0x0000, 1)
     assert collector.take() == []
     site.app.report(new, 1, OccupancySensing.cluster_id, {"occupancy": 1})

@@ -39,7 +39,7 @@ __all__ = [
     "SentCommand",
     "ZhaNetwork",
     "make_zigpy_device",
-    "settle",
+    "settle_zha",
     "setup_zha",
     "zha_config_entry",
     "zigpy_radio",
@@ -510,7 +510,7 @@ def make_zigpy_device(hass: HomeAssistant, setup_zha: ZhaNetwork) -> MakeZigpyDe
         # What zigpy does once an interview completes: every application listener (ZHA's
         # gateway, our ZhaDevices) hears device_initialized.
         app.device_initialized(device)
-        await settle(hass, setup_zha)
+        await settle_zha(hass, setup_zha)
         joined = app.get_device(ieee=device.ieee)
         assert setup_zha.gateway.get_device(joined.ieee) is not None
         setup_zha.devices[str(joined.ieee)] = joined
@@ -519,7 +519,7 @@ def make_zigpy_device(hass: HomeAssistant, setup_zha: ZhaNetwork) -> MakeZigpyDe
     return make
 
 
-async def settle(hass: HomeAssistant, network: ZhaNetwork) -> None:
+async def settle_zha(hass: HomeAssistant, network: ZhaNetwork) -> None:
     """Wait for ZHA's join work (bind, configure reporting, reads), which runs in ZHA's tasks."""
     # The zha library tracks these tasks itself, so hass.async_block_till_done() misses them.
     tasks = network.gateway._device_init_tasks
