@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 from collections.abc import Callable
+import json
 import os
 from pathlib import Path
 import signal
@@ -17,16 +18,19 @@ import threading
 import time
 from types import FrameType
 
+import paho.mqtt.client as mqtt
+
 from . import CONFIG_DIR, free_port, port_is_open
 from .broker import HOST, Broker
 from .homeassistant import HomeAssistantClient, HomeAssistantError, HomeAssistantProcess
-from .park import Message, Park, run_park
+from .park import Message, Park, connect, disconnect, run_park
 
 SITE_NAME = "Stadtpark Norderstedt"
 ASSET_FILE = "demo_park.geojson"
 # Git-ignored; keeps the long-lived token so a re-run needs no onboarding or login.
 TOKEN_FILE = CONFIG_DIR / ".city_ops_demo_token"
 DASHBOARD_PATH = "/city-operations/waste"
+LIGHTING_PATH = "/city-operations/lighting"
 
 
 def log(message: str) -> None:
@@ -77,9 +81,15 @@ def ensure_site(client: HomeAssistantClient, name: str) -> str:
     return entry_id
 
 
-def ensure_assets(client: HomeAssistantClient, entry_id: str) -> None:
-    """Import the demo park's assets when the site has no containers yet."""
-    if any(sub["subentry_type"] == "container" for sub in client.subentries(entry_id)):
+def ensure_assets(client: HomeAssistantClient, entry_id: str, asset_file: Path) -> None:
+    """Import the demo park's assets when the site lacks some (a site of an older demo).
+
+    Importing is idempotent: assets already there come back as unchanged.
+    """
+    features = json.loads(asset_file.read_text(encoding="utf-8"))["features"]
+    wanted = {(f["properties"]["kind"], f["properties"]["name"]) for f in features}
+    have = {(sub["subentry_type"], sub["title"]) for sub in client.subentries(entry_id)}
+    if wanted <= have:
         return
     response = client.call_service(
         "city_ops",
@@ -91,6 +101,9 @@ def ensure_assets(client: HomeAssistantClient, entry_id: str) -> None:
     added = (response or {}).get("added", [])
     log(f"imported {len(added)} assets from config/{ASSET_FILE}")
     client.wait_entry_loaded(entry_id)
+    have = {(sub["subentry_type"], sub["title"]) for sub in client.subentries(entry_id)}
+    if missing := sorted(wanted - have):
+        log(f"warning: the site lacks these assets (kind, name) of the file: {missing}")
 
 
 class Demo:
@@ -103,12 +116,16 @@ class Demo:
         self.broker: Broker | None = None
         self.hass: HomeAssistantProcess | None = None
         self.client: HomeAssistantClient | None = None
+        self.park_client: mqtt.Client | None = None
 
     def shutdown(self) -> None:
         """Stop hass, then the broker; safe to call more than once."""
         if self.client is not None:
             self.client.close()
             self.client = None
+        if self.park_client is not None:
+            disconnect(self.park_client)
+            self.park_client = None
         if self.hass is not None:
             log("stopping Home Assistant")
             code = self.hass.stop()
@@ -137,6 +154,9 @@ class Demo:
         log(f"mosquitto listening on {HOST}:{port}")
 
         config_dir: Path = self.args.config.resolve()
+        # The park's luminaires listen before Home Assistant starts and sends them their levels.
+        park = Park.from_asset_file(config_dir / ASSET_FILE)
+        self.park_client = connect(park, HOST, port)
         self.hass = HomeAssistantProcess(config_dir, self.args.http_port)
         self.hass.start()
         log(f"starting Home Assistant with {config_dir} (log: {self.hass.log_path})")
@@ -148,18 +168,23 @@ class Demo:
         client.setup_mqtt(HOST, port)
         log(f"MQTT integration connected to {HOST}:{port}")
         entry_id = ensure_site(client, SITE_NAME)
-        ensure_assets(client, entry_id)
+        ensure_assets(client, entry_id, config_dir / ASSET_FILE)
         if self.stop_event.is_set():
             return 0
 
-        park = Park.from_asset_file(config_dir / ASSET_FILE)
         log(
             f"simulating {len(park.containers)} containers every {self.args.interval:g} s "
             f"(hot: {park.hot.name if park.hot else '-'}, "
             f"silent: {park.silent.name if park.silent else '-'})"
         )
+        dead = next((mast.name for mast in park.masts if mast.dead_lamp), "-")
+        log(
+            f"simulating {len(park.masts)} masts with up to {park.max_walkers} walkers, a mast "
+            f"every other tick; light sensors read 2 lx (simulated night); dead lamp: {dead}"
+        )
         print(
             f"\n  City Operations: {self.hass.base_url}{DASHBOARD_PATH}\n"
+            f"  Park lighting:   {self.hass.base_url}{LIGHTING_PATH}\n"
             "  (no login from this machine; Ctrl-C stops the demo)\n",
             flush=True,
         )
@@ -171,6 +196,7 @@ class Demo:
             duration=self.args.duration,
             stop=self.stop_event,
             on_tick=self._watch(),
+            client=self.park_client,
         )
         return 0
 

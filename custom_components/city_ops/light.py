@@ -47,7 +47,14 @@ class MastLight(MastEntity, LightEntity):
 
         `dark` is what automations check before a boost, so a change of it alone is a change.
         """
-        return (self.mast.level(), self.mast.is_dark(self.runtime.lighting.sun_down()))
+        status = self.mast.status
+        return (
+            self.mast.level(),
+            self.mast.is_dark(self.runtime.lighting.sun_down()),
+            status.commanded_level,
+            status.boost_until,
+            status.override_until,
+        )
 
     @property
     def _level(self) -> float:
@@ -67,13 +74,12 @@ class MastLight(MastEntity, LightEntity):
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Why the lamp is at its level."""
-        status = self.mast.status
         return {
             "path": self.mast.spec.path,
             "dark": self.value[1],  # type: ignore[index]
-            "commanded_level": status.commanded_level,
-            "boost_until": status.boost_until,
-            "override_until": status.override_until,
+            "commanded_level": self.value[2],  # type: ignore[index]
+            "boost_until": self.value[3],  # type: ignore[index]
+            "override_until": self.value[4],  # type: ignore[index]
             "latitude": self.mast.spec.latitude,
             "longitude": self.mast.spec.longitude,
         }

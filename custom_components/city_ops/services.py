@@ -22,7 +22,7 @@ from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
 import probatio as vol
 
-from .const import DOMAIN, SUBENTRY_CONTAINER
+from .const import DOMAIN, SUBENTRY_CONTAINER, SUBENTRY_MAST
 from .model.assets import (
     AssetFileError,
     export_asset_file,
@@ -108,9 +108,9 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
         ) from None
 
     existing_by_name = {
-        sub.data["name"].casefold(): sub
+        (sub.subentry_type, sub.data["name"].casefold()): sub
         for sub in entry.subentries.values()
-        if sub.subentry_type == SUBENTRY_CONTAINER
+        if sub.subentry_type in (SUBENTRY_CONTAINER, SUBENTRY_MAST)
     }
     added: list[str] = []
     updated: list[str] = []
@@ -121,13 +121,13 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
     for asset in assets:
         data = asset.as_subentry_data()
         unique_id = f"{asset.source_kind}:{asset.device}"
-        current = existing_by_name.get(asset.name.casefold())
+        current = existing_by_name.get((asset.kind, asset.name.casefold()))
         if current is None:
             entries.async_add_subentry(
                 entry,
                 ConfigSubentry(
                     data=MappingProxyType(data),
-                    subentry_type=SUBENTRY_CONTAINER,
+                    subentry_type=asset.kind,
                     title=asset.name,
                     unique_id=unique_id,
                 ),

@@ -165,3 +165,33 @@ async def test_services_refuse_unknown_and_unloaded_sites(
     with pytest.raises(ServiceValidationError) as raised:
         await call(hass, "plan_collection", config_entry_id=other.entry_id)
     assert raised.value.translation_key == "site_not_loaded"
+
+
+async def test_import_creates_masts_as_masts(hass: HomeAssistant, setup_site: SetupSite) -> None:
+    entry = await setup_site()
+    mast_a = feature("Mast A", "mast-a", kind="mast", path="Hauptweg", rated_power_w=40)
+    mast_a["properties"]["source"] = {"kind": "zigbee2mqtt", "device": "mast-a"}
+    mast_b = feature("Mast B", "mast-b", kind="mast", neighbours=["Mast A"])
+    mast_b["properties"]["source"] = {"kind": "zigbee2mqtt", "device": "mast-b"}
+    for mast in (mast_a, mast_b):
+        for key in ("waste_kind", "volume_l", "depth_mm", "sensor_offset_mm", "report_interval_s"):
+            mast["properties"].pop(key)
+    clash = feature("Bin 0042", "another-bin")
+    clash["properties"]["kind"] = "mast"
+    clash["properties"]["source"] = {"kind": "zigbee2mqtt", "device": "mast-c"}
+    write(hass, "masts.geojson", [mast_a, mast_b])
+    result = await call(hass, "import_assets", config_entry_id=entry.entry_id, path="masts.geojson")
+    await hass.async_block_till_done()
+    assert result["added"] == ["Mast A", "Mast B"]
+    kinds = {sub.title: sub.subentry_type for sub in entry.subentries.values()}
+    assert kinds["Mast A"] == kinds["Mast B"] == "mast"
+    assert hass.states.get("light.mast_a") is not None
+    assert hass.states.get("sensor.mast_a_fill_level") is None
+    assert entry.runtime_data.site.lighting.graph.neighbours("Mast A") == {"Mast B"}
+    # A name is unique across kinds within a site.
+    write(hass, "clash.geojson", [clash])
+    with pytest.raises(ServiceValidationError) as raised:
+        await call(hass, "import_assets", config_entry_id=entry.entry_id, path="clash.geojson")
+    assert "already has a container of that name" in str(
+        raised.value.translation_placeholders["problems"]
+    )

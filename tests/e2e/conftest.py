@@ -8,12 +8,16 @@ the repo so the tests exercise the working tree.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 import json
 from pathlib import Path
 import shutil
+import threading
 import time
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import paho.mqtt.publish as mqtt_publish
 import pytest
 import pytest_socket
@@ -109,3 +113,64 @@ def publish(broker: Broker) -> Callable[[str, dict[str, Any]], None]:
         )
 
     return _publish
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command Home Assistant published to a Zigbee2MQTT device."""
+
+    at: float  # time.monotonic() when it arrived
+    device: str  # the friendly name
+    payload: dict[str, Any]
+
+
+class Zigbee2MqttCommands:
+    """Every `zigbee2mqtt/<device>/set` message on the broker, as Zigbee2MQTT would see it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        """Connect and subscribe; returns once the broker confirmed the subscription."""
+        self._lock = threading.Lock()
+        self._commands: list[Command] = []
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="e2e-z2m-commands")
+        self._client.on_connect = lambda client, *_: client.subscribe("zigbee2mqtt/+/set", qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(host, port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            self.close()
+            raise TimeoutError(f"no subscription to zigbee2mqtt/+/set on {host}:{port}")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: Any) -> None:
+        device = message.topic.removeprefix("zigbee2mqtt/").removesuffix("/set")
+        try:
+            payload = json.loads(message.payload)
+        except ValueError:
+            payload = {"unparsable": message.payload.decode("utf-8", "replace")}
+        with self._lock:
+            self._commands.append(Command(time.monotonic(), device, payload))
+
+    def since(self, start: float = 0.0, devices: set[str] | None = None) -> list[Command]:
+        """Commands that arrived at or after start (time.monotonic()), for the given devices."""
+        with self._lock:
+            return [
+                command
+                for command in self._commands
+                if command.at >= start and (devices is None or command.device in devices)
+            ]
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def z2m_commands(broker: Broker) -> Iterator[Zigbee2MqttCommands]:
+    """Collect what Home Assistant commands Zigbee2MQTT devices to do during one test."""
+    commands = Zigbee2MqttCommands(broker.host, broker.port)
+    try:
+        yield commands
+    finally:
+        commands.close()

@@ -186,11 +186,8 @@ def test_waste_dashboard_renders_demo_park(
 ) -> None:
     """The demo park imported and fed by the simulator renders without error cards."""
     asset_file = e2e_config_dir / "demo_park.geojson"
-    names = [
-        feature["properties"]["name"]
-        for feature in json.loads(asset_file.read_text("utf-8"))["features"]
-        if feature["properties"]["kind"] == "container"
-    ]
+    features = json.loads(asset_file.read_text("utf-8"))["features"]
+    names = [f["properties"]["name"] for f in features if f["properties"]["kind"] == "container"]
     entry_id = create_site(ha, "Stadtpark Norderstedt")
     response = ha.call_service(
         "city_ops",
@@ -199,7 +196,7 @@ def test_waste_dashboard_renders_demo_park(
         return_response=True,
         timeout=120,
     )
-    assert sorted(response["added"]) == sorted(names), response
+    assert sorted(response["added"]) == sorted(f["properties"]["name"] for f in features), response
     wait_for(
         f"{len(names)} fill_level entities",
         lambda: (
@@ -253,8 +250,10 @@ def _is_number(value: str) -> bool:
     return True
 
 
-def render_waste_view(base_url: str, blocked: list[str]) -> dict[str, int]:
-    """Open the waste view in Chromium, save the screenshot, return error elements found."""
+def render_waste_view(
+    base_url: str, blocked: list[str], view_path: str = "waste", screenshot: Path = SCREENSHOT
+) -> dict[str, int]:
+    """Open a view (the waste view) in Chromium, save the screenshot, return error elements."""
     own = urlsplit(base_url).netloc
 
     def keep_local(route: Route) -> None:
@@ -269,16 +268,16 @@ def render_waste_view(base_url: str, blocked: list[str]) -> dict[str, int]:
             return
         route.continue_()
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1440, "height": 1300})
             context.route("**/*", keep_local)
             page = context.new_page()
-            page.goto(f"{base_url}/city-operations/waste", wait_until="domcontentloaded")
+            page.goto(f"{base_url}/city-operations/{view_path}", wait_until="domcontentloaded")
             _log_in_if_asked(page)
-            page.wait_for_url("**/city-operations/waste*", timeout=60_000)
+            page.wait_for_url(f"**/city-operations/{view_path}*", timeout=60_000)
             view = page.locator(VIEW_ELEMENTS).first
             try:
                 view.wait_for(state="attached", timeout=60_000)
@@ -287,7 +286,7 @@ def render_waste_view(base_url: str, blocked: list[str]) -> dict[str, int]:
                 # Cards render lazily (history, map, todo list): give them a moment to settle,
                 # and keep a picture of whatever the page shows even when it never loaded.
                 page.wait_for_timeout(4_000)
-                page.screenshot(path=str(SCREENSHOT))
+                page.screenshot(path=str(screenshot))
             found = {"hui-error-card": page.locator("hui-error-card").count()}
             found["hui-warning"] = page.locator("hui-warning").count()
             for text in ERROR_TEXTS:

@@ -233,6 +233,11 @@ def parse_asset_file(document: Any, existing: Iterable[Asset] = ()) -> list[Asse
     existing = list(existing)
     problems.extend(_conflicts(assets))
     problems.extend(check_against_site(assets, existing))
+    kinds = {a.name.casefold(): a.kind for a in existing}
+    for asset in assets:
+        other = kinds.get(asset.name.casefold())
+        if other is not None and other != asset.kind:
+            problems.append(f"{asset.name!r}: the site already has a {other} of that name")
     masts = {a.name for a in [*assets, *existing] if a.kind == "mast"}
     for asset in assets:
         for other in asset.params.get("neighbours", ()) if asset.kind == "mast" else ():

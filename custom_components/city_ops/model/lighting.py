@@ -320,9 +320,13 @@ class Lighting:
 
     def tick(self, now: datetime, sun_down: bool) -> None:
         """Integrate energy and the full-power reference (all masts at rated power while dark)."""
-        if self.last_tick is not None and sun_down and now > self.last_tick:
+        if self.last_tick is not None and now > self.last_tick:
+            # Per mast: a mast dark by its own light sensor would burn at full power too.
             hours = (now - self.last_tick).total_seconds() / 3600
-            self.reference_kwh += self.rated_power_w() * hours / 1000
+            dark_watts = sum(
+                mast.spec.rated_power_w for mast in self.masts.values() if mast.is_dark(sun_down)
+            )
+            self.reference_kwh += dark_watts * hours / 1000
         self.last_tick = now
         for mast in self.masts.values():
             mast.accumulate(now)
