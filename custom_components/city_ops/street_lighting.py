@@ -100,6 +100,10 @@ def mast_bindings(asset: Asset) -> list[tuple[str, str]]:
     return bindings
 
 
+def _when(value: datetime | None) -> datetime:
+    return value or datetime.max.replace(tzinfo=dt_util.UTC)
+
+
 class ParkLighting:
     """Boosts, reconciliation to the profile and the commands that follow from them."""
 
@@ -118,6 +122,7 @@ class ParkLighting:
         self._notify = notify
         self._z2m_base = entry.data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
         self._timer: CALLBACK_TYPE | None = None
+        self._timer_at: datetime | None = None
         self.zha: ZhaDevices | None = None
         self.commands_sent = 0
         self.command_errors = 0
@@ -158,7 +163,10 @@ class ParkLighting:
         local = dt_util.as_local(now).time()
         commands = self.site.lighting.reconcile(now, local, self.sun_down(), names)
         self._send(commands)
-        self._schedule_expiry(now)
+        if names is None:
+            # Reconciling named masts moves no expiry; only a full pass looks for the next one
+            # (an O(masts) scan that must not run on every motion message).
+            self._schedule_expiry(now)
 
     @callback
     def tick(self, now: datetime) -> None:
@@ -172,13 +180,19 @@ class ParkLighting:
         if self._timer is not None:
             self._timer()
             self._timer = None
-        when = self.site.lighting.next_expiry(now)
-        if when is not None:
-            self._timer = async_track_point_in_utc_time(self.hass, self._expired, when)
+        self._timer_at = self.site.lighting.next_expiry(now)
+        if self._timer_at is not None:
+            self._timer = async_track_point_in_utc_time(self.hass, self._expired, self._timer_at)
+
+    def _expire_by(self, until: datetime | None, now: datetime) -> None:
+        """Make sure the timer fires no later than `until` (boosts never shorten)."""
+        if until is not None and (self._timer_at is None or until < self._timer_at):
+            self._schedule_expiry(now)
 
     @callback
     def _expired(self, now: datetime) -> None:
         self._timer = None
+        self._timer_at = None
         self.reconcile(now)
 
     def stop(self) -> None:
@@ -204,6 +218,11 @@ class ParkLighting:
         ]
         touched = self.site.lighting.boost(names, now, hops, hold_s)
         self.reconcile(now, touched)
+        masts = self.site.lighting.masts
+        self._expire_by(
+            min((masts[name].status.boost_until for name in touched), default=None, key=_when),
+            now,
+        )
         return touched
 
     @callback
@@ -219,11 +238,14 @@ class ParkLighting:
         profile = mast.spec.profile
         transition = profile.transition_up_s if transition_s is None else transition_s
         self._send([Command(mast.spec.name, level, transition)])
-        self._schedule_expiry(now)
+        self._expire_by(mast.status.override_until, now)
 
     # -- wire ---------------------------------------------------------------------------------
 
     def _send(self, commands: list[Command]) -> None:
+        # Every command goes out before any entity is refreshed: the last lamp of a corridor
+        # must not wait for the state writes of the first ones.
+        sent = []
         for command in commands:
             asset_id = self.site.mast_ids[command.mast]
             asset = self.assets[asset_id]
@@ -234,6 +256,8 @@ class ParkLighting:
                 )
             else:
                 self._publish_z2m(asset.device, command)
+            sent.append(asset_id)
+        for asset_id in sent:
             self._notify(asset_id)
 
     def _publish_z2m(self, device: str, command: Command) -> None:
