@@ -239,7 +239,7 @@ def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
     }
 
 
-def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
+def _container_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
     def number(
         low: float, high: float, unit: str | None = None, step: float | Literal["any"] = 1
     ) -> selector.NumberSelector:
@@ -292,22 +292,22 @@ def _container_schema(values: dict[str, Any], hass_lat: float, hass_lon: float) 
     )
 
 
-class ContainerSubentryFlow(ConfigSubentryFlow):
-    """Add or reconfigure a waste container."""
+class AssetSubentryFlow(ConfigSubentryFlow):
+    """Add or reconfigure one asset of a site; each kind supplies its form and validation."""
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add a container."""
-        return await self._async_container_form("user", user_input, None)
+        """Add an asset."""
+        return await self._async_form("user", user_input, None)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Change a container."""
-        return await self._async_container_form(
+        """Change an asset."""
+        return await self._async_form(
             "reconfigure", user_input, self._get_reconfigure_subentry().subentry_id
         )
 
-    async def _async_container_form(
+    async def _async_form(
         self, step_id: str, user_input: dict[str, Any] | None, editing: str | None
     ) -> SubentryFlowResult:
         entry = self._get_entry()
@@ -322,22 +322,43 @@ class ContainerSubentryFlow(ConfigSubentryFlow):
                     )
                 subentry = self._get_reconfigure_subentry()
                 data["extra"] = dict(subentry.data.get("extra") or {})
+                self._before_update(entry, subentry.data, data)
                 return self.async_update_and_abort(
                     entry, subentry, title=data[CONF_NAME], data=data, unique_id=unique_id
                 )
         if user_input is not None:
             values = user_input
         elif editing is not None:
-            values = dict(self._get_reconfigure_subentry().data)
+            values = self._form_values(self._get_reconfigure_subentry().data)
         else:
             values = {}
         return self.async_show_form(
-            step_id=step_id,
-            data_schema=_container_schema(
-                values, self.hass.config.latitude, self.hass.config.longitude
-            ),
-            errors=errors,
+            step_id=step_id, data_schema=self._schema(entry, values, editing), errors=errors
         )
+
+    @staticmethod
+    def _validate(
+        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        raise NotImplementedError  # pragma: no cover (every kind defines it)
+
+    def _form_values(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(data)
+
+    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+        raise NotImplementedError  # pragma: no cover (every kind defines it)
+
+    def _before_update(
+        self, entry: ConfigEntry, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        """Hook for what must follow a changed asset elsewhere on the site."""
+
+
+class ContainerSubentryFlow(AssetSubentryFlow):
+    """Add or reconfigure a waste container."""
+
+    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+        return _container_schema(values, self.hass.config.latitude, self.hass.config.longitude)
 
     @staticmethod
     def _validate(
@@ -378,61 +399,30 @@ class ContainerSubentryFlow(ConfigSubentryFlow):
         return data, errors
 
 
-_MAST_OPTIONAL = ("motion_device", "lux_device", "base_level", "boost_level", "hold_s")
-
-
-class MastSubentryFlow(ConfigSubentryFlow):
+class MastSubentryFlow(AssetSubentryFlow):
     """Add or reconfigure a lighting mast."""
 
-    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add a mast."""
-        return await self._async_mast_form("user", user_input, None)
+    @staticmethod
+    def _validate(
+        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        return _validate_mast(entry, user_input, editing)
 
-    async def async_step_reconfigure(
-        self, user_input: dict[str, Any] | None = None
-    ) -> SubentryFlowResult:
-        """Change a mast."""
-        return await self._async_mast_form(
-            "reconfigure", user_input, self._get_reconfigure_subentry().subentry_id
-        )
+    def _form_values(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return _mast_form_values(data)
 
-    async def _async_mast_form(
-        self, step_id: str, user_input: dict[str, Any] | None, editing: str | None
-    ) -> SubentryFlowResult:
-        entry = self._get_entry()
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            data, errors = _validate_mast(entry, user_input, editing)
-            if not errors:
-                unique_id = f"{data[CONF_SOURCE_KIND]}:{data[CONF_DEVICE]}"
-                if editing is None:
-                    return self.async_create_entry(
-                        title=data[CONF_NAME], data=data, unique_id=unique_id
-                    )
-                subentry = self._get_reconfigure_subentry()
-                data["extra"] = dict(subentry.data.get("extra") or {})
-                self._rename_in_neighbours(entry, subentry.data[CONF_NAME], data[CONF_NAME])
-                return self.async_update_and_abort(
-                    entry, subentry, title=data[CONF_NAME], data=data, unique_id=unique_id
-                )
-        if user_input is not None:
-            values = user_input
-        elif editing is not None:
-            values = _mast_form_values(self._get_reconfigure_subentry().data)
-        else:
-            values = {}
+    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
         others = sorted(
             str(sub.data[CONF_NAME])
             for sub_id, sub in entry.subentries.items()
             if sub.subentry_type == SUBENTRY_MAST and sub_id != editing
         )
-        return self.async_show_form(
-            step_id=step_id,
-            data_schema=_mast_schema(
-                values, others, self.hass.config.latitude, self.hass.config.longitude
-            ),
-            errors=errors,
-        )
+        return _mast_schema(values, others, self.hass.config.latitude, self.hass.config.longitude)
+
+    def _before_update(
+        self, entry: ConfigEntry, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        self._rename_in_neighbours(entry, old[CONF_NAME], new[CONF_NAME])
 
     def _rename_in_neighbours(self, entry: ConfigEntry, old: str, new: str) -> None:
         """Neighbours are kept by name: the other masts follow a renamed one."""
