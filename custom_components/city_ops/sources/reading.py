@@ -193,3 +193,32 @@ def device_reading(device: str, fields: dict[str, Any]) -> Reading:
             f"rejected {', '.join(rejected)}" if rejected else "no known field",
         )
     return reading
+
+
+@dataclass(frozen=True, slots=True)
+class CompartmentReading:
+    """What a locker bank said about one compartment; None means the message did not say."""
+
+    device: str  # the bank's device (native id or ZHA IEEE)
+    compartment: int
+    door_open: bool | None = None
+    locked: bool | None = None
+    item_present: bool | None = None
+    rejected: tuple[str, ...] = field(default=())
+
+    def has_measurement(self) -> bool:
+        """Return True when the reading carries at least one usable value."""
+        return (
+            self.door_open is not None or self.locked is not None or self.item_present is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeypadEntry:
+    """A code typed at a bank's keypad; the code never appears in a repr or a log line."""
+
+    device: str
+    code: str = field(repr=False)
+
+
+type LockerReading = CompartmentReading | KeypadEntry
