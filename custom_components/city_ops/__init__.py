@@ -15,7 +15,9 @@ from .services import async_setup_services
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.CALENDAR,
     Platform.LIGHT,
+    Platform.LOCK,
     Platform.SENSOR,
     Platform.TODO,
 ]

@@ -1,4 +1,4 @@
-"""Binary sensors of containers: fire alarm and tilt."""
+"""Binary sensors: fire and tilt of containers, motion and lamp faults of masts, lockers' doors."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import SUBENTRY_CONTAINER, SUBENTRY_MAST
-from .entity import ContainerEntity, MastEntity
+from .const import SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
+from .entity import CompartmentEntity, ContainerEntity, MastEntity
 from .model.container import Container
 from .model.lighting import Mast
+from .model.locker import Compartment
 from .runtime import CityOpsConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -72,6 +73,28 @@ MAST_BINARY_SENSORS: tuple[MastBinarySensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class CompartmentBinarySensorDescription(BinarySensorEntityDescription):
+    """A compartment binary sensor and how to read it from the model."""
+
+    is_on_fn: Callable[[Compartment], bool | None]
+
+
+COMPARTMENT_BINARY_SENSORS: tuple[CompartmentBinarySensorDescription, ...] = (
+    CompartmentBinarySensorDescription(
+        key="door",
+        translation_key="door",
+        device_class=BinarySensorDeviceClass.DOOR,
+        is_on_fn=lambda compartment: compartment.status.door_open,
+    ),
+    CompartmentBinarySensorDescription(
+        key="item",
+        translation_key="item",
+        is_on_fn=lambda compartment: compartment.status.item_present,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CityOpsConfigEntry,
@@ -92,6 +115,16 @@ async def async_setup_entry(
                 (
                     MastBinarySensor(entry, asset_id, description)
                     for description in MAST_BINARY_SENSORS
+                ),
+                config_subentry_id=asset_id,
+            )
+        elif subentry.subentry_type == SUBENTRY_LOCKER_BANK:
+            bank = entry.runtime_data.site.locker_banks[asset_id]
+            async_add_entities(
+                (
+                    CompartmentBinarySensor(entry, asset_id, description, number)
+                    for number in bank.compartments
+                    for description in COMPARTMENT_BINARY_SENSORS
                 ),
                 config_subentry_id=asset_id,
             )
@@ -122,6 +155,21 @@ class MastBinarySensor(MastEntity, BinarySensorEntity):
         description = self.entity_description
         sun_down = self.runtime.lighting.sun_down() if description.needs_sun else False
         return description.is_on_fn(self.mast, sun_down)
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return the state from the model."""
+        return self.value  # type: ignore[return-value]
+
+
+class CompartmentBinarySensor(CompartmentEntity, BinarySensorEntity):
+    """A binary sensor of one compartment."""
+
+    entity_description: CompartmentBinarySensorDescription
+
+    def shown_value(self) -> object:
+        """The model's value for this sensor."""
+        return self.entity_description.is_on_fn(self.compartment)
 
     @property
     def is_on(self) -> bool | None:

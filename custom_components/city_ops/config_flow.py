@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
@@ -43,14 +44,17 @@ from .const import (
     DEFAULT_FULL_THRESHOLD,
     DOMAIN,
     SUBENTRY_CONTAINER,
+    SUBENTRY_LOCKER_BANK,
     SUBENTRY_MAST,
     TOPIC_DEFAULTS_DATA,
 )
 from .model.assets import (
     CONTAINER_SOURCE_KINDS,
+    LOCKER_BANK_SOURCE_KINDS,
     MAST_SOURCE_KINDS,
     container_params,
     coordinates,
+    locker_bank_params,
     mast_params,
     source_binding,
 )
@@ -104,7 +108,11 @@ class CityOpsConfigFlow(ConfigFlow, domain=DOMAIN):
         cls, config_entry: ConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Assets of a site."""
-        return {SUBENTRY_CONTAINER: ContainerSubentryFlow, SUBENTRY_MAST: MastSubentryFlow}
+        return {
+            SUBENTRY_CONTAINER: ContainerSubentryFlow,
+            SUBENTRY_MAST: MastSubentryFlow,
+            SUBENTRY_LOCKER_BANK: LockerBankSubentryFlow,
+        }
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the site's name."""
@@ -562,5 +570,143 @@ def _validate_mast(
     for form_key, binding in wanted.items():
         if not errors.get(form_key) and binding in taken:
             errors[form_key] = "device_taken"
+    data.setdefault("extra", {})
+    return data, errors
+
+
+class LockerBankSubentryFlow(AssetSubentryFlow):
+    """Add or reconfigure a locker bank and its compartments."""
+
+    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+        return _locker_bank_schema(values, self.hass.config.latitude, self.hass.config.longitude)
+
+    @staticmethod
+    def _validate(
+        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        return _validate_locker_bank(entry, user_input, editing)
+
+
+def _locker_bank_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
+    def number(low: float, high: float, unit: str, step: float | Literal["any"] = 1) -> Any:
+        return selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=low,
+                max=high,
+                step=step,
+                unit_of_measurement=unit,
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        )
+
+    compartments = selector.ObjectSelector(
+        selector.ObjectSelectorConfig(
+            fields={
+                "number": {
+                    "required": True,
+                    "selector": {"number": {"min": 1, "max": 64, "mode": "box"}},
+                },
+                "item": {"required": True, "selector": {"text": {}}},
+                "item_type": {"required": True, "selector": {"text": {}}},
+            },
+            multiple=True,
+            label_field="item",
+            description_field="item_type",
+            translation_key="compartment",
+        )
+    )
+    return vol.Schema(
+        {
+            vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
+            vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): number(
+                -90, 90, "°", "any"
+            ),
+            vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): number(
+                -180, 180, "°", "any"
+            ),
+            vol.Required(
+                "compartments", default=list(values.get("compartments") or [])
+            ): compartments,
+            vol.Required("pickup_window_min", default=values.get("pickup_window_min", 120)): number(
+                1, 7 * 1440, "min"
+            ),
+            vol.Required("loan_period_min", default=values.get("loan_period_min", 240)): number(
+                1, 30 * 1440, "min"
+            ),
+            vol.Required(
+                CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, SourceKind.NATIVE.value)
+            ): selector.SelectSelector(
+                selector.SelectSelectorConfig(
+                    options=list(LOCKER_BANK_SOURCE_KINDS),
+                    translation_key="source_kind",
+                    mode=selector.SelectSelectorMode.DROPDOWN,
+                )
+            ),
+            vol.Required(CONF_DEVICE, default=values.get(CONF_DEVICE, vol.UNDEFINED)): _TEXT,
+        }
+    )
+
+
+def _whole(value: Any) -> Any:
+    """Number selectors hand back floats; a compartment number is whole."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _validate_locker_bank(
+    entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    errors: dict[str, str] = {}
+    name = str(user_input[CONF_NAME]).strip()
+    data: dict[str, Any] = {CONF_NAME: name}
+    if not name or len(name) > 64:
+        errors[CONF_NAME] = "name_required"
+    try:
+        data[CONF_LATITUDE], data[CONF_LONGITUDE] = coordinates(
+            user_input[CONF_LATITUDE], user_input[CONF_LONGITUDE]
+        )
+    except ValueError:
+        errors[CONF_LATITUDE] = "invalid_location"
+    try:
+        data[CONF_SOURCE_KIND], data[CONF_DEVICE] = source_binding(
+            {"kind": user_input[CONF_SOURCE_KIND], "device": user_input[CONF_DEVICE]}
+        )
+    except ValueError:
+        errors[CONF_DEVICE] = "invalid_device"
+    compartments = [
+        {**c, "number": _whole(c.get("number"))} if isinstance(c, Mapping) else c
+        for c in user_input.get("compartments") or []
+    ]
+    try:
+        data.update(
+            locker_bank_params(
+                {
+                    "compartments": compartments,
+                    "pickup_window_min": _whole(user_input.get("pickup_window_min")),
+                    "loan_period_min": _whole(user_input.get("loan_period_min")),
+                }
+            )
+        )
+    except ValueError:
+        errors["compartments"] = "invalid_compartments"
+    if editing is not None and "compartments" in data:
+        # A compartment that lends something right now cannot disappear: its loan would.
+        loaded = entry.state is ConfigEntryState.LOADED
+        banks = entry.runtime_data.site.locker_banks if loaded else {}
+        kept = {c["number"] for c in data["compartments"]}
+        if editing in banks and any(
+            loan.compartment not in kept for loan in banks[editing].active_loans()
+        ):
+            errors["compartments"] = "compartment_in_use"
+    taken: set[tuple[Any, Any]] = set()
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry_id == editing:
+            continue
+        if str(subentry.data.get(CONF_NAME, "")).casefold() == name.casefold():
+            errors[CONF_NAME] = "name_taken"
+        taken |= _bindings(subentry.data)
+    if not errors.get(CONF_DEVICE) and (data.get(CONF_SOURCE_KIND), data.get(CONF_DEVICE)) in taken:
+        errors[CONF_DEVICE] = "device_taken"
     data.setdefault("extra", {})
     return data, errors

@@ -39,6 +39,7 @@ TOPIC_DEFAULTS_DATA: Final = {
 }
 
 SUBENTRY_MAST: Final = "mast"
+SUBENTRY_LOCKER_BANK: Final = "locker_bank"
 
 # Lighting profile (site options; a mast may override base, boost and hold).
 CONF_BASE_LEVEL: Final = "base_level"

@@ -9,6 +9,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from .const import DOMAIN
 from .model.container import Container
 from .model.lighting import Mast
+from .model.locker import Compartment, LockerBank
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 WASTE_KIND_MODEL = {
@@ -111,6 +112,38 @@ class MastEntity(AssetEntity):
         """A lighting mast, with its path when known."""
         path = self.mast.spec.path
         return f"Lighting mast ({path})" if path else "Lighting mast"
+
+
+class LockerBankEntity(AssetEntity):
+    """An entity of a locker bank as a whole."""
+
+    def __init__(
+        self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
+    ) -> None:
+        """Bind to the bank behind a subentry."""
+        self.bank: LockerBank = entry.runtime_data.site.locker_banks[asset_id]
+        super().__init__(entry, asset_id, description)
+
+    def device_model(self) -> str:
+        """A locker bank (the services' device picker filters on this model)."""
+        return "Locker bank"
+
+
+class CompartmentEntity(LockerBankEntity):
+    """An entity of one compartment; the number goes into the translated name."""
+
+    def __init__(
+        self,
+        entry: CityOpsConfigEntry,
+        asset_id: str,
+        description: EntityDescription,
+        number: int,
+    ) -> None:
+        """Bind to one compartment of the bank."""
+        super().__init__(entry, asset_id, description)
+        self.compartment: Compartment = self.bank.compartments[number]
+        self._attr_unique_id = f"{asset_id}_{number}_{description.key}"
+        self._attr_translation_placeholders = {"number": str(number)}
 
 
 class SiteEntity(Entity):

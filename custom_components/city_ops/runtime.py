@@ -38,8 +38,10 @@ from .const import (
     EVENT_CONTAINER_FIRE,
     LOGGER,
     SUBENTRY_CONTAINER,
+    SUBENTRY_LOCKER_BANK,
     SUBENTRY_MAST,
 )
+from .lending import Lending, locker_bank_spec
 from .model.assets import Asset, asset_from_subentry
 from .model.container import (
     OFFLINE_AFTER_INTERVALS,
@@ -49,12 +51,14 @@ from .model.container import (
     WasteKind,
 )
 from .model.lighting import Mast
+from .model.locker import LockerBank, LockerRefused
 from .model.site import Site, SiteSettings
 from .sources import lorawan, native, zigbee2mqtt
-from .sources.reading import DecodeError, Reading, SourceKind
+from .sources.reading import DecodeError, LockerReading, Reading, SourceKind
 from .street_lighting import ParkLighting, mast_bindings, mast_spec, site_profile
 
 type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
+type Decoder = Callable[[str, bytes | str], Reading | LockerReading]
 
 STORAGE_VERSION = 1
 SAVE_DELAY_S = 5
@@ -176,7 +180,24 @@ class CityOpsRuntime:
                 self.site.add_mast(
                     subentry_id, Mast(mast_spec(asset, profile)), mast_bindings(asset)
                 )
+            elif subentry.subentry_type == SUBENTRY_LOCKER_BANK:
+                asset = asset_from_subentry(SUBENTRY_LOCKER_BANK, subentry.data)
+                self.assets[subentry_id] = asset
+                self.site.add_locker_bank(
+                    subentry_id,
+                    LockerBank(locker_bank_spec(asset)),
+                    asset.source_kind,
+                    asset.device,
+                )
         self.lighting = ParkLighting(hass, entry, self.site, self.assets, self._notify_asset)
+        self.lending = Lending(
+            hass,
+            entry,
+            self.site,
+            self.assets,
+            notify=self._notify_asset,
+            save_now=self.async_save_now,
+        )
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
         self.completed: dict[str, datetime] = {}
@@ -218,6 +239,7 @@ class CityOpsRuntime:
             if when is not None and asset_id in self.site.containers:
                 self.completed[asset_id] = when
         self.lighting.restore(stored)
+        self.lending.restore(stored)
         await self._async_subscribe()
         self._start_zha()
         # After a restart every mast goes to what the profile wants now: none left dark when
@@ -261,7 +283,7 @@ class CityOpsRuntime:
 
     async def _async_subscribe(self) -> None:
         data = self.entry.data
-        subscriptions: list[tuple[str, Callable[[str, bytes | str], Reading], SourceKind]] = []
+        subscriptions: list[tuple[str, Decoder, SourceKind]] = []
         if self.site.devices(SourceKind.TTN):
             subscriptions.append(
                 (data.get(CONF_TTN_TOPIC, DEFAULT_TTN_TOPIC), lorawan.decode_ttn, SourceKind.TTN)
@@ -284,7 +306,10 @@ class CityOpsRuntime:
                 )
             )
         native_base = data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
+        banks = {self.assets[asset_id].device for asset_id in self.site.locker_banks}
         for device in self.site.devices(SourceKind.NATIVE):
+            if device in banks:
+                continue
             subscriptions.append(
                 (
                     native.state_topic(native_base, device),
@@ -292,6 +317,8 @@ class CityOpsRuntime:
                     SourceKind.NATIVE,
                 )
             )
+        for topic in self.lending.native_topics():
+            subscriptions.append((topic, self.lending.decode, SourceKind.NATIVE))
         for topic, decoder, kind in subscriptions:
             self._unsubscribe.append(
                 await mqtt.async_subscribe(
@@ -300,7 +327,7 @@ class CityOpsRuntime:
             )
 
     def _message_handler(
-        self, kind: SourceKind, decoder: Callable[[str, bytes | str], Reading]
+        self, kind: SourceKind, decoder: Decoder
     ) -> Callable[[ReceiveMessage], None]:
         @callback
         def handle(message: ReceiveMessage) -> None:
@@ -323,7 +350,7 @@ class CityOpsRuntime:
     def _handle(
         self,
         kind: SourceKind,
-        decoder: Callable[[str, bytes | str], Reading],
+        decoder: Decoder,
         topic: str,
         payload: Any,
     ) -> None:
@@ -346,7 +373,7 @@ class CityOpsRuntime:
         self._handle_reading(kind, reading)
 
     @callback
-    def _handle_reading(self, kind: str, reading: Reading) -> None:
+    def _handle_reading(self, kind: str, reading: Reading | LockerReading) -> None:
         stats = self.stats
         asset_id = self.site.asset_for(kind, reading.device)
         if asset_id is None:
@@ -359,6 +386,13 @@ class CityOpsRuntime:
                 reading.device,
                 self.entry.title,
             )
+            return
+        if not isinstance(reading, Reading):
+            self._handle_locker(asset_id, reading)
+            return
+        if asset_id in self.site.locker_banks:
+            # A bank's battery or other clusters: nothing a bank shows yet.
+            stats.rejected["not_for_locker_bank"] += 1
             return
         for name in reading.rejected:
             stats.rejected_fields[name] += 1
@@ -380,6 +414,41 @@ class CityOpsRuntime:
             self._schedule_save()
             return
         self._after_update(asset_id, update)
+
+    @callback
+    def _handle_locker(self, asset_id: str, reading: LockerReading) -> None:
+        stats = self.stats
+        if asset_id not in self.site.locker_banks:
+            stats.rejected["not_a_locker_bank"] += 1
+            self.log.warning(
+                f"not_bank:{asset_id}",
+                "%s is not a locker bank; ignoring locker messages for it",
+                self.assets[asset_id].name,
+            )
+            return
+        rejected = getattr(reading, "rejected", ())
+        for name in rejected:
+            stats.rejected_fields[name] += 1
+        if rejected:
+            self.log.warning(
+                f"fields:{asset_id}",
+                "%s sent unusable values for %s; kept the rest of the message",
+                self.assets[asset_id].name,
+                ", ".join(rejected),
+            )
+        try:
+            self.lending.handle(asset_id, reading)
+        except LockerRefused as err:
+            stats.rejected[err.reason] += 1
+            self.log.warning(
+                f"{err.reason}:{asset_id}",
+                "%s reported %s %s, which it does not have",
+                self.assets[asset_id].name,
+                err.reason.replace("unknown_", ""),
+                err.details.get("compartment", ""),
+            )
+            return
+        stats.applied += 1
 
     @callback
     def _notify_asset(self, asset_id: str) -> None:
@@ -443,6 +512,8 @@ class CityOpsRuntime:
         if self.site.masts:
             self.lighting.tick(now)
             self._schedule_save()
+        if self.site.locker_banks:
+            self.lending.tick(now)
         # Predictions move with time even without messages.
         self._version += 1
         self._site_refresh.async_schedule_call()
@@ -526,6 +597,10 @@ class CityOpsRuntime:
             self._save_pending = True
             self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
 
+    async def async_save_now(self) -> None:
+        """Write everything at once: a booking or a lock-out must survive a crash right after."""
+        await self._store.async_save(self._data_to_store())
+
     def _data_to_store(self) -> dict[str, Any]:
         self._save_pending = False
         return {
@@ -535,4 +610,5 @@ class CityOpsRuntime:
             },
             "completed": {asset_id: at.isoformat() for asset_id, at in self.completed.items()},
             **self.lighting.to_store(),
+            **self.lending.to_store(),
         }

@@ -27,10 +27,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import SUBENTRY_CONTAINER, SUBENTRY_MAST
-from .entity import ContainerEntity, MastEntity, SiteEntity
+from .const import SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
+from .entity import CompartmentEntity, ContainerEntity, LockerBankEntity, MastEntity, SiteEntity
+from .lending import compartment_data
 from .model.container import Container, FillState
 from .model.lighting import Mast
+from .model.locker import LoanState
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 PARALLEL_UPDATES = 0
@@ -206,6 +208,18 @@ async def async_setup_entry(
                 (MastSensor(entry, asset_id, description) for description in MAST_SENSORS),
                 config_subentry_id=asset_id,
             )
+        elif subentry.subentry_type == SUBENTRY_LOCKER_BANK:
+            bank = entry.runtime_data.site.locker_banks[asset_id]
+            async_add_entities(
+                [
+                    ItemsAvailableSensor(entry, asset_id, ITEMS_AVAILABLE),
+                    *(
+                        LoanStateSensor(entry, asset_id, LOAN_STATE, number)
+                        for number in bank.compartments
+                    ),
+                ],
+                config_subentry_id=asset_id,
+            )
 
 
 class ContainerSensor(ContainerEntity, SensorEntity):
@@ -278,3 +292,65 @@ class SiteSensor(SiteEntity, SensorEntity):
         if self.entity_description.attributes_fn is None:
             return None
         return self.entity_description.attributes_fn(self.runtime, dt_util.utcnow())
+
+
+LOAN_STATE = SensorEntityDescription(
+    key="loan_state",
+    translation_key="loan_state",
+    device_class=SensorDeviceClass.ENUM,
+    options=[state.value for state in LoanState],
+)
+ITEMS_AVAILABLE = SensorEntityDescription(
+    key="items_available",
+    translation_key="items_available",
+    state_class=SensorStateClass.MEASUREMENT,
+)
+
+
+class LoanStateSensor(CompartmentEntity, SensorEntity):
+    """What a compartment is doing: available, reserved, on loan, overdue, out of service."""
+
+    def shown_value(self) -> object:
+        """State and the booking behind it (never a code)."""
+        compartment = self.compartment
+        data = compartment_data(compartment, compartment.status.loan)
+        if compartment.status.out_of_service:
+            data["reason"] = compartment.status.out_of_service_reason
+        return data
+
+    @property
+    def native_value(self) -> str:
+        """Return the lending state."""
+        return self.value["state"]  # type: ignore[index,no-any-return]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The item and, while booked, the booking."""
+        return {k: v for k, v in self.value.items() if k != "state"}  # type: ignore[attr-defined]
+
+
+class ItemsAvailableSensor(LockerBankEntity, SensorEntity):
+    """How many items the bank can lend right now, in total and per item type."""
+
+    def shown_value(self) -> object:
+        """Counts per item type (every type of the bank, zero when none is free)."""
+        counts = dict.fromkeys(
+            sorted({c.spec.item_type for c in self.bank.compartments.values()}), 0
+        )
+        counts.update(self.bank.available())
+        return counts
+
+    @property
+    def native_value(self) -> int:
+        """Return the number of lendable items."""
+        return sum(self.value.values())  # type: ignore[attr-defined]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Counts per item type, and where the bank stands."""
+        spec = self.bank.spec
+        return {
+            "by_item_type": dict(self.value),  # type: ignore[call-overload]
+            ATTR_LATITUDE: spec.latitude,
+            ATTR_LONGITUDE: spec.longitude,
+        }

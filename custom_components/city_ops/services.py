@@ -1,7 +1,9 @@
-"""Site services: import and export the asset file, plan the collection tour."""
+"""Site services: the asset file, the collection tour, boosts and the lending workflow."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
 import json
 from pathlib import Path
 from types import MappingProxyType
@@ -16,18 +18,24 @@ from homeassistant.core import (
     callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
+from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
 import probatio as vol
 
-from .const import DOMAIN, SUBENTRY_CONTAINER, SUBENTRY_MAST
+from .const import DOMAIN, SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
 from .model.assets import (
     AssetFileError,
     export_asset_file,
     parse_asset_file,
 )
+from .model.locker import Compartment, LockerBank, LockerRefused, LockerUpdate
 from .runtime import CityOpsConfigEntry
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
@@ -110,7 +118,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
     existing_by_name = {
         (sub.subentry_type, sub.data["name"].casefold()): sub
         for sub in entry.subentries.values()
-        if sub.subentry_type in (SUBENTRY_CONTAINER, SUBENTRY_MAST)
+        if sub.subentry_type in (SUBENTRY_CONTAINER, SUBENTRY_MAST, SUBENTRY_LOCKER_BANK)
     }
     added: list[str] = []
     updated: list[str] = []
@@ -207,6 +215,158 @@ async def _plan_collection(call: ServiceCall) -> ServiceResponse:
     return cast(ServiceResponse, entry.runtime_data.collection_plan(dt_util.utcnow()))
 
 
+# -- lending ----------------------------------------------------------------------------------
+
+ATTR_DEVICE_ID = "device_id"
+ATTR_COMPARTMENT = "compartment"
+ATTR_RESERVATION_ID = "reservation_id"
+COMPARTMENT_NUMBER = vol.All(vol.Coerce(int), vol.Range(min=1, max=64))
+MINUTES = vol.All(vol.Coerce(int), vol.Range(min=1, max=30 * 1440))
+BANK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
+RESERVE_SCHEMA = BANK_SCHEMA.extend(
+    {
+        vol.Optional(ATTR_COMPARTMENT): COMPARTMENT_NUMBER,
+        vol.Optional("item_type"): vol.All(cv.string, vol.Length(min=1, max=32)),
+        vol.Optional("pickup_window"): vol.All(vol.Coerce(int), vol.Range(min=1, max=7 * 1440)),
+        vol.Optional("loan_period"): MINUTES,
+        vol.Optional("borrower", default=""): vol.All(cv.string, vol.Length(max=64)),
+    }
+)
+BOOKING_SCHEMA = BANK_SCHEMA.extend(
+    {
+        vol.Exclusive(ATTR_COMPARTMENT, "booking"): COMPARTMENT_NUMBER,
+        vol.Exclusive(ATTR_RESERVATION_ID, "booking"): vol.All(cv.string, vol.Length(max=64)),
+    }
+)
+EXTEND_SCHEMA = BOOKING_SCHEMA.extend({vol.Required("minutes"): MINUTES})
+CODE_SCHEMA = BANK_SCHEMA.extend({vol.Required("code"): vol.All(cv.string, vol.Length(max=32))})
+COMPARTMENT_SCHEMA = BANK_SCHEMA.extend({vol.Required(ATTR_COMPARTMENT): COMPARTMENT_NUMBER})
+OUT_OF_SERVICE_SCHEMA = COMPARTMENT_SCHEMA.extend(
+    {
+        vol.Optional("out_of_service", default=True): cv.boolean,
+        vol.Optional("reason", default=""): vol.All(cv.string, vol.Length(max=200)),
+    }
+)
+
+
+def _bank(hass: HomeAssistant, call: ServiceCall) -> tuple[CityOpsConfigEntry, str]:
+    """The site and asset id of the bank behind the call's device."""
+    device_id = call.data[ATTR_DEVICE_ID]
+    device = dr.async_get(hass).async_get(device_id)
+    if device is not None and device.config_entry_id is not None:
+        entry: CityOpsConfigEntry | None = hass.config_entries.async_get_entry(
+            device.config_entry_id
+        )
+        if entry is not None and entry.domain == DOMAIN and entry.state is ConfigEntryState.LOADED:
+            for domain, asset_id in device.identifiers:
+                if domain == DOMAIN and asset_id in entry.runtime_data.site.locker_banks:
+                    return entry, asset_id
+    raise ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key="unknown_locker_bank",
+        translation_placeholders={"device_id": device_id},
+    )
+
+
+def _refused(err: LockerRefused) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=f"locker_{err.reason}",
+        translation_placeholders=dict(err.details),
+    )
+
+
+def _booking(bank: LockerBank, call: ServiceCall) -> Compartment:
+    if ATTR_RESERVATION_ID in call.data:
+        return bank.find_loan(call.data[ATTR_RESERVATION_ID])
+    if ATTR_COMPARTMENT in call.data:
+        return bank.compartment(call.data[ATTR_COMPARTMENT])
+    raise LockerRefused("compartment_or_reservation")
+
+
+def _minutes(value: int | None) -> timedelta | None:
+    return timedelta(minutes=value) if value is not None else None
+
+
+async def _reserve(call: ServiceCall) -> ServiceResponse:
+    entry, asset_id = _bank(call.hass, call)
+    try:
+        reservation = await entry.runtime_data.lending.async_reserve(
+            asset_id,
+            compartment=call.data.get(ATTR_COMPARTMENT),
+            item_type=call.data.get("item_type"),
+            pickup_window=_minutes(call.data.get("pickup_window")),
+            loan_period=_minutes(call.data.get("loan_period")),
+            borrower=call.data["borrower"],
+            context=call.context,
+        )
+    except LockerRefused as err:
+        raise _refused(err) from None
+    loan = reservation.loan
+    bank = entry.runtime_data.site.locker_banks[asset_id]
+    spec = bank.compartments[loan.compartment].spec
+    return {
+        "reservation_id": loan.reservation_id,
+        "bank": bank.spec.name,
+        "compartment": loan.compartment,
+        "item": spec.item,
+        "item_type": spec.item_type,
+        "code": reservation.code,
+        "return_code": reservation.return_code,
+        "pickup_from": loan.reserved_at.isoformat(),
+        "pickup_until": loan.pickup_until.isoformat(),
+        "loan_period_min": round(loan.loan_period.total_seconds() / 60),
+    }
+
+
+async def _release_code(call: ServiceCall) -> ServiceResponse:
+    entry, asset_id = _bank(call.hass, call)
+    try:
+        number = await entry.runtime_data.lending.async_release_code(
+            asset_id, call.data["code"], call.context
+        )
+    except LockerRefused as err:
+        raise _refused(err) from None
+    return {"compartment": number}
+
+
+type BankChange = Callable[[LockerBank, Compartment, datetime], LockerUpdate]
+
+
+def _bank_service(
+    change: BankChange, find: Callable[[LockerBank, ServiceCall], Compartment] = _booking
+) -> Callable[[ServiceCall], Any]:
+    """A service that changes one compartment of one bank and answers with its new state."""
+
+    async def handle(call: ServiceCall) -> ServiceResponse:
+        entry, asset_id = _bank(call.hass, call)
+        lending = entry.runtime_data.lending
+        found: list[Compartment] = []
+
+        def run(bank: LockerBank, now: datetime) -> LockerUpdate:
+            compartment = find(bank, call)
+            found.append(compartment)
+            return change(bank, compartment, now)
+
+        try:
+            await lending.async_change(asset_id, run, call.context)
+        except LockerRefused as err:
+            raise _refused(err) from None
+        compartment = found[0]
+        loan = compartment.status.loan
+        return {
+            "compartment": compartment.spec.number,
+            "state": compartment.state.value,
+            "loan_until": loan.loan_until.isoformat() if loan and loan.loan_until else None,
+        }
+
+    return handle
+
+
+def _by_number(bank: LockerBank, call: ServiceCall) -> Compartment:
+    return bank.compartment(call.data[ATTR_COMPARTMENT])
+
+
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the site services."""
     hass.services.async_register(
@@ -219,3 +379,71 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN, "plan_collection", _plan_collection, SITE_SCHEMA, SupportsResponse.ONLY
     )
     hass.services.async_register(DOMAIN, "boost", _boost, BOOST_SCHEMA, SupportsResponse.OPTIONAL)
+
+    # Lending: a booking portal (any user it runs as) reserves, cancels, extends and releases;
+    # what opens or frees a compartment without a code is for admins only.
+    hass.services.async_register(
+        DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.OPTIONAL
+    )
+    hass.services.async_register(
+        DOMAIN,
+        "cancel",
+        _bank_service(lambda bank, compartment, now: bank.cancel(now, compartment)),
+        BOOKING_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        "extend",
+        _extend,
+        EXTEND_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, "release_code", _release_code, CODE_SCHEMA, SupportsResponse.OPTIONAL
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        "mark_returned",
+        _bank_service(
+            lambda bank, compartment, now: bank.mark_returned(now, compartment), _by_number
+        ),
+        COMPARTMENT_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        "set_out_of_service",
+        _set_out_of_service,
+        OUT_OF_SERVICE_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        "open_for_maintenance",
+        _bank_service(
+            lambda bank, compartment, now: bank.open_for_maintenance(now, compartment),
+            _by_number,
+        ),
+        COMPARTMENT_SCHEMA,
+        SupportsResponse.OPTIONAL,
+    )
+
+
+async def _extend(call: ServiceCall) -> ServiceResponse:
+    by = timedelta(minutes=call.data["minutes"])
+    handle = _bank_service(lambda bank, compartment, now: bank.extend(now, compartment, by))
+    return cast(ServiceResponse, await handle(call))
+
+
+async def _set_out_of_service(call: ServiceCall) -> ServiceResponse:
+    out = call.data["out_of_service"]
+    reason = call.data["reason"]
+    handle = _bank_service(
+        lambda bank, compartment, now: bank.set_out_of_service(now, compartment, out, reason),
+        _by_number,
+    )
+    return cast(ServiceResponse, await handle(call))

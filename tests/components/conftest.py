@@ -142,3 +142,66 @@ async def setup_lighting(
         return lighting_site
 
     return setup
+
+
+def locker_bank(
+    name: str, device: str, *items: tuple[str, str], **params: Any
+) -> ConfigSubentryData:
+    """Subentry data of a locker bank; `items` are (item, item_type) for compartments 1, 2, ..."""
+    data = {
+        "name": name,
+        "latitude": 53.7010,
+        "longitude": 10.0010,
+        "source_kind": "native",
+        "device": device,
+        "compartments": [
+            {"number": number, "item": item, "item_type": item_type}
+            for number, (item, item_type) in enumerate(items, start=1)
+        ],
+        "pickup_window_min": 120,
+        "loan_period_min": 240,
+        **params,
+        "extra": {},
+    }
+    return ConfigSubentryData(
+        data=data,
+        subentry_type="locker_bank",
+        title=name,
+        unique_id=f"{data['source_kind']}:{device}",
+    )
+
+
+@pytest.fixture
+def locker_site() -> MockConfigEntry:
+    """Bank "Locker North" (device locker-north): 1-2 walkers, 3 hand cart; "Locker Lake": 1 walker."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Stadtpark",
+        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
+        options={"full_threshold": 80, "due_horizon_h": 24},
+        subentries_data=[
+            locker_bank(
+                "Locker North",
+                "locker-north",
+                ("Walker", "walker"),
+                ("Walker", "walker"),
+                ("Hand cart", "hand_cart"),
+            ),
+            locker_bank("Locker Lake", "locker-lake", ("Walker", "walker")),
+        ],
+    )
+
+
+@pytest.fixture
+async def setup_lockers(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, locker_site: MockConfigEntry
+) -> SetupSite:
+    """Return a function that sets up the locker site on the mocked MQTT."""
+
+    async def setup() -> MockConfigEntry:
+        locker_site.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(locker_site.entry_id)
+        await hass.async_block_till_done()
+        return locker_site
+
+    return setup

@@ -10,8 +10,9 @@ from typing import Any
 from ..sources.reading import SourceKind
 from ..sources.zha import ieee_key
 from .container import WasteKind
+from .locker import compartments_param
 
-ASSET_KINDS = ("container", "mast")  # locker banks follow with their own issue
+ASSET_KINDS = ("container", "mast", "locker_bank")
 CONTAINER_KEYS = ("waste_kind", "volume_l", "depth_mm", "sensor_offset_mm", "report_interval_s")
 MAST_KEYS = (
     "path",
@@ -23,9 +24,16 @@ MAST_KEYS = (
     "boost_level",
     "hold_s",
 )
-PARAM_KEYS = {"container": CONTAINER_KEYS, "mast": MAST_KEYS}
+LOCKER_BANK_KEYS = ("compartments", "pickup_window_min", "loan_period_min")
+PARAM_KEYS = {"container": CONTAINER_KEYS, "mast": MAST_KEYS, "locker_bank": LOCKER_BANK_KEYS}
 MAST_SOURCE_KINDS = ("zigbee2mqtt", "zha")
-CONTAINER_SOURCE_KINDS = ("ttn", "chirpstack", "zigbee2mqtt", "native")
+LOCKER_BANK_SOURCE_KINDS = ("native", "zha")
+SOURCE_KINDS = {
+    "container": ("ttn", "chirpstack", "zigbee2mqtt", "native"),
+    "mast": MAST_SOURCE_KINDS,
+    "locker_bank": LOCKER_BANK_SOURCE_KINDS,
+}
+CONTAINER_SOURCE_KINDS = SOURCE_KINDS["container"]
 MAX_FEATURES = 5000
 MAX_NAME = 64
 MAX_DEVICE = 128
@@ -139,6 +147,15 @@ def mast_params(values: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
+def locker_bank_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a locker bank's parameters (one place for the flow and the file import)."""
+    return {
+        "compartments": compartments_param(values.get("compartments")),
+        "pickup_window_min": _int(values, "pickup_window_min", 120, 1, 7 * 1440),
+        "loan_period_min": _int(values, "loan_period_min", 240, 1, 30 * 1440),
+    }
+
+
 def source_binding(source: Any) -> tuple[str, str]:
     """Validate `{"kind": ..., "device": ...}`."""
     if not isinstance(source, Mapping):
@@ -195,15 +212,16 @@ def _feature(index: int, feature: Any) -> Asset:
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
         raise ValueError("name must be a non-empty text of at most 64 characters")
     source_kind, device = source_binding(props.get("source"))
+    if source_kind not in SOURCE_KINDS[kind]:
+        raise ValueError(
+            f"a {kind.replace('_', ' ')}'s source.kind must be one of "
+            f"{', '.join(SOURCE_KINDS[kind])}"
+        )
     if kind == "mast":
-        if source_kind not in MAST_SOURCE_KINDS:
-            raise ValueError(f"a mast's source.kind must be one of {', '.join(MAST_SOURCE_KINDS)}")
         params = mast_params(props)
+    elif kind == "locker_bank":
+        params = locker_bank_params(props)
     else:
-        if source_kind not in CONTAINER_SOURCE_KINDS:
-            raise ValueError(
-                f"a container's source.kind must be one of {', '.join(CONTAINER_SOURCE_KINDS)}"
-            )
         params = container_params(props)
     known = {"kind", "name", "source", *PARAM_KEYS[kind]}
     extra = {key: value for key, value in props.items() if key not in known}

@@ -1,4 +1,4 @@
-"""A site: its containers, which device feeds which asset, and the collection tour."""
+"""A site: its assets, which device feeds which asset, and the collection tour."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from ..sources.reading import Reading
 from .container import Container, ContainerSpec, ContainerUpdate
 from .lighting import Lighting, Mast
+from .locker import LockerBank
 from .tour import CollectionTour, Stop, plan_tour
 
 
@@ -23,7 +24,7 @@ class SiteSettings:
 
 
 class Site:
-    """All containers of one site, addressed by asset id or by source binding."""
+    """All assets of one site, addressed by asset id or by source binding."""
 
     def __init__(self, settings: SiteSettings) -> None:
         """Start empty; assets are added as the site's subentries are read."""
@@ -32,6 +33,7 @@ class Site:
         self.masts: dict[str, Mast] = {}
         self.mast_ids: dict[str, str] = {}  # mast name -> asset id
         self.lighting = Lighting({})
+        self.locker_banks: dict[str, LockerBank] = {}
         self._by_binding: dict[tuple[str, str], str] = {}
 
     def add_container(
@@ -48,6 +50,13 @@ class Site:
         for binding in bindings:
             self._by_binding[binding] = asset_id
         self.lighting = Lighting({m.spec.name: m for m in self.masts.values()})
+
+    def add_locker_bank(
+        self, asset_id: str, bank: LockerBank, source_kind: str, device: str
+    ) -> None:
+        """Register a locker bank and the controller (or ZHA device) behind it."""
+        self.locker_banks[asset_id] = bank
+        self._by_binding[(source_kind, device)] = asset_id
 
     def asset_for(self, source_kind: str, device: str) -> str | None:
         """Return the asset a device feeds, if any."""

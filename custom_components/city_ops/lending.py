@@ -1,0 +1,332 @@
+"""The site's locker banks at run time: facts and keypad entries in, commands and events out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+import contextlib
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import Unauthorized, UnknownUser
+from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
+
+from .const import CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE, DOMAIN, LOGGER
+from .model.assets import Asset
+from .model.locker import (
+    Compartment,
+    CompartmentSpec,
+    LockCommand,
+    LockerBank,
+    LockerBankSpec,
+    LockerRefused,
+    LockerUpdate,
+    Reservation,
+    find_match,
+    issue_codes,
+    valid_code_text,
+)
+from .sources import native
+from .sources.reading import CompartmentReading, KeypadEntry
+
+if TYPE_CHECKING:
+    from .model.site import Site
+    from .sources.zha import ZhaDevices
+
+EVENT_PREFIX = "city_ops_locker_"
+
+
+def _warn_unreadable(name: str, problem: str) -> None:
+    LOGGER.warning("Ignoring unreadable stored state of %s: %s", name, problem)
+
+
+async def async_require_admin(
+    hass: HomeAssistant, context: Context | None, entity_id: str | None = None
+) -> None:
+    """Let an admin, or Home Assistant itself (automations, scripts), through; nobody else.
+
+    The same rule as Home Assistant's admin services: a call without a user comes from
+    something an admin set up.
+    """
+    if context is None or context.user_id is None:
+        return
+    user = await hass.auth.async_get_user(context.user_id)
+    if user is None:
+        raise UnknownUser(context=context, entity_id=entity_id)
+    if not user.is_admin:
+        raise Unauthorized(context=context, entity_id=entity_id)
+
+
+def locker_bank_spec(asset: Asset) -> LockerBankSpec:
+    """Build the model's spec from a stored asset."""
+    params = asset.params
+    return LockerBankSpec(
+        name=asset.name,
+        latitude=asset.latitude,
+        longitude=asset.longitude,
+        compartments=tuple(
+            CompartmentSpec(int(c["number"]), str(c["item"]), str(c["item_type"]))
+            for c in params.get("compartments") or ()
+        ),
+        pickup_window=timedelta(minutes=float(params.get("pickup_window_min", 120))),
+        loan_period=timedelta(minutes=float(params.get("loan_period_min", 240))),
+    )
+
+
+class Lending:
+    """Reservations, loans, codes and the keypads of every locker bank of a site."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        site: Site,
+        assets: Mapping[str, Asset],
+        *,
+        notify: Callable[[str], None],
+        save_now: Callable[[], Coroutine[Any, Any, None]],
+    ) -> None:
+        """Work on the site's banks; `notify(asset_id)` refreshes that bank's entities."""
+        self.hass = hass
+        self.entry = entry
+        self.site = site
+        self.banks = site.locker_banks
+        self.assets = assets
+        self._notify = notify
+        self._save_now = save_now
+        self._native_base = entry.data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
+        self._keypad_locks: dict[str, asyncio.Lock] = {}
+        self.zha: ZhaDevices | None = None
+        self.commands_sent = 0
+        self.command_errors = 0
+        self.codes_accepted = 0
+        self.codes_refused = 0
+        self.entries_while_locked = 0
+
+    # -- state --------------------------------------------------------------------------------
+
+    def restore(self, stored: Mapping[str, Any]) -> None:
+        """Bring back bookings, loans, history and keypad lock-outs after a restart."""
+        for asset_id, data in (stored.get("locker_banks") or {}).items():
+            bank = self.banks.get(asset_id)
+            if bank is None or not isinstance(data, Mapping):
+                continue
+            bank.restore(data, partial(_warn_unreadable, bank.spec.name))
+
+    def to_store(self) -> dict[str, Any]:
+        """What survives a restart (code hashes only)."""
+        return {"locker_banks": {asset_id: bank.to_dict() for asset_id, bank in self.banks.items()}}
+
+    def native_topics(self) -> list[str]:
+        """Topics of the banks reached over native MQTT."""
+        topics = []
+        for asset_id in self.banks:
+            asset = self.assets[asset_id]
+            if asset.source_kind == "native":
+                topics.append(native.compartment_state_topic(self._native_base, asset.device))
+                topics.append(native.keypad_topic(self._native_base, asset.device))
+        return topics
+
+    def decode(self, topic: str, payload: bytes | str) -> CompartmentReading | KeypadEntry:
+        """Decode a native locker message."""
+        return native.decode_locker(self._native_base, topic, payload)
+
+    def device_id(self, asset_id: str) -> str | None:
+        """The bank's device in the registry (events name it for automations)."""
+        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, asset_id)})
+        return device.id if device is not None else None
+
+    # -- facts --------------------------------------------------------------------------------
+
+    @callback
+    def handle(self, asset_id: str, reading: CompartmentReading | KeypadEntry) -> None:
+        """A compartment fact or a keypad entry from the bank behind `asset_id`."""
+        bank = self.banks[asset_id]
+        if isinstance(reading, KeypadEntry):
+            self.hass.async_create_task(
+                self._async_keypad(asset_id, reading.code), eager_start=True
+            )
+            return
+        if reading.compartment not in bank.compartments:
+            raise LockerRefused("unknown_compartment", compartment=str(reading.compartment))
+        update = bank.apply(
+            dt_util.utcnow(),
+            reading.compartment,
+            door_open=reading.door_open,
+            locked=reading.locked,
+            item_present=reading.item_present,
+        )
+        self._apply(asset_id, update, None)
+
+    async def _async_keypad(self, asset_id: str, code: str) -> None:
+        # Refusals are counted, evented and logged already; the keypad has nobody to tell.
+        with contextlib.suppress(LockerRefused):
+            await self.async_release_code(asset_id, code, None)
+
+    # -- services -----------------------------------------------------------------------------
+
+    async def async_reserve(
+        self,
+        asset_id: str,
+        *,
+        compartment: int | None,
+        item_type: str | None,
+        pickup_window: timedelta | None,
+        loan_period: timedelta | None,
+        borrower: str,
+        context: Context | None,
+    ) -> Reservation:
+        """Book a compartment; its codes are in the result and nowhere else in the clear."""
+        bank = self.banks[asset_id]
+        async with self._lock(asset_id):
+            chosen = bank.choose(compartment, item_type)
+            codes = await self.hass.async_add_executor_job(issue_codes, bank.code_hashes())
+            reservation, update = bank.reserve(
+                dt_util.utcnow(),
+                chosen,
+                codes,
+                borrower=borrower,
+                pickup_window=pickup_window,
+                loan_period=loan_period,
+            )
+            self._apply(asset_id, update, context)
+            await self._save_now()
+        return reservation
+
+    async def async_release_code(self, asset_id: str, code: str, context: Context | None) -> int:
+        """Open the compartment a code belongs to; the keypad and the service share this path."""
+        bank = self.banks[asset_id]
+        async with self._lock(asset_id):
+            now = dt_util.utcnow()
+            locked_until = bank.keypad_locked_until(now)
+            if locked_until is not None:
+                # Not even checked: a locked keypad must not help anybody guess.
+                self.entries_while_locked += 1
+                raise LockerRefused(
+                    "keypad_locked", until=dt_util.as_local(locked_until).strftime("%H:%M")
+                )
+            candidates = bank.code_candidates(now)
+            match = None
+            if valid_code_text(code):
+                match = await self.hass.async_add_executor_job(find_match, code, candidates)
+            now = dt_util.utcnow()
+            update = bank.accept_code(now, match) if match else bank.refuse_code(now)
+            accepted = any(event.kind == "released" for event in update.events)
+            self._apply(asset_id, update, context)
+            await self._save_now()
+        if accepted and match is not None:
+            self.codes_accepted += 1
+            return match.compartment
+        self.codes_refused += 1
+        LOGGER.info("%s refused a code (%s wrong in a row)", bank.spec.name, bank.keypad.failures)
+        raise LockerRefused("code_refused")
+
+    async def async_change(
+        self,
+        asset_id: str,
+        change: Callable[[LockerBank, datetime], LockerUpdate],
+        context: Context | None,
+    ) -> LockerUpdate:
+        """Run one service's change on a bank, send and announce its results, save at once."""
+        async with self._lock(asset_id):
+            update = change(self.banks[asset_id], dt_util.utcnow())
+            self._apply(asset_id, update, context)
+            await self._save_now()
+        return update
+
+    def _lock(self, asset_id: str) -> asyncio.Lock:
+        return self._keypad_locks.setdefault(asset_id, asyncio.Lock())
+
+    # -- time ---------------------------------------------------------------------------------
+
+    @callback
+    def tick(self, now: datetime) -> bool:
+        """Deadlines on every bank; return True when something changed."""
+        changed = False
+        for asset_id, bank in self.banks.items():
+            update = bank.tick(now)
+            if update.changed or update.commands:
+                changed = True
+                self._apply(asset_id, update, None)
+        if changed:
+            self.hass.async_create_task(self._save_now(), eager_start=True)
+        return changed
+
+    # -- results ------------------------------------------------------------------------------
+
+    @callback
+    def _apply(self, asset_id: str, update: LockerUpdate, context: Context | None) -> None:
+        bank = self.banks[asset_id]
+        for command in update.commands:
+            self._send(asset_id, command)
+        if update.events:
+            base = {
+                "config_entry_id": self.entry.entry_id,
+                "asset_id": asset_id,
+                "bank": bank.spec.name,
+                "bank_device_id": self.device_id(asset_id),
+            }
+            for event in update.events:
+                data: dict[str, Any] = {**base, **event.details}
+                if event.compartment is not None:
+                    data.update(compartment_data(bank.compartments[event.compartment], event.loan))
+                self.hass.bus.async_fire(EVENT_PREFIX + event.kind, data, context=context)
+        if update.changed or update.commands:
+            self._notify(asset_id)
+
+    def _send(self, asset_id: str, command: LockCommand) -> None:
+        asset = self.assets[asset_id]
+        self.commands_sent += 1
+        if asset.source_kind == "zha":
+            self.hass.async_create_task(self._async_send_zha(asset.device, command))
+            return
+        self.hass.async_create_task(
+            mqtt.async_publish(
+                self.hass,
+                native.compartment_command_topic(
+                    self._native_base, asset.device, command.compartment
+                ),
+                native.lock_payload(command.locked),
+                qos=1,
+            ),
+            eager_start=True,
+        )
+
+    async def _async_send_zha(self, ieee: str, command: LockCommand) -> None:
+        if self.zha is None:
+            self.command_errors += 1
+            LOGGER.warning("Cannot lock or unlock %s: ZHA is not loaded", ieee)
+            return
+        from .sources.zha import ZhaCommandError  # noqa: PLC0415
+
+        try:
+            await self.zha.async_set_locked(ieee, command.compartment, command.locked)
+        except ZhaCommandError as err:
+            self.command_errors += 1
+            LOGGER.warning("Lock command to %s failed: %s", ieee, err)
+
+
+def compartment_data(compartment: Compartment, loan: Any) -> dict[str, Any]:
+    """What events and the state sensor say about a compartment and its booking."""
+    spec = compartment.spec
+    data: dict[str, Any] = {
+        "compartment": spec.number,
+        "item": spec.item,
+        "item_type": spec.item_type,
+        "state": compartment.state.value,
+    }
+    if loan is not None:
+        data.update(
+            {
+                "reservation_id": loan.reservation_id,
+                "borrower": loan.borrower,
+                "pickup_until": loan.pickup_until.isoformat(),
+                "loan_until": loan.loan_until.isoformat() if loan.loan_until else None,
+            }
+        )
+    return data

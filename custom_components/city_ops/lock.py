@@ -1,0 +1,74 @@
+"""The lock of each locker compartment: shows what the bank reports; opening it is for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.lock import LockEntity, LockEntityDescription
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import SUBENTRY_LOCKER_BANK
+from .entity import CompartmentEntity
+from .lending import async_require_admin
+from .runtime import CityOpsConfigEntry
+
+PARALLEL_UPDATES = 0
+
+COMPARTMENT = LockEntityDescription(key="compartment", translation_key="compartment")
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: CityOpsConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Create a lock per compartment in the bank's subentry."""
+    for asset_id, subentry in entry.subentries.items():
+        if subentry.subentry_type == SUBENTRY_LOCKER_BANK:
+            bank = entry.runtime_data.site.locker_banks[asset_id]
+            async_add_entities(
+                (
+                    CompartmentLock(entry, asset_id, COMPARTMENT, number)
+                    for number in bank.compartments
+                ),
+                config_subentry_id=asset_id,
+            )
+
+
+class CompartmentLock(CompartmentEntity, LockEntity):
+    """A compartment's lock: unlocking without a code is a maintenance opening (admins only)."""
+
+    def shown_value(self) -> object:
+        """Locked and door state as the bank reported them."""
+        status = self.compartment.status
+        return (status.locked, status.door_open)
+
+    @property
+    def is_locked(self) -> bool | None:
+        """Return what the bank reported."""
+        return self.value[0]  # type: ignore[index,no-any-return]
+
+    @property
+    def is_open(self) -> bool | None:
+        """An open door shows as an open lock."""
+        return self.value[1]  # type: ignore[index,no-any-return]
+
+    async def async_unlock(self, **kwargs: Any) -> None:
+        """Open for maintenance: only an admin (or an automation an admin wrote) may."""
+        await async_require_admin(self.hass, self._context, self.entity_id)
+        number = self.compartment.spec.number
+        await self.runtime.lending.async_change(
+            self.asset_id,
+            lambda bank, now: bank.open_for_maintenance(now, bank.compartment(number)),
+            self._context,
+        )
+
+    async def async_lock(self, **kwargs: Any) -> None:
+        """Lock the compartment (anyone may: nothing opens by it)."""
+        number = self.compartment.spec.number
+        await self.runtime.lending.async_change(
+            self.asset_id,
+            lambda bank, now: bank.lock(now, bank.compartment(number)),
+            self._context,
+        )

@@ -1,0 +1,824 @@
+"""Locker banks that lend items: reservations, loans, one-time codes and the keypad lock-out.
+
+Every transition follows a service call or a fact the bank reported (door opened, item taken,
+item put back) or a deadline passing; nothing is inferred. The bank answers each call with a
+`LockerUpdate`: the events to announce and the lock commands to send.
+
+Codes are random digits handed out once. Only salted scrypt hashes are kept, each with its
+parameters so they can be raised later; an entered code is checked against every code that
+could open something at that bank right now, all of them, so the time taken does not say
+which (or whether one) matched. Hashing is slow on purpose: callers run `find_match` and
+`issue_codes` off the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+CODE_DIGITS = 6
+SCRYPT_N = 2**12  # about 14 ms per hash on the target machines; a keypad entry checks a few
+SCRYPT_R = 8
+SCRYPT_P = 1
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=5)
+MAX_LOCKOUT = timedelta(hours=1)
+LOCKOUT_MEMORY = timedelta(hours=24)  # quiet this long and the back-off starts over
+UNLOCK_TIMEOUT = timedelta(seconds=90)  # unlocked but the door never opened: lock again
+HISTORY_KEPT = timedelta(days=60)
+MAX_HISTORY = 500
+MAX_COMPARTMENTS = 64
+MAX_PERIOD = timedelta(days=30)
+
+
+class LoanState(StrEnum):
+    """What a compartment is doing, as the loan_state sensor shows it."""
+
+    AVAILABLE = "available"
+    RESERVED = "reserved"
+    ON_LOAN = "on_loan"
+    OVERDUE = "overdue"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class Unlock(StrEnum):
+    """Why the last unlock command went out (what the next door and item facts mean)."""
+
+    PICKUP = "pickup"
+    RETURN = "return"
+    MAINTENANCE = "maintenance"
+
+
+class LockerRefused(Exception):
+    """A request the bank refuses; `reason` is a translation key, `details` its placeholders."""
+
+    def __init__(self, reason: str, **details: str) -> None:
+        """Keep the reason machine-readable and the details for the message."""
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+# -- codes ---------------------------------------------------------------------------------------
+
+
+def new_code() -> str:
+    """A random code of CODE_DIGITS digits (leading zeros kept)."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def hash_code(code: str, salt: bytes | None = None) -> str:
+    """`scrypt$n$r$p$salt$hash`, salted per code."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(code.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def code_matches(code: str, hashed: str) -> bool:
+    """Whether `code` is the one behind `hashed`, compared in constant time."""
+    try:
+        scheme, n, r, p, salt, digest = hashed.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest, validate=True)
+        actual = hashlib.scrypt(
+            code.encode(),
+            salt=base64.b64decode(salt, validate=True),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+        )
+    except ValueError:  # a damaged hash opens nothing
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def valid_code_text(code: str) -> bool:
+    """Digits only, of a sane length (the keypad and the service accept the same)."""
+    return 4 <= len(code) <= 12 and code.isascii() and code.isdigit()
+
+
+@dataclass(frozen=True, slots=True)
+class CodeCandidate:
+    """A code that can open a compartment right now, as the bank stores it."""
+
+    compartment: int
+    purpose: Unlock
+    hashed: str
+
+
+def find_match(code: str, candidates: Iterable[CodeCandidate]) -> CodeCandidate | None:
+    """The candidate `code` opens; every candidate is hashed whatever matched before."""
+    found = None
+    for candidate in candidates:
+        if code_matches(code, candidate.hashed) and found is None:
+            found = candidate
+    return found
+
+
+def issue_codes(taken: Iterable[str], count: int = 2) -> list[tuple[str, str]]:
+    """`count` fresh (code, hash) pairs that open nothing else at the bank and differ."""
+    taken = list(taken)
+    issued: list[tuple[str, str]] = []
+    while len(issued) < count:
+        code = new_code()
+        if any(code == other for other, _ in issued) or any(
+            code_matches(code, hashed) for hashed in taken
+        ):
+            continue
+        issued.append((code, hash_code(code)))
+    return issued
+
+
+# -- assets --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompartmentSpec:
+    """A compartment and the item it lends."""
+
+    number: int
+    item: str
+    item_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockerBankSpec:
+    """A bank of compartments at one place in the park."""
+
+    name: str
+    latitude: float
+    longitude: float
+    compartments: tuple[CompartmentSpec, ...]
+    pickup_window: timedelta = timedelta(hours=2)
+    loan_period: timedelta = timedelta(hours=4)
+
+
+@dataclass(slots=True)
+class Loan:
+    """One booking of one compartment: a reservation, then (once collected) a loan."""
+
+    reservation_id: str
+    compartment: int
+    borrower: str
+    reserved_at: datetime
+    pickup_until: datetime
+    loan_period: timedelta
+    pickup_hash: str | None = field(default=None, repr=False)
+    return_hash: str | None = field(default=None, repr=False)
+    collected_at: datetime | None = None
+    loan_until: datetime | None = None
+    overdue: bool = False
+    ended_at: datetime | None = None
+    outcome: str | None = None  # returned, returned_by_staff, cancelled, expired
+
+    @property
+    def collected(self) -> bool:
+        """Whether the item has left the compartment with the borrower."""
+        return self.collected_at is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for storage (hashes only, never a code)."""
+        return {
+            "reservation_id": self.reservation_id,
+            "compartment": self.compartment,
+            "borrower": self.borrower,
+            "reserved_at": self.reserved_at.isoformat(),
+            "pickup_until": self.pickup_until.isoformat(),
+            "loan_period_s": self.loan_period.total_seconds(),
+            "pickup_hash": self.pickup_hash,
+            "return_hash": self.return_hash,
+            "collected_at": _iso(self.collected_at),
+            "loan_until": _iso(self.loan_until),
+            "overdue": self.overdue,
+            "ended_at": _iso(self.ended_at),
+            "outcome": self.outcome,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Loan:
+        """Rebuild from storage; raise ValueError/TypeError/KeyError on damaged data."""
+        return cls(
+            reservation_id=str(data["reservation_id"]),
+            compartment=int(data["compartment"]),
+            borrower=str(data.get("borrower") or ""),
+            reserved_at=_parse(data["reserved_at"]),
+            pickup_until=_parse(data["pickup_until"]),
+            loan_period=timedelta(seconds=float(data["loan_period_s"])),
+            pickup_hash=_optional_str(data.get("pickup_hash")),
+            return_hash=_optional_str(data.get("return_hash")),
+            collected_at=_parse_optional(data.get("collected_at")),
+            loan_until=_parse_optional(data.get("loan_until")),
+            overdue=bool(data.get("overdue", False)),
+            ended_at=_parse_optional(data.get("ended_at")),
+            outcome=_optional_str(data.get("outcome")),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("timestamp must be text")
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return parsed
+
+
+def _parse_optional(value: Any) -> datetime | None:
+    return None if value is None else _parse(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+@dataclass(slots=True)
+class CompartmentStatus:
+    """What the bank last reported about a compartment, and what it is lending."""
+
+    door_open: bool | None = None
+    locked: bool | None = None
+    item_present: bool | None = None
+    out_of_service: bool = False
+    out_of_service_reason: str = ""
+    loan: Loan | None = None
+    unlocked_for: Unlock | None = None
+    unlocked_at: datetime | None = None
+    door_opened_at: datetime | None = None
+
+
+class Compartment:
+    """One compartment of a bank."""
+
+    def __init__(self, spec: CompartmentSpec) -> None:
+        """Start with nothing reported and nothing lent."""
+        self.spec = spec
+        self.status = CompartmentStatus()
+
+    @property
+    def state(self) -> LoanState:
+        """The lending state (out of service wins; overdue is set when the loan ends)."""
+        status = self.status
+        if status.out_of_service:
+            return LoanState.OUT_OF_SERVICE
+        loan = status.loan
+        if loan is None:
+            return LoanState.AVAILABLE
+        if not loan.collected:
+            return LoanState.RESERVED
+        return LoanState.OVERDUE if loan.overdue else LoanState.ON_LOAN
+
+    @property
+    def lendable(self) -> bool:
+        """Free, in service and not reported empty."""
+        status = self.status
+        return (
+            not status.out_of_service and status.loan is None and status.item_present is not False
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LockerEvent:
+    """Something that happened at the bank, for `city_ops_locker_<kind>` events."""
+
+    kind: str
+    compartment: int | None = None
+    loan: Loan | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LockCommand:
+    """Lock or unlock one compartment."""
+
+    compartment: int
+    locked: bool
+
+
+@dataclass(slots=True)
+class LockerUpdate:
+    """What a call changed: events to announce and commands to send."""
+
+    events: list[LockerEvent] = field(default_factory=list)
+    commands: list[LockCommand] = field(default_factory=list)
+    changed: bool = False
+
+    def add(self, kind: str, compartment: Compartment | None = None, **details: Any) -> None:
+        """Announce an event (with the compartment's current loan, if any)."""
+        self.changed = True
+        if compartment is None:
+            self.events.append(LockerEvent(kind, details=details))
+            return
+        self.events.append(
+            LockerEvent(kind, compartment.spec.number, compartment.status.loan, details)
+        )
+
+
+@dataclass(slots=True)
+class Keypad:
+    """Wrong codes typed at a bank, and the lock-out they earned."""
+
+    failures: int = 0
+    lockouts: int = 0
+    locked_until: datetime | None = None
+    last_failure: datetime | None = None
+
+    def locked(self, now: datetime) -> bool:
+        """Whether the keypad refuses every entry right now."""
+        return self.locked_until is not None and now < self.locked_until
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A new reservation and, once, its codes in the clear (for the caller only)."""
+
+    loan: Loan
+    code: str = field(repr=False)
+    return_code: str = field(repr=False)
+
+
+class LockerBank:
+    """A bank of compartments, its bookings and its keypad."""
+
+    def __init__(self, spec: LockerBankSpec) -> None:
+        """Start with every compartment free and the keypad open."""
+        self.spec = spec
+        self.compartments = {c.number: Compartment(c) for c in spec.compartments}
+        self.keypad = Keypad()
+        self.history: list[Loan] = []
+        self.unexpected: dict[str, int] = {}
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def compartment(self, number: int) -> Compartment:
+        """The compartment with this number, or a refusal."""
+        compartment = self.compartments.get(number)
+        if compartment is None:
+            raise LockerRefused("unknown_compartment", compartment=str(number))
+        return compartment
+
+    def available(self) -> dict[str, int]:
+        """Lendable compartments per item type."""
+        counts: dict[str, int] = {}
+        for compartment in self.compartments.values():
+            if compartment.lendable:
+                kind = compartment.spec.item_type
+                counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+    def active_loans(self) -> list[Loan]:
+        """Reservations and loans that have not ended."""
+        return [c.status.loan for c in self.compartments.values() if c.status.loan is not None]
+
+    def find_loan(self, reservation_id: str) -> Compartment:
+        """The compartment holding an active booking, or a refusal."""
+        for compartment in self.compartments.values():
+            loan = compartment.status.loan
+            if loan is not None and hmac.compare_digest(loan.reservation_id, reservation_id):
+                return compartment
+        raise LockerRefused("unknown_reservation")
+
+    def code_hashes(self) -> list[str]:
+        """Every stored code hash that is still live (for codes issued next to them)."""
+        hashes = []
+        for loan in self.active_loans():
+            hashes += [h for h in (loan.pickup_hash, loan.return_hash) if h is not None]
+        return hashes
+
+    def code_candidates(self, now: datetime) -> list[CodeCandidate]:
+        """Codes that can open something right now."""
+        candidates = []
+        for number, compartment in self.compartments.items():
+            loan = compartment.status.loan
+            if loan is None or compartment.status.out_of_service:
+                continue
+            if not loan.collected and loan.pickup_hash and now <= loan.pickup_until:
+                candidates.append(CodeCandidate(number, Unlock.PICKUP, loan.pickup_hash))
+            elif loan.collected and loan.return_hash:
+                candidates.append(CodeCandidate(number, Unlock.RETURN, loan.return_hash))
+        return candidates
+
+    # -- services ------------------------------------------------------------------------------
+
+    def choose(self, compartment: int | None, item_type: str | None) -> Compartment:
+        """The compartment a reservation would take, or a refusal."""
+        if compartment is not None:
+            chosen = self.compartment(compartment)
+            if item_type is not None and chosen.spec.item_type != item_type:
+                raise LockerRefused(
+                    "wrong_item_type", compartment=str(compartment), item_type=item_type
+                )
+            self._check_lendable(chosen)
+            return chosen
+        if item_type is None:
+            raise LockerRefused("compartment_or_item_type")
+        for candidate in sorted(self.compartments.values(), key=lambda c: c.spec.number):
+            if candidate.spec.item_type == item_type and candidate.lendable:
+                return candidate
+        raise LockerRefused("no_item_available", item_type=item_type)
+
+    @staticmethod
+    def _check_lendable(compartment: Compartment) -> None:
+        number = str(compartment.spec.number)
+        if compartment.status.out_of_service:
+            raise LockerRefused("out_of_service", compartment=number)
+        if compartment.status.loan is not None:
+            raise LockerRefused("compartment_taken", compartment=number)
+        if compartment.status.item_present is False:
+            raise LockerRefused("item_missing", compartment=number)
+
+    def reserve(
+        self,
+        now: datetime,
+        compartment: Compartment,
+        codes: list[tuple[str, str]],
+        *,
+        borrower: str = "",
+        pickup_window: timedelta | None = None,
+        loan_period: timedelta | None = None,
+    ) -> tuple[Reservation, LockerUpdate]:
+        """Book a compartment chosen by `choose` with codes from `issue_codes`."""
+        self._check_lendable(compartment)
+        window = pickup_window or self.spec.pickup_window
+        period = loan_period or self.spec.loan_period
+        for span in (window, period):
+            if not timedelta(minutes=1) <= span <= MAX_PERIOD:
+                raise LockerRefused("invalid_period")
+        (code, code_hash), (return_code, return_hash) = codes
+        loan = Loan(
+            reservation_id=secrets.token_hex(8),
+            compartment=compartment.spec.number,
+            borrower=borrower,
+            reserved_at=now,
+            pickup_until=now + window,
+            loan_period=period,
+            pickup_hash=code_hash,
+            return_hash=return_hash,
+        )
+        compartment.status.loan = loan
+        update = LockerUpdate()
+        update.add("reserved", compartment)
+        return Reservation(loan, code, return_code), update
+
+    def cancel(self, now: datetime, compartment: Compartment) -> LockerUpdate:
+        """Drop a reservation that has not been collected."""
+        loan = compartment.status.loan
+        if loan is None:
+            raise LockerRefused("no_reservation", compartment=str(compartment.spec.number))
+        if loan.collected:
+            raise LockerRefused("already_collected", compartment=str(compartment.spec.number))
+        update = LockerUpdate()
+        update.add("cancelled", compartment)
+        self._end(now, compartment, "cancelled", update)
+        return update
+
+    def extend(self, now: datetime, compartment: Compartment, by: timedelta) -> LockerUpdate:
+        """Lengthen a loan; an overdue one runs from now again."""
+        loan = compartment.status.loan
+        if loan is None or not loan.collected or loan.loan_until is None:
+            raise LockerRefused("not_on_loan", compartment=str(compartment.spec.number))
+        if not timedelta(minutes=1) <= by <= MAX_PERIOD:
+            raise LockerRefused("invalid_period")
+        loan.loan_until = max(loan.loan_until, now) + by
+        loan.overdue = False
+        update = LockerUpdate()
+        update.add("extended", compartment)
+        return update
+
+    def mark_returned(self, now: datetime, compartment: Compartment) -> LockerUpdate:
+        """Staff took the item back by hand."""
+        loan = compartment.status.loan
+        if loan is None or not loan.collected:
+            raise LockerRefused("not_on_loan", compartment=str(compartment.spec.number))
+        update = LockerUpdate()
+        update.add("returned", compartment, by_staff=True)
+        self._end(now, compartment, "returned_by_staff", update)
+        return update
+
+    def set_out_of_service(
+        self, now: datetime, compartment: Compartment, out: bool, reason: str = ""
+    ) -> LockerUpdate:
+        """Take a compartment out of lending (only when nothing is booked) or back in."""
+        status = compartment.status
+        update = LockerUpdate()
+        if out:
+            if status.loan is not None:
+                raise LockerRefused("compartment_in_use", compartment=str(compartment.spec.number))
+            if status.out_of_service and status.out_of_service_reason == reason:
+                return update
+            status.out_of_service = True
+            status.out_of_service_reason = reason
+            update.add("out_of_service", compartment, reason=reason)
+        elif status.out_of_service:
+            status.out_of_service = False
+            status.out_of_service_reason = ""
+            update.add("in_service", compartment)
+        return update
+
+    def open_for_maintenance(self, now: datetime, compartment: Compartment) -> LockerUpdate:
+        """Unlock without a code (admins only; checked by the caller)."""
+        update = LockerUpdate()
+        self._unlock(now, compartment, Unlock.MAINTENANCE, update)
+        update.add("maintenance", compartment)
+        return update
+
+    def lock(self, now: datetime, compartment: Compartment) -> LockerUpdate:
+        """Lock a compartment (anyone may; nothing opens by it)."""
+        compartment.status.unlocked_for = None
+        compartment.status.unlocked_at = None
+        return LockerUpdate(commands=[LockCommand(compartment.spec.number, True)], changed=True)
+
+    # -- keypad --------------------------------------------------------------------------------
+
+    def keypad_locked_until(self, now: datetime) -> datetime | None:
+        """When the keypad opens again, if it is locked now."""
+        return self.keypad.locked_until if self.keypad.locked(now) else None
+
+    def accept_code(self, now: datetime, candidate: CodeCandidate) -> LockerUpdate:
+        """Open the compartment a matching code belongs to; each code opens once.
+
+        The match was computed off the loop; the booking may have changed since, so it must
+        still hold exactly this hash.
+        """
+        compartment = self.compartments.get(candidate.compartment)
+        still_valid = compartment is not None and candidate in self.code_candidates(now)
+        if compartment is None or not still_valid or compartment.status.loan is None:
+            return self.refuse_code(now)
+        loan = compartment.status.loan
+        if candidate.purpose is Unlock.PICKUP:
+            loan.pickup_hash = None
+        else:
+            loan.return_hash = None
+        self.keypad.failures = 0
+        self.keypad.lockouts = 0
+        update = LockerUpdate()
+        self._unlock(now, compartment, candidate.purpose, update)
+        update.add("released", compartment, purpose=candidate.purpose.value)
+        return update
+
+    def refuse_code(self, now: datetime) -> LockerUpdate:
+        """Count a wrong code; the fifth in a row locks the keypad for a growing back-off."""
+        keypad = self.keypad
+        update = LockerUpdate()
+        if keypad.last_failure is not None and now - keypad.last_failure > LOCKOUT_MEMORY:
+            keypad.lockouts = 0
+        keypad.failures += 1
+        keypad.last_failure = now
+        update.add("code_refused", failures=keypad.failures)
+        if keypad.failures >= MAX_FAILURES:
+            keypad.failures = 0
+            keypad.lockouts += 1
+            span = min(LOCKOUT * 2 ** (keypad.lockouts - 1), MAX_LOCKOUT)
+            keypad.locked_until = now + span
+            update.add("keypad_locked", locked_until=keypad.locked_until.isoformat())
+        return update
+
+    def _unlock(
+        self, now: datetime, compartment: Compartment, purpose: Unlock, update: LockerUpdate
+    ) -> None:
+        compartment.status.unlocked_for = purpose
+        compartment.status.unlocked_at = now
+        update.commands.append(LockCommand(compartment.spec.number, False))
+        update.changed = True
+
+    # -- facts from the bank -------------------------------------------------------------------
+
+    def apply(
+        self,
+        now: datetime,
+        number: int,
+        *,
+        door_open: bool | None = None,
+        locked: bool | None = None,
+        item_present: bool | None = None,
+    ) -> LockerUpdate:
+        """Take what the bank reported about one compartment; repeated facts change nothing."""
+        compartment = self.compartment(number)
+        status = compartment.status
+        update = LockerUpdate()
+        if locked is not None and locked != status.locked:
+            status.locked = locked
+            update.changed = True
+        if door_open is not None and door_open != status.door_open:
+            update.changed = True
+            status.door_open = door_open
+            if door_open:
+                status.door_opened_at = now
+                if status.unlocked_for is None and status.locked is not False:
+                    self._unexpected("door_opened_while_locked")
+            else:
+                status.door_opened_at = None
+                if status.unlocked_for is not None:
+                    # Closed after an unlock: lock it again, whatever happened inside.
+                    status.unlocked_for = None
+                    status.unlocked_at = None
+                    update.commands.append(LockCommand(number, True))
+        if item_present is not None and item_present != status.item_present:
+            previous = status.item_present
+            status.item_present = item_present
+            update.changed = True
+            if previous is not None:  # the first report after set-up is inventory, not news
+                self._item_moved(now, compartment, item_present, update)
+        return update
+
+    def _item_moved(
+        self, now: datetime, compartment: Compartment, present: bool, update: LockerUpdate
+    ) -> None:
+        status = compartment.status
+        loan = status.loan
+        if not present and status.unlocked_for is Unlock.PICKUP and loan and not loan.collected:
+            loan.collected_at = now
+            loan.loan_until = now + loan.loan_period
+            update.add("collected", compartment)
+        elif present and status.unlocked_for is Unlock.RETURN and loan and loan.collected:
+            update.add("returned", compartment, by_staff=False)
+            self._end(now, compartment, "returned", update)
+        elif status.unlocked_for is not Unlock.MAINTENANCE:
+            self._unexpected("item_taken_without_code" if not present else "item_put_back")
+
+    def _unexpected(self, what: str) -> None:
+        self.unexpected[what] = self.unexpected.get(what, 0) + 1
+
+    # -- time ----------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> LockerUpdate:
+        """Deadlines: uncollected reservations expire, loans fall overdue, unused unlocks end."""
+        update = LockerUpdate()
+        for compartment in self.compartments.values():
+            status = compartment.status
+            loan = status.loan
+            if (
+                status.unlocked_for is not None
+                and not status.door_open
+                and status.unlocked_at is not None
+                and now - status.unlocked_at >= UNLOCK_TIMEOUT
+            ):
+                status.unlocked_for = None
+                status.unlocked_at = None
+                update.commands.append(LockCommand(compartment.spec.number, True))
+                update.changed = True
+            if loan is None:
+                continue
+            if not loan.collected and now > loan.pickup_until and not status.door_open:
+                update.add("expired", compartment)
+                self._end(now, compartment, "expired", update)
+            elif loan.collected and not loan.overdue and loan.loan_until and now > loan.loan_until:
+                loan.overdue = True
+                update.add("overdue", compartment)
+        keypad = self.keypad
+        if keypad.locked_until is not None and now >= keypad.locked_until:
+            keypad.locked_until = None
+            update.changed = True
+        self.history = [
+            loan
+            for loan in self.history[-MAX_HISTORY:]
+            if loan.ended_at is None or now - loan.ended_at <= HISTORY_KEPT
+        ]
+        return update
+
+    def _end(
+        self, now: datetime, compartment: Compartment, outcome: str, update: LockerUpdate
+    ) -> None:
+        loan = compartment.status.loan
+        if loan is None:
+            return
+        loan.ended_at = now
+        loan.outcome = outcome
+        loan.pickup_hash = None
+        loan.return_hash = None
+        compartment.status.loan = None
+        if compartment.status.unlocked_for in (Unlock.PICKUP, Unlock.RETURN):
+            compartment.status.unlocked_for = None
+        self.history.append(loan)
+        del self.history[:-MAX_HISTORY]
+        update.changed = True
+
+    # -- storage -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything that must survive a restart or a crash."""
+        keypad = self.keypad
+        return {
+            "compartments": {
+                str(number): {
+                    "door_open": c.status.door_open,
+                    "locked": c.status.locked,
+                    "item_present": c.status.item_present,
+                    "out_of_service": c.status.out_of_service,
+                    "out_of_service_reason": c.status.out_of_service_reason,
+                    "loan": c.status.loan.to_dict() if c.status.loan else None,
+                    "unlocked_for": c.status.unlocked_for,
+                    "unlocked_at": _iso(c.status.unlocked_at),
+                    "door_opened_at": _iso(c.status.door_opened_at),
+                }
+                for number, c in self.compartments.items()
+            },
+            "keypad": {
+                "failures": keypad.failures,
+                "lockouts": keypad.lockouts,
+                "locked_until": _iso(keypad.locked_until),
+                "last_failure": _iso(keypad.last_failure),
+            },
+            "history": [loan.to_dict() for loan in self.history],
+            "unexpected": dict(self.unexpected),
+        }
+
+    def restore(self, data: Mapping[str, Any], warn: Callable[[str], None]) -> None:
+        """Bring back stored state; a damaged part is skipped with a warning, never fatal."""
+        for key, stored in (data.get("compartments") or {}).items():
+            try:
+                compartment = self.compartments[int(key)]
+                compartment.status = _status_from_dict(stored)
+            except (KeyError, TypeError, ValueError) as err:
+                warn(f"compartment {key}: {err!r}"[:200])
+        keypad = data.get("keypad")
+        if isinstance(keypad, Mapping):
+            try:
+                self.keypad = Keypad(
+                    failures=int(keypad.get("failures", 0)),
+                    lockouts=int(keypad.get("lockouts", 0)),
+                    locked_until=_parse_optional(keypad.get("locked_until")),
+                    last_failure=_parse_optional(keypad.get("last_failure")),
+                )
+            except (TypeError, ValueError) as err:
+                warn(f"keypad: {err!r}"[:200])
+        for stored in data.get("history") or []:
+            try:
+                self.history.append(Loan.from_dict(stored))
+            except (KeyError, TypeError, ValueError) as err:
+                warn(f"history: {err!r}"[:200])
+        unexpected = data.get("unexpected")
+        if isinstance(unexpected, Mapping):
+            self.unexpected = {str(k): int(v) for k, v in unexpected.items() if isinstance(v, int)}
+
+
+def _status_from_dict(data: Any) -> CompartmentStatus:
+    if not isinstance(data, Mapping):
+        raise TypeError("compartment state must be an object")
+    loan = data.get("loan")
+    unlocked_for = data.get("unlocked_for")
+    return CompartmentStatus(
+        door_open=_optional_bool(data.get("door_open")),
+        locked=_optional_bool(data.get("locked")),
+        item_present=_optional_bool(data.get("item_present")),
+        out_of_service=bool(data.get("out_of_service", False)),
+        out_of_service_reason=str(data.get("out_of_service_reason") or ""),
+        loan=Loan.from_dict(loan) if loan is not None else None,
+        unlocked_for=Unlock(unlocked_for) if unlocked_for is not None else None,
+        unlocked_at=_parse_optional(data.get("unlocked_at")),
+        door_opened_at=_parse_optional(data.get("door_opened_at")),
+    )
+
+
+def compartments_param(value: Any) -> list[dict[str, Any]]:
+    """Validate a bank's compartment list (one place for the flow and the file import)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_COMPARTMENTS:
+        raise ValueError(f"compartments must be a list of 1 to {MAX_COMPARTMENTS} compartments")
+    result = []
+    numbers: set[int] = set()
+    for entry in value:
+        if not isinstance(entry, Mapping):
+            raise ValueError("each compartment must be an object with number, item, item_type")
+        number = entry.get("number")
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise ValueError("compartment number must be a whole number")
+        if not 1 <= number <= MAX_COMPARTMENTS or number in numbers:
+            raise ValueError(f"compartment numbers must be unique, from 1 to {MAX_COMPARTMENTS}")
+        numbers.add(number)
+        item = entry.get("item")
+        item_type = entry.get("item_type")
+        if not isinstance(item, str) or not item.strip() or len(item) > 64:
+            raise ValueError(f"compartment {number}: item must be a text of 1 to 64 characters")
+        if (
+            not isinstance(item_type, str)
+            or not item_type.strip()
+            or len(item_type) > 32
+            or not all(c.isascii() and (c.isalnum() or c == "_") for c in item_type.strip())
+        ):
+            raise ValueError(
+                f"compartment {number}: item_type must be a short key such as hand_cart"
+            )
+        result.append(
+            {"number": number, "item": item.strip(), "item_type": item_type.strip().lower()}
+        )
+    return sorted(result, key=lambda c: c["number"])
