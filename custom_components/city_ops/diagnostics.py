@@ -1,4 +1,4 @@
-"""Diagnostics of a site: settings, message counters and each container's state."""
+"""Diagnostics of a site: settings, message counters, containers and locker banks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ from homeassistant.core import HomeAssistant
 
 from .runtime import CityOpsConfigEntry
 
-# Locker codes, borrower references and broker credentials must never leave the instance.
-TO_REDACT = {"code", "code_hash", "salt", "borrower", "password", "username"}
+# Locker codes (and their hashes), borrower references and broker credentials never leave.
+TO_REDACT = {
+    "code",
+    "return_code",
+    "pickup_hash",
+    "return_hash",
+    "borrower",
+    "password",
+    "username",
+}
 
 
 async def async_get_config_entry_diagnostics(
@@ -32,6 +40,22 @@ async def async_get_config_entry_diagnostics(
             "fill_rate_per_hour": container.fill_rate(),
             "readings_since_emptied": len(container.status.fill_history),
         }
+    lending = runtime.lending
+    locker_banks = {}
+    for asset_id, bank in runtime.site.locker_banks.items():
+        asset = runtime.assets[asset_id]
+        stored = bank.to_dict()
+        locker_banks[asset.name] = {
+            "source": {"kind": asset.source_kind, "device": asset.device},
+            "spec": dict(asset.params),
+            "compartments": {
+                number: {**state, "state": bank.compartments[int(number)].state.value}
+                for number, state in stored["compartments"].items()
+            },
+            "keypad": stored["keypad"],
+            "loans_in_history": len(bank.history),
+            "unexpected_facts": stored["unexpected"],
+        }
     return async_redact_data(
         {
             "entry": {
@@ -50,6 +74,14 @@ async def async_get_config_entry_diagnostics(
                 "log_lines_suppressed": runtime.log.suppressed,
             },
             "containers": containers,
+            "lockers": {
+                "codes_accepted": lending.codes_accepted,
+                "codes_refused": lending.codes_refused,
+                "entries_while_keypad_locked": lending.entries_while_locked,
+                "commands_sent": lending.commands_sent,
+                "command_errors": lending.command_errors,
+                "banks": locker_banks,
+            },
         },
         TO_REDACT,
     )
