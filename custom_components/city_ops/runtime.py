@@ -14,6 +14,7 @@ from homeassistant.components import mqtt
 from homeassistant.components.mqtt.models import ReceiveMessage
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.storage import Store
@@ -262,15 +263,44 @@ class CityOpsRuntime:
 
         if not ZhaDevices.available(self.hass):
             LOGGER.warning(
-                "%s has masts reached through ZHA, but ZHA is not loaded; they get no commands",
+                "%s has assets reached through ZHA, but ZHA is not loaded; they get no commands",
                 self.entry.title,
             )
             return
         zha = ZhaDevices(self.hass, lambda reading: self._handle_reading("zha", reading))
-        missing = zha.async_start(ieees)
+        banks = [
+            self.assets[asset_id].device
+            for asset_id in self.site.locker_banks
+            if self.assets[asset_id].source_kind == "zha"
+        ]
+        missing = zha.async_start(ieees, lockers=banks)
         if missing:
             LOGGER.warning("ZHA does not know the devices %s", ", ".join(missing))
         self.lighting.zha = zha
+        self.lending.zha = zha
+        self._disable_zha_locks(banks)
+
+    def _disable_zha_locks(self, ieees: list[str]) -> None:
+        """Switch off ZHA's own lock entities of our banks: they would open without a code.
+
+        Any user may call lock.unlock on them; our compartment locks check for an admin.
+        """
+        devices = dr.async_get(self.hass)
+        entities = er.async_get(self.hass)
+        for ieee in ieees:
+            device = devices.async_get_device(identifiers={("zha", ieee)})
+            if device is None:
+                continue
+            for entity in er.async_entries_for_device(entities, device.id):
+                if entity.platform == "zha" and entity.domain == "lock" and not entity.disabled:
+                    entities.async_update_entity(
+                        entity.entity_id, disabled_by=er.RegistryEntryDisabler.INTEGRATION
+                    )
+                    LOGGER.warning(
+                        "Disabled %s: compartments of %s open only with a code or by an admin",
+                        entity.entity_id,
+                        self.entry.title,
+                    )
 
     async def async_stop(self) -> None:
         """Unsubscribe and write the state out now rather than after the save delay."""

@@ -4,8 +4,10 @@ phcc ships no ZHA fixtures. Here the radio is a zigpy ControllerApplication whos
 is gone: every frame zigpy sends is recorded in `sent`, and the radio answers for the device it
 is addressed to (reads from the device's own attribute table, configure-reporting and bind
 accepted, cluster commands acknowledged with `command_status`, a luminaire reporting the level
-it was moved to), so ZHA's join and our commands run through the real zigpy stack. Reports come
-in as real ZCL frames via `report()`.
+it was moved to, a door lock answering lock_door / unlock_door with its own response carrying
+`command_status` and reporting its new lock_state), so ZHA's join and our commands run through
+the real zigpy stack. Reports come in as real ZCL frames via `report()`, commands a device sends
+(a lock's keypad event) via `device_command()`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import zigpy.endpoint
 import zigpy.profiles.zha
 import zigpy.types as t
 from zigpy.zcl import Cluster, foundation
-from zigpy.zcl.clusters.general import LevelControl, OnOff
+from zigpy.zcl.clusters.closures import DoorLock
+from zigpy.zcl.clusters.general import Basic, LevelControl, OnOff
+from zigpy.zcl.clusters.measurement import OccupancySensing
 import zigpy.zdo.types as zdo_t
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "MakeZigpyDevice",
     "SentCommand",
     "ZhaNetwork",
+    "locker_bank_endpoints",
     "make_zigpy_device",
     "settle_zha",
     "setup_zha",
@@ -57,6 +62,20 @@ _ROUTER = zdo_t.MACCapabilityFlags(
 # LevelControl move_to_level (0x00) and move_to_level_with_on_off (0x04): switches on/off?
 _MOVE_TO_LEVEL = {0x00: False, 0x04: True}
 _SLEEPY = zdo_t.MACCapabilityFlags(zdo_t.MACCapabilityFlags.AllocateAddress)
+# DoorLock lock_door (0x00) and unlock_door (0x01): the lock_state they leave the lock in.
+_LOCK_DOOR = {0x00: DoorLock.LockState.Locked, 0x01: DoorLock.LockState.Unlocked}
+
+
+def locker_bank_endpoints(*compartments: int) -> dict[int, dict[str, Any]]:
+    """Endpoints of a locker bank: per compartment a DoorLock and an item (occupancy) sensor."""
+    first = min(compartments)
+    return {
+        number: {
+            "in": [*([Basic] if number == first else []), DoorLock, OccupancySensing],
+            "device_type": zigpy.profiles.zha.DeviceType.DOOR_LOCK,
+        }
+        for number in compartments
+    }
 
 
 def _node_descriptor(logical_type: zdo_t.LogicalType, flags: int) -> zdo_t.NodeDescriptor:
@@ -234,6 +253,13 @@ class FakeRadio(ControllerApplication):
                     ],
                 )
                 return
+        if (
+            hdr.frame_control.is_cluster
+            and packet.cluster_id == DoorLock.cluster_id
+            and hdr.command_id in _LOCK_DOOR
+        ):
+            self._answer_lock(device, packet, cluster, hdr)
+            return
         if not hdr.frame_control.disable_default_response:
             self._reply_general(
                 device,
@@ -266,6 +292,30 @@ class FakeRadio(ControllerApplication):
                 asyncio.get_running_loop().call_soon(
                     self.report, device, endpoint_id, OnOff.cluster_id, {"on_off": args.level > 0}
                 )
+
+    def _answer_lock(
+        self,
+        device: zigpy.device.Device,
+        packet: t.ZigbeePacket,
+        cluster: Cluster,
+        request_hdr: foundation.ZCLHeader,
+    ) -> None:
+        """A lock answers with lock_door_response / unlock_door_response (no Default_Response)."""
+        hdr = foundation.ZCLHeader.cluster(
+            tsn=request_hdr.tsn,
+            command_id=request_hdr.command_id,
+            direction=foundation.Direction.Server_to_Client,
+        )
+        body = cluster.client_commands[request_hdr.command_id].schema(status=self.command_status)
+        self._reply(device, packet, packet.cluster_id, hdr.serialize() + body.serialize())
+        if self.command_status == foundation.Status.SUCCESS:
+            asyncio.get_running_loop().call_soon(
+                self.report,
+                device,
+                packet.dst_ep,
+                DoorLock.cluster_id,
+                {"lock_state": _LOCK_DOOR[request_hdr.command_id]},
+            )
 
     def _read_records(
         self, device: zigpy.device.Device, endpoint_id: int, cluster: Cluster, request: Any
@@ -353,6 +403,34 @@ class FakeRadio(ControllerApplication):
         body = foundation.GENERAL_COMMANDS[foundation.GeneralCommand.Report_Attributes].schema(
             attribute_reports=reports
         )
+        self._from_device(device, endpoint_id, cluster_id, hdr, body)
+
+    def device_command(
+        self,
+        device: zigpy.device.Device,
+        endpoint_id: int,
+        cluster_id: int,
+        command: str,
+        **args: Any,
+    ) -> None:
+        """Deliver a cluster command a device sends us (a lock's operation_event_notification)."""
+        cluster = device.endpoints[endpoint_id].in_clusters[cluster_id]
+        definition = next(c for c in cluster.client_commands.values() if c.name == command)
+        hdr = foundation.ZCLHeader.cluster(
+            tsn=device.get_sequence(),
+            command_id=definition.id,
+            direction=foundation.Direction.Server_to_Client,
+        )
+        self._from_device(device, endpoint_id, cluster_id, hdr, definition.schema(**args))
+
+    def _from_device(
+        self,
+        device: zigpy.device.Device,
+        endpoint_id: int,
+        cluster_id: int,
+        hdr: foundation.ZCLHeader,
+        body: Any,
+    ) -> None:
         self.packet_received(
             t.ZigbeePacket(
                 src=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=device.nwk),
