@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 from . import CONFIG_DIR, free_port, port_is_open
 from .broker import HOST, Broker
 from .homeassistant import HomeAssistantClient, HomeAssistantError, HomeAssistantProcess
+from .lockers import HomeAssistantDesk, LockerBanks, start_residents
 from .park import Message, Park, connect, disconnect, run_park
 
 SITE_NAME = "Stadtpark Norderstedt"
@@ -31,6 +32,7 @@ ASSET_FILE = "demo_park.geojson"
 TOKEN_FILE = CONFIG_DIR / ".city_ops_demo_token"
 DASHBOARD_PATH = "/city-operations/waste"
 LIGHTING_PATH = "/city-operations/lighting"
+LOCKERS_PATH = "/city-operations/lockers"
 
 
 def log(message: str) -> None:
@@ -117,15 +119,24 @@ class Demo:
         self.hass: HomeAssistantProcess | None = None
         self.client: HomeAssistantClient | None = None
         self.park_client: mqtt.Client | None = None
+        self.lockers: LockerBanks | None = None
+        self.residents: list[threading.Thread] = []
 
     def shutdown(self) -> None:
-        """Stop hass, then the broker; safe to call more than once."""
+        """Stop the residents, hass, then the broker; safe to call more than once."""
+        self.stop_event.set()
+        for resident in self.residents:
+            resident.join(timeout=10)
+        self.residents = []
         if self.client is not None:
             self.client.close()
             self.client = None
         if self.park_client is not None:
             disconnect(self.park_client)
             self.park_client = None
+        if self.lockers is not None:
+            self.lockers.disconnect()
+            self.lockers = None
         if self.hass is not None:
             log("stopping Home Assistant")
             code = self.hass.stop()
@@ -157,6 +168,9 @@ class Demo:
         # The park's luminaires listen before Home Assistant starts and sends them their levels.
         park = Park.from_asset_file(config_dir / ASSET_FILE)
         self.park_client = connect(park, HOST, port)
+        # The locker banks report their compartments (retained) before Home Assistant starts.
+        self.lockers = lockers = LockerBanks.from_asset_file(config_dir / ASSET_FILE)
+        lockers.connect(HOST, port)
         self.hass = HomeAssistantProcess(config_dir, self.args.http_port)
         self.hass.start()
         log(f"starting Home Assistant with {config_dir} (log: {self.hass.log_path})")
@@ -182,9 +196,22 @@ class Demo:
             f"simulating {len(park.masts)} masts with up to {park.max_walkers} walkers, a mast "
             f"every other tick; light sensors read 2 lx (simulated night); dead lamp: {dead}"
         )
+        base_url, token, log_tail = self.hass.base_url, client.token, self.hass.log_tail
+        self.residents = start_residents(
+            lockers,
+            # Each resident's thread gets a client of its own (a client is not thread-safe).
+            lambda: HomeAssistantDesk(HomeAssistantClient(base_url, token, log_tail=log_tail)),
+            self.stop_event,
+            log,
+        )
+        log(
+            f"simulating {len(lockers.banks)} locker banks and {len(self.residents)} residents "
+            "(one mistypes a code, one keeps an item past its loan, one leaves a door open)"
+        )
         print(
             f"\n  City Operations: {self.hass.base_url}{DASHBOARD_PATH}\n"
             f"  Park lighting:   {self.hass.base_url}{LIGHTING_PATH}\n"
+            f"  Lending lockers: {self.hass.base_url}{LOCKERS_PATH}\n"
             "  (no login from this machine; Ctrl-C stops the demo)\n",
             flush=True,
         )

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 import json
 from pathlib import Path
+import re
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.template import Template
 from homeassistant.util import slugify
 from homeassistant.util.yaml import load_yaml, load_yaml_dict
 import pytest
@@ -49,6 +51,15 @@ SITE_ENTITIES = {
     "sensor": ("containers_due", "lighting_energy", "lighting_savings"),
     "todo": ("collection_route",),
 }
+# A locker bank's own entities, then each compartment's, named "Compartment {number} <key>"
+# (the lock is the compartment itself: "Compartment {number}").
+LOCKER_BANK_ENTITIES = {"sensor": ("items_available",), "calendar": ("reservations",)}
+COMPARTMENT_ENTITIES = {
+    "lock": ("",),
+    "binary_sensor": ("door", "item"),
+    "sensor": ("loan_state",),
+}
+ENTITY_ID = re.compile(r"\b(?:sensor|binary_sensor|lock|calendar)\.[a-z0-9_]+\b")
 
 
 def demo_assets() -> list[Asset]:
@@ -67,12 +78,46 @@ def expected_entity_ids(assets: list[Asset]) -> set[str]:
         for key in keys
     }
     for asset in assets:
+        if asset.kind == "locker_bank":
+            ids.update(bank_entity_ids(asset))
+            for number in compartment_numbers(asset):
+                ids.update(compartment_entity_ids(asset, number))
+            continue
         if asset.kind == "mast":
             ids.add(f"light.{slugify(asset.name)}")
         per_kind = MAST_ENTITIES if asset.kind == "mast" else CONTAINER_ENTITIES
         for domain, keys in per_kind.items():
             ids.update(f"{domain}.{slugify(f'{asset.name} {key}')}" for key in keys)
     return ids
+
+
+def bank_entity_ids(bank: Asset) -> set[str]:
+    return {
+        f"{domain}.{slugify(f'{bank.name} {key}')}"
+        for domain, keys in LOCKER_BANK_ENTITIES.items()
+        for key in keys
+    }
+
+
+def compartment_numbers(bank: Asset) -> list[int]:
+    return [compartment["number"] for compartment in bank.params["compartments"]]
+
+
+def compartment_entity_ids(bank: Asset, number: int) -> set[str]:
+    return {
+        f"{domain}.{slugify(f'{bank.name} compartment {number} {key}')}"
+        for domain, keys in COMPARTMENT_ENTITIES.items()
+        for key in keys
+    }
+
+
+def compartment_entity(bank: Asset, number: int, key: str) -> str:
+    domain = "binary_sensor" if key in ("door", "item") else "sensor"
+    return f"{domain}.{slugify(f'{bank.name} compartment {number} {key}')}"
+
+
+def locker_banks() -> list[Asset]:
+    return [asset for asset in demo_assets() if asset.kind == "locker_bank"]
 
 
 def masts() -> list[Asset]:
@@ -88,11 +133,13 @@ def view(path: str) -> dict[str, Any]:
 
 
 def referenced(node: Any) -> Iterator[str]:
-    """Every entity id a card, row, badge or visibility condition names."""
+    """Every entity id a card, row, badge, visibility condition or markdown template names."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("entity", "entity_id") and isinstance(value, str):
                 yield value
+            elif key == "content" and node.get("type") == "markdown":
+                yield from ENTITY_ID.findall(value)
             elif key == "entities" and isinstance(value, list):
                 for item in value:
                     if isinstance(item, str):
@@ -124,12 +171,17 @@ async def test_dashboard_loads_and_starts_with_the_waste_view() -> None:
     views = config["views"]
     assert views[0]["path"] == "waste"
     assert views[0]["title"] == "Waste"
-    # No placeholder views for what is not built yet, and nothing left of the placeholder.
+    # No placeholder views for what is not built yet, and nothing left of the placeholder: the
+    # only markdown cards are the lockers' availability per item type (a dictionary attribute
+    # no other built-in card can list).
     assert [(view["path"], view["title"]) for view in views] == [
         ("waste", "Waste"),
         ("lighting", "Lighting"),
+        ("lockers", "Lockers"),
     ]
-    assert not list(cards(config, "markdown"))
+    assert not list(cards(views[:2], "markdown"))
+    for card in cards(config, "markdown"):
+        assert "by_item_type" in card["content"]
 
 
 async def test_every_referenced_entity_exists_in_the_demo_park() -> None:
@@ -207,6 +259,11 @@ async def test_entity_ids_match_what_home_assistant_creates_for_the_demo_park(
     for entity_id in referenced(dashboard()):
         assert hass.states.get(entity_id) is not None, entity_id
     assert set(demo_motion_sensors()) <= registered
+    assert set(demo_locker_doors()) <= registered
+    for card in cards(view("lockers"), "markdown"):
+        # The per-item-type lists render against the real sensors (every type of the bank).
+        text = Template(card["content"], hass).async_render(parse_result=False)
+        assert "Nothing to lend" in text or ": **" in text, text
     for name in (asset.name for asset in masts()):
         # What the Lighting view's map needs from a luminaire.
         state = hass.states.get(f"light.{slugify(name)}")
@@ -259,15 +316,107 @@ async def test_lighting_view_shows_energy_and_savings_over_time() -> None:
     assert graph["hours_to_show"] == 24
 
 
+def demo_blueprint_inputs(blueprint: str) -> dict[str, Any]:
+    """The inputs of the demo's one automation from a blueprint."""
+    automations = load_yaml(DEMO_AUTOMATIONS)
+    assert isinstance(automations, list)
+    (use,) = (
+        automation["use_blueprint"]
+        for automation in automations
+        if automation["use_blueprint"]["path"] == blueprint
+    )
+    return dict(use["input"])
+
+
 def demo_motion_sensors() -> list[str]:
     """The motion sensors the demo's motion lighting automation watches."""
-    (automation,) = load_yaml(DEMO_AUTOMATIONS)  # type: ignore[misc]
-    use = automation["use_blueprint"]
-    assert use["path"] == "city_ops/motion_lighting.yaml"
-    return list(use["input"]["motion_sensors"])
+    return list(demo_blueprint_inputs("city_ops/motion_lighting.yaml")["motion_sensors"])
+
+
+def demo_locker_doors() -> list[str]:
+    """The compartment doors the demo's locker alerts watch."""
+    return list(demo_blueprint_inputs("city_ops/locker_alerts.yaml")["doors"])
 
 
 async def test_demo_automation_watches_every_demo_mast() -> None:
     assert sorted(demo_motion_sensors()) == sorted(
         f"binary_sensor.{slugify(asset.name)}_motion" for asset in masts()
     )
+
+
+async def test_demo_locker_alerts_watch_every_demo_door_and_notify() -> None:
+    inputs = demo_blueprint_inputs("city_ops/locker_alerts.yaml")
+    assert sorted(demo_locker_doors()) == sorted(
+        compartment_entity(bank, number, "door")
+        for bank in locker_banks()
+        for number in compartment_numbers(bank)
+    )
+    assert inputs["keypad_lockout"] is True
+    assert [action["action"] for action in inputs["notify"]] == ["persistent_notification.create"]
+
+
+async def test_lockers_view_names_only_entities_of_demo_banks() -> None:
+    banks = locker_banks()
+    assert [bank.name for bank in banks] == ["Locker North", "Locker Lake"]
+    assert [len(compartment_numbers(bank)) for bank in banks] == [6, 4]
+    known = set().union(
+        *(bank_entity_ids(bank) for bank in banks),
+        *(
+            compartment_entity_ids(bank, number)
+            for bank in banks
+            for number in compartment_numbers(bank)
+        ),
+    )
+    used = set(referenced(view("lockers")))
+    assert used, "the Lockers view names no entities at all"
+    assert sorted(used - known) == []
+    # Nothing about lockers elsewhere, and nothing else in the Lockers view.
+    assert not set(referenced([view("waste"), view("lighting")])) & known
+
+
+async def test_lockers_view_shows_availability_per_bank_and_item_type() -> None:
+    banks = locker_banks()
+    available = [f"sensor.{slugify(bank.name)}_items_available" for bank in banks]
+    tiles = [card["entity"] for card in cards(view("lockers"), "tile")]
+    assert [entity for entity in tiles if entity.endswith("_items_available")] == available
+    lists = list(cards(view("lockers"), "markdown"))
+    assert [ENTITY_ID.findall(card["content"]) for card in lists] == [[a] for a in available]
+
+
+async def test_lockers_view_shows_every_banks_reservations() -> None:
+    (calendar,) = cards(view("lockers"), "calendar")
+    assert calendar["entities"] == [
+        f"calendar.{slugify(bank.name)}_reservations" for bank in locker_banks()
+    ]
+
+
+async def test_lockers_attention_lists_cover_every_compartment() -> None:
+    filters = {card["card"]["title"]: card for card in cards(view("lockers"), "entity-filter")}
+    expected = {
+        "Overdue loans": ("loan_state", ["overdue"]),
+        "Doors open": ("door", ["on"]),  # the string, not YAML's boolean
+        "Out of service": ("loan_state", ["out_of_service"]),
+    }
+    assert set(filters) == set(expected)
+    for title, (key, states) in expected.items():
+        card = filters[title]
+        assert card["show_empty"] is False
+        assert card["state_filter"] == states, title
+        assert [row["entity"] for row in card["entities"]] == [
+            compartment_entity(bank, number, key)
+            for bank in locker_banks()
+            for number in compartment_numbers(bank)
+        ], title
+
+
+async def test_lockers_view_has_a_loan_state_tile_per_compartment_grouped_by_bank() -> None:
+    sections = {
+        section["cards"][0]["heading"]: section
+        for section in view("lockers")["sections"]
+        if section["cards"][0]["type"] == "heading"
+    }
+    for bank in locker_banks():
+        tiles = [card["entity"] for card in cards(sections[bank.name], "tile")]
+        assert tiles == [
+            compartment_entity(bank, number, "loan_state") for number in compartment_numbers(bank)
+        ], bank.name

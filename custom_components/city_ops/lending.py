@@ -194,8 +194,8 @@ class Lending:
                 pickup_window=pickup_window,
                 loan_period=loan_period,
             )
+            await self._save_now()  # before anybody holds the codes
             self._apply(asset_id, update, context)
-            await self._save_now()
         return reservation
 
     async def async_release_code(self, asset_id: str, code: str, context: Context | None) -> int:
@@ -217,8 +217,9 @@ class Lending:
             now = dt_util.utcnow()
             update = bank.accept_code(now, match) if match else bank.refuse_code(now)
             accepted = any(event.kind == "released" for event in update.events)
-            self._apply(asset_id, update, context)
+            # Stored before the door opens: after a crash a used code stays used.
             await self._save_now()
+            self._apply(asset_id, update, context)
         if accepted and match is not None:
             self.codes_accepted += 1
             return match.compartment
@@ -235,8 +236,8 @@ class Lending:
         """Run one service's change on a bank, send and announce its results, save at once."""
         async with self._lock(asset_id):
             update = change(self.banks[asset_id], dt_util.utcnow())
-            self._apply(asset_id, update, context)
             await self._save_now()
+            self._apply(asset_id, update, context)
         return update
 
     def _lock(self, asset_id: str) -> asyncio.Lock:
