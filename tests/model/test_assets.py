@@ -205,9 +205,11 @@ def _with_source(kind: Any, device: Any) -> dict[str, Any]:
             id="properties-list",
         ),
         pytest.param(
-            feature("Bad", kind="locker_bank"), "'locker_bank' is not supported", id="kind-locker"
+            feature("Bad", kind="locker_bank"),
+            "a locker bank's source.kind must be one of native, zha",
+            id="kind-locker-bank-on-lorawan",
         ),
-        pytest.param(feature("Bad", kind="locker_bank"), "not supported", id="kind-locker-bank"),
+        pytest.param(feature("Bad", kind="locker"), "'locker' is not supported", id="kind-locker"),
         pytest.param(feature("Bad", kind=None), "not supported", id="kind-missing"),
         pytest.param(feature("Bad", kind="Container"), "not supported", id="kind-case"),
         pytest.param(feature("Bad", kind=["container"]), "not supported", id="kind-list"),

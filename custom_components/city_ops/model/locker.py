@@ -32,6 +32,10 @@ LOCKOUT = timedelta(minutes=5)
 MAX_LOCKOUT = timedelta(hours=1)
 LOCKOUT_MEMORY = timedelta(hours=24)  # quiet this long and the back-off starts over
 UNLOCK_TIMEOUT = timedelta(seconds=90)  # unlocked but the door never opened: lock again
+# Item sensors may report a little after the door: what moves this soon after the door closed
+# still belongs to the unlock that opened it.
+ITEM_SETTLE = timedelta(seconds=60)
+MAX_LOCKOUT_DOUBLINGS = 8
 HISTORY_KEPT = timedelta(days=60)
 MAX_HISTORY = 500
 MAX_COMPARTMENTS = 64
@@ -100,7 +104,7 @@ def code_matches(code: str, hashed: str) -> bool:
             p=int(p),
             dklen=len(expected),
         )
-    except ValueError:  # a damaged hash opens nothing
+    except ValueError, OverflowError, TypeError:  # a damaged hash opens nothing
         return False
     return hmac.compare_digest(actual, expected)
 
@@ -262,8 +266,12 @@ class CompartmentStatus:
     out_of_service: bool = False
     out_of_service_reason: str = ""
     loan: Loan | None = None
+    # An unlock session: why the compartment was unlocked, when, the code hash that opened it
+    # (given back if the door never opens) and when the door closed again.
     unlocked_for: Unlock | None = None
     unlocked_at: datetime | None = None
+    unlock_hash: str | None = field(default=None, repr=False)
+    closed_at: datetime | None = None
     door_opened_at: datetime | None = None
 
 
@@ -394,7 +402,9 @@ class LockerBank:
         """The compartment holding an active booking, or a refusal."""
         for compartment in self.compartments.values():
             loan = compartment.status.loan
-            if loan is not None and hmac.compare_digest(loan.reservation_id, reservation_id):
+            if loan is not None and hmac.compare_digest(
+                loan.reservation_id.encode(), reservation_id.encode()
+            ):
                 return compartment
         raise LockerRefused("unknown_reservation")
 
@@ -459,8 +469,8 @@ class LockerBank:
     ) -> tuple[Reservation, LockerUpdate]:
         """Book a compartment chosen by `choose` with codes from `issue_codes`."""
         self._check_lendable(compartment)
-        window = pickup_window or self.spec.pickup_window
-        period = loan_period or self.spec.loan_period
+        window = self.spec.pickup_window if pickup_window is None else pickup_window
+        period = self.spec.loan_period if loan_period is None else loan_period
         for span in (window, period):
             if not timedelta(minutes=1) <= span <= MAX_PERIOD:
                 raise LockerRefused("invalid_period")
@@ -544,8 +554,7 @@ class LockerBank:
 
     def lock(self, now: datetime, compartment: Compartment) -> LockerUpdate:
         """Lock a compartment (anyone may; nothing opens by it)."""
-        compartment.status.unlocked_for = None
-        compartment.status.unlocked_at = None
+        _end_session(compartment.status)
         return LockerUpdate(commands=[LockCommand(compartment.spec.number, True)], changed=True)
 
     # -- keypad --------------------------------------------------------------------------------
@@ -573,6 +582,7 @@ class LockerBank:
         self.keypad.lockouts = 0
         update = LockerUpdate()
         self._unlock(now, compartment, candidate.purpose, update)
+        compartment.status.unlock_hash = candidate.hashed
         update.add("released", compartment, purpose=candidate.purpose.value)
         return update
 
@@ -588,7 +598,8 @@ class LockerBank:
         if keypad.failures >= MAX_FAILURES:
             keypad.failures = 0
             keypad.lockouts += 1
-            span = min(LOCKOUT * 2 ** (keypad.lockouts - 1), MAX_LOCKOUT)
+            doublings = min(keypad.lockouts - 1, MAX_LOCKOUT_DOUBLINGS)
+            span = min(LOCKOUT * 2**doublings, MAX_LOCKOUT)
             keypad.locked_until = now + span
             update.add("keypad_locked", locked_until=keypad.locked_until.isoformat())
         return update
@@ -596,6 +607,7 @@ class LockerBank:
     def _unlock(
         self, now: datetime, compartment: Compartment, purpose: Unlock, update: LockerUpdate
     ) -> None:
+        _end_session(compartment.status)
         compartment.status.unlocked_for = purpose
         compartment.status.unlocked_at = now
         update.commands.append(LockCommand(compartment.spec.number, False))
@@ -624,14 +636,17 @@ class LockerBank:
             status.door_open = door_open
             if door_open:
                 status.door_opened_at = now
-                if status.unlocked_for is None and status.locked is not False:
+                if (
+                    status.unlocked_for is None or status.closed_at is not None
+                ) and status.locked is not False:
                     self._unexpected("door_opened_while_locked")
             else:
                 status.door_opened_at = None
-                if status.unlocked_for is not None:
-                    # Closed after an unlock: lock it again, whatever happened inside.
-                    status.unlocked_for = None
-                    status.unlocked_at = None
+                if status.unlocked_for is not None and status.closed_at is None:
+                    # Closed after an unlock: lock it again, whatever happened inside. The
+                    # session lives on a little for an item sensor that reports late.
+                    status.closed_at = now
+                    status.unlock_hash = None
                     update.commands.append(LockCommand(number, True))
         if item_present is not None and item_present != status.item_present:
             previous = status.item_present
@@ -666,20 +681,11 @@ class LockerBank:
         update = LockerUpdate()
         for compartment in self.compartments.values():
             status = compartment.status
+            self._end_stale_session(now, compartment, update)
             loan = status.loan
-            if (
-                status.unlocked_for is not None
-                and not status.door_open
-                and status.unlocked_at is not None
-                and now - status.unlocked_at >= UNLOCK_TIMEOUT
-            ):
-                status.unlocked_for = None
-                status.unlocked_at = None
-                update.commands.append(LockCommand(compartment.spec.number, True))
-                update.changed = True
             if loan is None:
                 continue
-            if not loan.collected and now > loan.pickup_until and not status.door_open:
+            if not loan.collected and now > loan.pickup_until and status.unlocked_for is None:
                 update.add("expired", compartment)
                 self._end(now, compartment, "expired", update)
             elif loan.collected and not loan.overdue and loan.loan_until and now > loan.loan_until:
@@ -696,6 +702,32 @@ class LockerBank:
         ]
         return update
 
+    @staticmethod
+    def _end_stale_session(now: datetime, compartment: Compartment, update: LockerUpdate) -> None:
+        """End an unlock whose door closed a while ago, or never opened (then lock it again)."""
+        status = compartment.status
+        if status.unlocked_for is None:
+            return
+        if status.closed_at is not None:
+            if now - status.closed_at >= ITEM_SETTLE:
+                _end_session(status)
+                update.changed = True
+            return
+        if status.door_open or status.unlocked_at is None:
+            return
+        if now - status.unlocked_at < UNLOCK_TIMEOUT:
+            return
+        # Nobody opened the door: the code opened nothing, so it may open it again.
+        loan = status.loan
+        if loan is not None and status.unlock_hash is not None:
+            if status.unlocked_for is Unlock.PICKUP and not loan.collected:
+                loan.pickup_hash = status.unlock_hash
+            elif status.unlocked_for is Unlock.RETURN and loan.collected:
+                loan.return_hash = status.unlock_hash
+        _end_session(status)
+        update.commands.append(LockCommand(compartment.spec.number, True))
+        update.changed = True
+
     def _end(
         self, now: datetime, compartment: Compartment, outcome: str, update: LockerUpdate
     ) -> None:
@@ -707,8 +739,8 @@ class LockerBank:
         loan.pickup_hash = None
         loan.return_hash = None
         compartment.status.loan = None
-        if compartment.status.unlocked_for in (Unlock.PICKUP, Unlock.RETURN):
-            compartment.status.unlocked_for = None
+        # An unlock under way stays: its door closing still sends LOCK.
+        compartment.status.unlock_hash = None
         self.history.append(loan)
         del self.history[:-MAX_HISTORY]
         update.changed = True
@@ -729,6 +761,8 @@ class LockerBank:
                     "loan": c.status.loan.to_dict() if c.status.loan else None,
                     "unlocked_for": c.status.unlocked_for,
                     "unlocked_at": _iso(c.status.unlocked_at),
+                    "unlock_hash": c.status.unlock_hash,
+                    "closed_at": _iso(c.status.closed_at),
                     "door_opened_at": _iso(c.status.door_opened_at),
                 }
                 for number, c in self.compartments.items()
@@ -745,11 +779,15 @@ class LockerBank:
 
     def restore(self, data: Mapping[str, Any], warn: Callable[[str], None]) -> None:
         """Bring back stored state; a damaged part is skipped with a warning, never fatal."""
-        for key, stored in (data.get("compartments") or {}).items():
+        compartments = data.get("compartments") or {}
+        if not isinstance(compartments, Mapping):
+            compartments = {}
+            warn("compartments: not an object")
+        for key, stored in compartments.items():
             try:
                 compartment = self.compartments[int(key)]
                 compartment.status = _status_from_dict(stored)
-            except (KeyError, TypeError, ValueError) as err:
+            except (KeyError, TypeError, ValueError, OverflowError) as err:
                 warn(f"compartment {key}: {err!r}"[:200])
         keypad = data.get("keypad")
         if isinstance(keypad, Mapping):
@@ -760,16 +798,27 @@ class LockerBank:
                     locked_until=_parse_optional(keypad.get("locked_until")),
                     last_failure=_parse_optional(keypad.get("last_failure")),
                 )
-            except (TypeError, ValueError) as err:
+            except (TypeError, ValueError, OverflowError) as err:
                 warn(f"keypad: {err!r}"[:200])
-        for stored in data.get("history") or []:
+        history = data.get("history") or []
+        if not isinstance(history, list):
+            history = []
+            warn("history: not a list")
+        for stored in history:
             try:
                 self.history.append(Loan.from_dict(stored))
-            except (KeyError, TypeError, ValueError) as err:
+            except (KeyError, TypeError, ValueError, OverflowError) as err:
                 warn(f"history: {err!r}"[:200])
         unexpected = data.get("unexpected")
         if isinstance(unexpected, Mapping):
             self.unexpected = {str(k): int(v) for k, v in unexpected.items() if isinstance(v, int)}
+
+
+def _end_session(status: CompartmentStatus) -> None:
+    status.unlocked_for = None
+    status.unlocked_at = None
+    status.unlock_hash = None
+    status.closed_at = None
 
 
 def _status_from_dict(data: Any) -> CompartmentStatus:
@@ -786,6 +835,8 @@ def _status_from_dict(data: Any) -> CompartmentStatus:
         loan=Loan.from_dict(loan) if loan is not None else None,
         unlocked_for=Unlock(unlocked_for) if unlocked_for is not None else None,
         unlocked_at=_parse_optional(data.get("unlocked_at")),
+        unlock_hash=_optional_str(data.get("unlock_hash")),
+        closed_at=_parse_optional(data.get("closed_at")),
         door_opened_at=_parse_optional(data.get("door_opened_at")),
     )
 
