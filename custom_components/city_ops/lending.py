@@ -138,7 +138,9 @@ class Lending:
 
     def device_id(self, asset_id: str) -> str | None:
         """The bank's device in the registry (events name it for automations)."""
-        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, asset_id)})
+        device = dr.async_get(self.hass).async_get_device_by_identifier(
+            (DOMAIN, asset_id), self.entry.entry_id
+        )
         return device.id if device is not None else None
 
     # -- facts --------------------------------------------------------------------------------

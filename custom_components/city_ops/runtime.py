@@ -12,11 +12,21 @@ from typing import Any
 
 from homeassistant.components import mqtt
 from homeassistant.components.mqtt.models import ReceiveMessage
-from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.config_entries import (
+    SIGNAL_CONFIG_ENTRY_CHANGED,
+    ConfigEntry,
+    ConfigEntryChange,
+    ConfigEntryState,
+)
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.helpers.debounce import Debouncer
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.helpers.event import (
+    EventStateChangedData,
+    async_track_state_added_domain,
+    async_track_time_interval,
+)
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
@@ -255,29 +265,60 @@ class CityOpsRuntime:
         self._check_online(dt_util.utcnow())
 
     def _start_zha(self) -> None:
-        """Attach to ZHA for the masts reached through it (guarded: ZHA may not be loaded)."""
-        ieees = self.site.devices("zha")
-        if not ieees:
+        """Attach to ZHA for the assets reached through it, now or whenever ZHA (re)loads."""
+        if not self.site.devices("zha"):
             return
-        from .sources.zha import ZhaDevices  # noqa: PLC0415  (only sites with ZHA masts)
+        from .sources.zha import ZhaDevices  # noqa: PLC0415  (only sites with ZHA assets)
 
+        zha = ZhaDevices(self.hass, lambda reading: self._handle_reading("zha", reading))
+        self.lighting.zha = zha
+        self.lending.zha = zha
+        # ZHA may come up after the site (a radio that is slow to answer retries its entry)
+        # and a reload gives zigpy new device objects: attach again each time it is loaded.
+        self._unsubscribe.append(
+            async_dispatcher_connect(self.hass, SIGNAL_CONFIG_ENTRY_CHANGED, self._zha_changed)
+        )
+        if self._zha_banks():
+            # A bank paired (or ZHA loaded) after the site brings new ZHA lock entities; only
+            # once they run does disabling them also take them down.
+            self._unsubscribe.append(
+                async_track_state_added_domain(self.hass, "lock", self._zha_lock_added)
+            )
         if not ZhaDevices.available(self.hass):
             LOGGER.warning(
-                "%s has assets reached through ZHA, but ZHA is not loaded; they get no commands",
+                "%s has assets reached through ZHA, but ZHA is not loaded yet; "
+                "they get no commands until it is",
                 self.entry.title,
             )
             return
-        zha = ZhaDevices(self.hass, lambda reading: self._handle_reading("zha", reading))
-        banks = [
+        self._attach_zha()
+
+    def _zha_banks(self) -> list[str]:
+        return [
             self.assets[asset_id].device
             for asset_id in self.site.locker_banks
             if self.assets[asset_id].source_kind == "zha"
         ]
-        missing = zha.async_start(ieees, lockers=banks)
+
+    @callback
+    def _zha_changed(self, change: ConfigEntryChange, entry: ConfigEntry) -> None:
+        if entry.domain == "zha" and entry.state is ConfigEntryState.LOADED:
+            self._attach_zha()
+
+    @callback
+    def _zha_lock_added(self, event: Event[EventStateChangedData]) -> None:
+        entity = er.async_get(self.hass).async_get(event.data["entity_id"])
+        if entity is not None and entity.platform == "zha":
+            self._disable_zha_locks(self._zha_banks())
+
+    def _attach_zha(self) -> None:
+        zha = self.lending.zha
+        if zha is None:
+            return
+        banks = self._zha_banks()
+        missing = zha.async_start(self.site.devices("zha"), lockers=banks)
         if missing:
-            LOGGER.warning("ZHA does not know the devices %s", ", ".join(missing))
-        self.lighting.zha = zha
-        self.lending.zha = zha
+            LOGGER.warning("ZHA does not know the devices %s (yet)", ", ".join(missing))
         self._disable_zha_locks(banks)
 
     def _disable_zha_locks(self, ieees: list[str]) -> None:
@@ -287,12 +328,14 @@ class CityOpsRuntime:
         """
         devices = dr.async_get(self.hass)
         entities = er.async_get(self.hass)
-        for ieee in ieees:
-            device = devices.async_get_device(identifiers={("zha", ieee)})
-            if device is None:
-                continue
-            for entity in er.async_entries_for_device(entities, device.id):
-                if entity.platform == "zha" and entity.domain == "lock" and not entity.disabled:
+        for zha_entry in self.hass.config_entries.async_entries("zha"):
+            for ieee in ieees:
+                device = devices.async_get_device_by_identifier(("zha", ieee), zha_entry.entry_id)
+                if device is None:
+                    continue
+                for entity in er.async_entries_for_device(entities, device.id):
+                    if entity.platform != "zha" or entity.domain != "lock" or entity.disabled:
+                        continue
                     entities.async_update_entity(
                         entity.entity_id, disabled_by=er.RegistryEntryDisabler.INTEGRATION
                     )
