@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime
 import json
 import os
 from pathlib import Path
@@ -11,10 +14,12 @@ import re
 import secrets
 import signal
 import subprocess
+import threading
 import time
 from types import TracebackType
 from typing import Any, Self
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import aiohttp
@@ -175,6 +180,18 @@ class HomeAssistantProcess:
         self.start()
         return self.wait_until_up(timeout)
 
+    def kill_and_restart(self, timeout: float = 300.0) -> float:
+        """Crash hass (SIGKILL: nothing is flushed) and start it on the same config dir.
+
+        Returns the seconds until its API is back. The killed run's console output is kept
+        as home-assistant.log.console.1 (HA itself rotates home-assistant.log to .log.1).
+        """
+        self.kill()
+        if self.console_path.exists():
+            self.console_path.replace(self.console_path.with_name(f"{CONSOLE_LOG_NAME}.1"))
+        self.start()
+        return self.wait_until_up(timeout)
+
     def __enter__(self) -> Self:
         """Start hass and wait for its API."""
         self.start()
@@ -253,6 +270,12 @@ class HomeAssistantClient:
         self._session: aiohttp.ClientSession | None = None
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def drop_connections(self) -> None:
+        """Forget pooled HTTP connections: after hass restarted they lead nowhere."""
+        if self._session is not None and not self._loop.is_closed():
+            self._loop.run_until_complete(self._session.close())
+            self._session = None
 
     def close(self) -> None:
         """Close the HTTP session and the private loop."""
@@ -447,6 +470,25 @@ class HomeAssistantClient:
             path += "?return_response"
         result = self.request("POST", path, json_data=data or {}, timeout=timeout)
         return result.get("service_response") if return_response else result
+
+    def render_template(self, template: str) -> str:
+        """Render a template with /api/template; return the text."""
+        status, body = self.send("POST", "/api/template", json_data={"template": template})
+        if status != 200:
+            raise HomeAssistantError(
+                f"POST /api/template {template!r}\n-> HTTP {status}: {body[:2000]}\n"
+                f"{self.log_tail()}"
+            )
+        return body
+
+    def config_entry_diagnostics(self, entry_id: str) -> dict[str, Any]:
+        """Return a config entry's diagnostics, as "Download diagnostics" would."""
+        return dict(self.request("GET", f"/api/diagnostics/config_entry/{entry_id}"))
+
+    def calendar_events(self, entity_id: str, start: datetime, end: datetime) -> list[Any]:
+        """Return a calendar entity's events between start and end (aware datetimes)."""
+        query = urllib.parse.urlencode({"start": start.isoformat(), "end": end.isoformat()})
+        return list(self.request("GET", f"/api/calendars/{entity_id}?{query}"))
 
     # -- config entries and flows ---------------------------------------------------------
 
@@ -745,3 +787,151 @@ class HomeAssistantClient:
             f"config entry {entry_id} is {state!r}, not loaded, after {timeout:.0f} s\n"
             f"{self.log_tail()}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """One event as a WebSocket subscriber got it."""
+
+    at: float  # time.monotonic() on arrival
+    event_type: str
+    data: dict[str, Any]
+    raw: str  # the message exactly as it came over the wire
+
+
+class HomeAssistantEvents:
+    """Every event hass fires, over a WebSocket subscription kept up in a thread of its own.
+
+    When hass goes away (a restart, a crash) the stream connects and subscribes again until
+    it is closed, so a run that kills hass still sees what was fired while a connection stood.
+    Subscribing to every event (no event_type) needs an admin's token.
+    """
+
+    def __init__(
+        self, base_url: str, token: str, event_type: str | None = None, retry_s: float = 0.2
+    ) -> None:
+        """Start connecting at once; use wait_subscribed before relying on the stream."""
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._event_type = event_type
+        self._retry_s = retry_s
+        self._changed = threading.Condition()
+        self._events: list[ReceivedEvent] = []
+        self.subscriptions = 0  # successful subscriptions so far (one per connection)
+        self.errors: list[str] = []  # why connections ended (kept for failure messages)
+        self._loop = asyncio.new_event_loop()
+        self._task = self._loop.create_task(self._follow())
+        self._thread = threading.Thread(target=self._run, name="hass-events", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._loop.close()
+
+    async def _follow(self) -> None:
+        connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
+        async with aiohttp.ClientSession(connector=connector) as session:
+            while True:
+                try:
+                    await self._subscribe_and_read(session)
+                except (aiohttp.ClientError, OSError, HomeAssistantError, ValueError) as err:
+                    self.errors.append(f"{type(err).__name__}: {err}"[:300])
+                await asyncio.sleep(self._retry_s)
+
+    async def _subscribe_and_read(self, session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(f"{self.base_url}/api/websocket", heartbeat=20) as sock:
+            hello = await sock.receive_json()
+            if hello.get("type") != "auth_required":
+                raise HomeAssistantError(f"unexpected WebSocket greeting {hello}")
+            await sock.send_json({"type": "auth", "access_token": self._token})
+            auth = await sock.receive_json()
+            if auth.get("type") != "auth_ok":
+                raise HomeAssistantError(f"WebSocket auth failed: {auth}")
+            command: dict[str, Any] = {"id": 1, "type": "subscribe_events"}
+            if self._event_type is not None:
+                command["event_type"] = self._event_type
+            await sock.send_json(command)
+            async for message in sock:
+                if message.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                self._take(str(message.data))
+            raise HomeAssistantError(f"WebSocket closed ({sock.close_code})")
+
+    def _take(self, text: str) -> None:
+        decoded = json.loads(text)
+        # HA coalesces messages into a list only for clients that ask for it; accept both.
+        for message in decoded if isinstance(decoded, list) else [decoded]:
+            if message.get("id") != 1:
+                continue
+            if message.get("type") == "result":
+                if not message.get("success"):
+                    raise HomeAssistantError(f"subscribe_events refused: {message}")
+                with self._changed:
+                    self.subscriptions += 1
+                    self._changed.notify_all()
+            elif message.get("type") == "event":
+                event = message.get("event") or {}
+                received = ReceivedEvent(
+                    time.monotonic(),
+                    str(event.get("event_type")),
+                    dict(event.get("data") or {}),
+                    text if not isinstance(decoded, list) else json.dumps(message),
+                )
+                with self._changed:
+                    self._events.append(received)
+                    self._changed.notify_all()
+
+    def events(self, event_type: str | None = None, since: float = 0.0) -> list[ReceivedEvent]:
+        """Events received at or after since (time.monotonic()), of one type or all."""
+        with self._changed:
+            return [
+                event
+                for event in self._events
+                if event.at >= since and event_type in (None, event.event_type)
+            ]
+
+    def wait_for(
+        self,
+        event_type: str,
+        accept: Callable[[dict[str, Any]], bool] = lambda _data: True,
+        *,
+        since: float = 0.0,
+        timeout: float = 30.0,
+    ) -> ReceivedEvent:
+        """Wait for an event of event_type (received since `since`) whose data is accepted."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for event in self._events:
+                    if event.at >= since and event.event_type == event_type and accept(event.data):
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise HomeAssistantError(
+                        f"no {event_type} event within {timeout:.0f} s "
+                        f"(last connection errors: {self.errors[-3:]})"
+                    )
+                self._changed.wait(remaining)
+
+    def wait_subscribed(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until the stream has subscribed `count` times (once per hass run)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.subscriptions < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise HomeAssistantError(
+                        f"event subscription {count} not made within {timeout:.0f} s "
+                        f"(last connection errors: {self.errors[-3:]})"
+                    )
+                self._changed.wait(remaining)
+
+    def close(self) -> None:
+        """Stop following and end the thread."""
+        with contextlib.suppress(RuntimeError):  # the loop already ended
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(10)

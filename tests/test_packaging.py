@@ -94,5 +94,5 @@ def test_every_translation_key_in_the_code_is_translated() -> None:
     for platform, entities in strings["entity"].items():
         for key in entities:
             assert key in icons["entity"].get(platform, {}) or platform == "sensor", key
-    services = set(re.findall(r'DOMAIN, "(\w+)"', code))
+    services = set(re.findall(r'DOMAIN,\s*"(\w+)"', code))
     assert services == set(strings["services"]) == set(icons["services"])

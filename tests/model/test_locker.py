@@ -206,10 +206,16 @@ def test_reserve_by_item_type_takes_lowest_free_number(
     assert state(bank, expected) is LoanState.RESERVED
 
 
-def test_item_never_reported_still_lendable() -> None:
+def test_item_never_reported_is_not_lendable() -> None:
+    """No code is handed out for a compartment the bank has not reported an item in."""
     bank = LockerBank(SPEC)  # nothing reported yet
-    assert bank.choose(None, "walker").spec.number == 1
-    assert bank.available() == {"walker": 3, "hand_cart": 2, "wheelchair": 1}
+    assert bank.available() == {}
+    with pytest.raises(LockerRefused) as refused:
+        bank.choose(None, "walker")
+    assert refused.value.reason == "no_item_available"
+    with pytest.raises(LockerRefused) as refused:
+        bank.choose(1, None)
+    assert refused.value.reason == "item_missing"
 
 
 def test_available_counts_lendable_compartments_per_type() -> None:

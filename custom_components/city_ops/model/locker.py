@@ -298,11 +298,9 @@ class Compartment:
 
     @property
     def lendable(self) -> bool:
-        """Free, in service and not reported empty."""
+        """Free, in service, and the bank reported the item inside (unknown is not lendable)."""
         status = self.status
-        return (
-            not status.out_of_service and status.loan is None and status.item_present is not False
-        )
+        return not status.out_of_service and status.loan is None and status.item_present is True
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,7 +452,7 @@ class LockerBank:
             raise LockerRefused("out_of_service", compartment=number)
         if compartment.status.loan is not None:
             raise LockerRefused("compartment_taken", compartment=number)
-        if compartment.status.item_present is False:
+        if compartment.status.item_present is not True:
             raise LockerRefused("item_missing", compartment=number)
 
     def reserve(
