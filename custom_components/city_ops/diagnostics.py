@@ -15,6 +15,7 @@ TO_REDACT = {
     "return_code",
     "pickup_hash",
     "return_hash",
+    "unlock_hash",
     "borrower",
     "password",
     "username",
