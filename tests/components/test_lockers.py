@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -28,12 +28,13 @@ async def test_reserve_keypad_collect_return(
     """Reserve, type the code, take the item, bring it back with the return code."""
     entry = await setup_lockers()
     events: list[Event[Any]] = []
-    hass.bus.async_listen(
-        "*",
-        lambda event: (
-            events.append(event) if event.event_type.startswith("city_ops_locker_") else None
-        ),
-    )
+
+    @callback
+    def record(event: Event[Any]) -> None:
+        if event.event_type.startswith("city_ops_locker_"):
+            events.append(event)
+
+    hass.bus.async_listen("*", record)
     device_id = bank_device(hass, entry.entry_id, "Locker North")
     for number in (1, 2, 3):
         async_fire_mqtt_message(
