@@ -173,7 +173,7 @@ def locker_bank(
 
 @pytest.fixture
 def locker_site() -> MockConfigEntry:
-    """Bank "Locker North" (device locker-north): 1-2 walkers, 3 hand cart; "Locker Lake": 1 walker."""
+    """Banks "Locker North" (walkers in 1-2, a hand cart in 3) and "Locker Lake" (a walker)."""
     return MockConfigEntry(
         domain=DOMAIN,
         title="Stadtpark",

@@ -39,6 +39,12 @@ def real_sockets_for_session() -> None:
     pytest_socket.enable_socket()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def real_sockets_for_module() -> None:
+    """Give a module's own real parts (private_* fixtures) sockets while they start."""
+    pytest_socket.enable_socket()
+
+
 @pytest.fixture(autouse=True)
 def real_sockets() -> None:
     """Give each e2e test sockets again (phcc disables them in every test's setup)."""
@@ -50,10 +56,8 @@ def auto_enable_custom_integrations() -> None:
     """Override the HA-level autouse fixture: e2e tests need no in-process test hass."""
 
 
-@pytest.fixture(scope="session")
-def e2e_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a fresh HA config dir: copies of config/ files, symlinks to the repo's code."""
-    config_dir = tmp_path_factory.mktemp("ha_config")
+def prepare_config_dir(config_dir: Path) -> Path:
+    """Fill config_dir for hass: copies of config/ files, symlinks to the repo's code."""
     for name in COPIED_FILES:
         shutil.copy2(CONFIG_DIR / name, config_dir / name)
     (config_dir / "custom_components").symlink_to(REPO_ROOT / "custom_components")
@@ -62,6 +66,12 @@ def e2e_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     blueprints.mkdir(parents=True)
     (blueprints / "city_ops").symlink_to(REPO_ROOT / "blueprints" / "automation" / "city_ops")
     return config_dir
+
+
+@pytest.fixture(scope="session")
+def e2e_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a fresh HA config dir: copies of config/ files, symlinks to the repo's code."""
+    return prepare_config_dir(tmp_path_factory.mktemp("ha_config"))
 
 
 @pytest.fixture(scope="session")
@@ -174,3 +184,107 @@ def z2m_commands(broker: Broker) -> Iterator[Zigbee2MqttCommands]:
         yield commands
     finally:
         commands.close()
+
+
+# -- a broker and a hass of a test module's own ------------------------------------------------
+# For tests that kill hass (the session's hass serves the other modules) or must not hear the
+# other modules' devices: one mosquitto, one config dir and one hass per module.
+
+
+@pytest.fixture(scope="module")
+def private_broker() -> Iterator[Broker]:
+    """Run a mosquitto for this module alone."""
+    mosquitto = Broker(free_port())
+    mosquitto.start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+
+
+@pytest.fixture(scope="module")
+def private_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a fresh HA config dir for this module's own hass."""
+    return prepare_config_dir(tmp_path_factory.mktemp("ha_private_config"))
+
+
+@pytest.fixture(scope="module")
+def private_hass(
+    private_config_dir: Path, private_broker: Broker
+) -> Iterator[HomeAssistantProcess]:
+    """Run a hass of this module's own, which its tests may kill and restart."""
+    process = HomeAssistantProcess(private_config_dir, free_port())
+    started = time.monotonic()
+    process.start()
+    try:
+        process.wait_until_up(HASS_START_TIMEOUT_S)
+        print(f"\nprivate hass API up after {time.monotonic() - started:.1f} s")
+        yield process
+    finally:
+        code = process.stop()
+        print(f"\nprivate hass exited with {code}; log: {process.log_path}")
+
+
+@pytest.fixture(scope="module")
+def private_ha(
+    private_hass: HomeAssistantProcess, private_broker: Broker
+) -> Iterator[HomeAssistantClient]:
+    """Return a client of the module's onboarded hass, MQTT set up against its own broker."""
+    client = HomeAssistantClient(private_hass.base_url, log_tail=private_hass.log_tail)
+    try:
+        client.authenticate()
+        client.wait_until_running(HASS_START_TIMEOUT_S)
+        client.setup_mqtt(private_broker.host, private_broker.port)
+        yield client
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class MqttMessage:
+    """One message a subscriber got."""
+
+    at: float  # time.monotonic() when it arrived
+    topic: str
+    payload: Any  # the decoded JSON, or {"unparsable": text}
+    retained: bool
+
+
+class MqttRecorder:
+    """Every message on one topic filter, from the moment the broker confirmed the subscription."""
+
+    def __init__(self, host: str, port: int, topic_filter: str, client_id: str) -> None:
+        """Connect and subscribe; returns once the broker confirmed the subscription."""
+        self.topic_filter = topic_filter
+        self._lock = threading.Lock()
+        self._messages: list[MqttMessage] = []
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self._client.on_connect = lambda client, *_: client.subscribe(topic_filter, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(host, port, keepalive=30)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            self.close()
+            raise TimeoutError(f"no subscription to {topic_filter} on {host}:{port}")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: Any) -> None:
+        try:
+            payload = json.loads(message.payload)
+        except ValueError:
+            payload = {"unparsable": message.payload.decode("utf-8", "replace")}
+        with self._lock:
+            self._messages.append(
+                MqttMessage(time.monotonic(), message.topic, payload, bool(message.retain))
+            )
+
+    def since(self, start: float = 0.0) -> list[MqttMessage]:
+        """Messages that arrived at or after start (time.monotonic())."""
+        with self._lock:
+            return [message for message in self._messages if message.at >= start]
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
