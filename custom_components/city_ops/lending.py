@@ -19,6 +19,7 @@ from homeassistant.util import dt as dt_util
 from .const import CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE, DOMAIN, LOGGER
 from .model.assets import Asset
 from .model.locker import (
+    MAX_FAILURES,
     Compartment,
     CompartmentSpec,
     LockCommand,
@@ -164,6 +165,9 @@ class Lending:
             item_present=reading.item_present,
         )
         self._apply(asset_id, update, None)
+        if update.changed:
+            # A collection or a return must survive a crash right after it, like a booking.
+            self.hass.async_create_task(self._save_now(), eager_start=True)
 
     async def _async_keypad(self, asset_id: str, code: str) -> None:
         # Refusals are counted, evented and logged already; the keypad has nobody to tell.
@@ -226,7 +230,18 @@ class Lending:
             self.codes_accepted += 1
             return match.compartment
         self.codes_refused += 1
-        LOGGER.info("%s refused a code (%s wrong in a row)", bank.spec.name, bank.keypad.failures)
+        locked_until = bank.keypad_locked_until(dt_util.utcnow())
+        if locked_until is not None:
+            LOGGER.warning(
+                "%s locked its keypad until %s after %s wrong codes in a row",
+                bank.spec.name,
+                dt_util.as_local(locked_until).isoformat(timespec="seconds"),
+                MAX_FAILURES,
+            )
+        else:
+            LOGGER.info(
+                "%s refused a code (%s wrong in a row)", bank.spec.name, bank.keypad.failures
+            )
         raise LockerRefused("code_refused")
 
     async def async_change(
