@@ -101,7 +101,7 @@ class Lending:
         self._notify = notify
         self._save_now = save_now
         self._native_base = entry.data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
-        self._keypad_locks: dict[str, asyncio.Lock] = {}
+        self._bank_locks: dict[str, asyncio.Lock] = {}
         self.zha: ZhaDevices | None = None
         self.commands_sent = 0
         self.command_errors = 0
@@ -258,7 +258,7 @@ class Lending:
         return update
 
     def _lock(self, asset_id: str) -> asyncio.Lock:
-        return self._keypad_locks.setdefault(asset_id, asyncio.Lock())
+        return self._bank_locks.setdefault(asset_id, asyncio.Lock())
 
     # -- time ---------------------------------------------------------------------------------
 
