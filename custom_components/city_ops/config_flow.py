@@ -300,6 +300,48 @@ def _container_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: floa
     )
 
 
+def _asset_identity(user_input: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Name, position and device binding: what every asset's form asks first."""
+    errors: dict[str, str] = {}
+    name = str(user_input[CONF_NAME]).strip()
+    data: dict[str, Any] = {CONF_NAME: name}
+    if not name or len(name) > 64:
+        errors[CONF_NAME] = "name_required"
+    try:
+        data[CONF_LATITUDE], data[CONF_LONGITUDE] = coordinates(
+            user_input[CONF_LATITUDE], user_input[CONF_LONGITUDE]
+        )
+    except ValueError:
+        errors[CONF_LATITUDE] = "invalid_location"
+    try:
+        data[CONF_SOURCE_KIND], data[CONF_DEVICE] = source_binding(
+            {"kind": user_input[CONF_SOURCE_KIND], "device": user_input[CONF_DEVICE]}
+        )
+    except ValueError:
+        errors[CONF_DEVICE] = "invalid_device"
+    return data, errors
+
+
+def _site_conflicts(
+    entry: ConfigEntry, editing: str | None, data: Mapping[str, Any], errors: dict[str, str]
+) -> None:
+    """Names are unique within a site and each device feeds one asset (sensors included)."""
+    taken: set[tuple[Any, Any]] = set()
+    for subentry_id, subentry in entry.subentries.items():
+        if subentry_id == editing:
+            continue
+        if str(subentry.data.get(CONF_NAME, "")).casefold() == data[CONF_NAME].casefold():
+            errors[CONF_NAME] = "name_taken"
+        taken |= _bindings(subentry.data)
+    wanted = {CONF_DEVICE: (data.get(CONF_SOURCE_KIND), data.get(CONF_DEVICE))}
+    for form_key, key in (("motion_device", "motion_source"), ("lux_device", "lux_source")):
+        if isinstance(source := data.get(key), Mapping):
+            wanted[form_key] = (source["kind"], source["device"])
+    for form_key, binding in wanted.items():
+        if not errors.get(form_key) and binding in taken:
+            errors[form_key] = "device_taken"
+
+
 class AssetSubentryFlow(ConfigSubentryFlow):
     """Add or reconfigure one asset of a site; each kind supplies its form and validation."""
 
@@ -372,37 +414,12 @@ class ContainerSubentryFlow(AssetSubentryFlow):
     def _validate(
         entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        errors: dict[str, str] = {}
-        data: dict[str, Any] = {"name": str(user_input[CONF_NAME]).strip()}
-        if not data["name"] or len(data["name"]) > 64:
-            errors[CONF_NAME] = "name_required"
-        try:
-            data[CONF_LATITUDE], data[CONF_LONGITUDE] = coordinates(
-                user_input[CONF_LATITUDE], user_input[CONF_LONGITUDE]
-            )
-        except ValueError:
-            errors[CONF_LATITUDE] = "invalid_location"
-        try:
-            data[CONF_SOURCE_KIND], data[CONF_DEVICE] = source_binding(
-                {"kind": user_input[CONF_SOURCE_KIND], "device": user_input[CONF_DEVICE]}
-            )
-        except ValueError:
-            errors[CONF_DEVICE] = "invalid_device"
+        data, errors = _asset_identity(user_input)
         try:
             data.update(container_params(user_input))
         except ValueError:
             errors["base"] = "invalid_geometry"
-        for subentry_id, subentry in entry.subentries.items():
-            if subentry_id == editing:
-                continue
-            if str(subentry.data.get(CONF_NAME, "")).casefold() == data["name"].casefold():
-                errors[CONF_NAME] = "name_taken"
-            if (
-                not errors.get(CONF_DEVICE)
-                and subentry.data.get(CONF_SOURCE_KIND) == data.get(CONF_SOURCE_KIND)
-                and subentry.data.get(CONF_DEVICE) == data.get(CONF_DEVICE)
-            ):
-                errors[CONF_DEVICE] = "device_taken"
+        _site_conflicts(entry, editing, data, errors)
         data.setdefault("extra", {})
         return data, errors
 
@@ -526,24 +543,8 @@ def _mast_schema(
 def _validate_mast(
     entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    errors: dict[str, str] = {}
-    name = str(user_input[CONF_NAME]).strip()
-    data: dict[str, Any] = {CONF_NAME: name}
-    if not name or len(name) > 64:
-        errors[CONF_NAME] = "name_required"
-    try:
-        data[CONF_LATITUDE], data[CONF_LONGITUDE] = coordinates(
-            user_input[CONF_LATITUDE], user_input[CONF_LONGITUDE]
-        )
-    except ValueError:
-        errors[CONF_LATITUDE] = "invalid_location"
+    data, errors = _asset_identity(user_input)
     kind = user_input[CONF_SOURCE_KIND]
-    try:
-        data[CONF_SOURCE_KIND], data[CONF_DEVICE] = source_binding(
-            {"kind": kind, "device": user_input[CONF_DEVICE]}
-        )
-    except ValueError:
-        errors[CONF_DEVICE] = "invalid_device"
     params_in: dict[str, Any] = {
         key: user_input.get(key)
         for key in ("path", "rated_power_w", "neighbours", "base_level", "boost_level", "hold_s")
@@ -555,21 +556,7 @@ def _validate_mast(
         data.update(mast_params({k: v for k, v in params_in.items() if v is not None}))
     except ValueError:
         errors["base"] = "invalid_mast"
-    # The site routes each device to one asset: separate sensors are bindings too.
-    taken: set[tuple[Any, Any]] = set()
-    for subentry_id, subentry in entry.subentries.items():
-        if subentry_id == editing:
-            continue
-        if str(subentry.data.get(CONF_NAME, "")).casefold() == name.casefold():
-            errors[CONF_NAME] = "name_taken"
-        taken |= _bindings(subentry.data)
-    wanted = {CONF_DEVICE: (data.get(CONF_SOURCE_KIND), data.get(CONF_DEVICE))}
-    for form_key, key in (("motion_device", "motion_source"), ("lux_device", "lux_source")):
-        if isinstance(source := data.get(key), Mapping):
-            wanted[form_key] = (source["kind"], source["device"])
-    for form_key, binding in wanted.items():
-        if not errors.get(form_key) and binding in taken:
-            errors[form_key] = "device_taken"
+    _site_conflicts(entry, editing, data, errors)
     data.setdefault("extra", {})
     return data, errors
 
@@ -657,23 +644,7 @@ def _whole(value: Any) -> Any:
 def _validate_locker_bank(
     entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    errors: dict[str, str] = {}
-    name = str(user_input[CONF_NAME]).strip()
-    data: dict[str, Any] = {CONF_NAME: name}
-    if not name or len(name) > 64:
-        errors[CONF_NAME] = "name_required"
-    try:
-        data[CONF_LATITUDE], data[CONF_LONGITUDE] = coordinates(
-            user_input[CONF_LATITUDE], user_input[CONF_LONGITUDE]
-        )
-    except ValueError:
-        errors[CONF_LATITUDE] = "invalid_location"
-    try:
-        data[CONF_SOURCE_KIND], data[CONF_DEVICE] = source_binding(
-            {"kind": user_input[CONF_SOURCE_KIND], "device": user_input[CONF_DEVICE]}
-        )
-    except ValueError:
-        errors[CONF_DEVICE] = "invalid_device"
+    data, errors = _asset_identity(user_input)
     compartments = [
         {**c, "number": _whole(c.get("number"))} if isinstance(c, Mapping) else c
         for c in user_input.get("compartments") or []
@@ -699,14 +670,6 @@ def _validate_locker_bank(
             loan.compartment not in kept for loan in banks[editing].active_loans()
         ):
             errors["compartments"] = "compartment_in_use"
-    taken: set[tuple[Any, Any]] = set()
-    for subentry_id, subentry in entry.subentries.items():
-        if subentry_id == editing:
-            continue
-        if str(subentry.data.get(CONF_NAME, "")).casefold() == name.casefold():
-            errors[CONF_NAME] = "name_taken"
-        taken |= _bindings(subentry.data)
-    if not errors.get(CONF_DEVICE) and (data.get(CONF_SOURCE_KIND), data.get(CONF_DEVICE)) in taken:
-        errors[CONF_DEVICE] = "device_taken"
+    _site_conflicts(entry, editing, data, errors)
     data.setdefault("extra", {})
     return data, errors
