@@ -12,6 +12,7 @@ from collections.abc import Callable
 import json
 import os
 from pathlib import Path
+import re
 import signal
 import sys
 import threading
@@ -33,6 +34,11 @@ TOKEN_FILE = CONFIG_DIR / ".city_ops_demo_token"
 DASHBOARD_PATH = "/city-operations/waste"
 LIGHTING_PATH = "/city-operations/lighting"
 LOCKERS_PATH = "/city-operations/lockers"
+
+
+def slugify(name: str) -> str:
+    """Entity id part of a name, as Home Assistant makes it for plain ASCII names."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def log(message: str) -> None:
@@ -196,6 +202,14 @@ class Demo:
             f"simulating {len(park.masts)} masts with up to {park.max_walkers} walkers, a mast "
             f"every other tick; light sensors read 2 lx (simulated night); dead lamp: {dead}"
         )
+        # Residents book only once Home Assistant has heard from the banks (its MQTT client
+        # connects a few seconds after start-up; until then nothing counts as lendable).
+        for bank in lockers.banks.values():
+            sensor = f"sensor.{slugify(bank.name)}_items_available"
+            try:
+                client.wait_for_state(sensor, lambda value: value.isdigit() and int(value) > 0)
+            except HomeAssistantError:
+                log(f"{sensor} shows no lendable item yet; residents will retry")
         base_url, token, log_tail = self.hass.base_url, client.token, self.hass.log_tail
         self.residents = start_residents(
             lockers,
