@@ -16,6 +16,7 @@ delayed saves of the whole site, and the crash must show what the lending path s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 import json
@@ -540,7 +541,8 @@ def test_no_issued_code_is_written_or_shown_anywhere(lockers: LockerSite) -> Non
     for path in files:
         sources[str(path.relative_to(config))] = path.read_bytes()
     database = config / "home-assistant_v2.db"
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+    # sqlite3's own context manager ends a transaction but leaves the connection open.
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
         sources["home-assistant_v2.db (sql dump)"] = "\n".join(db.iterdump()).encode()
         recorded = dict(
             db.execute(
