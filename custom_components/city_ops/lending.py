@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
-from homeassistant.exceptions import Unauthorized, UnknownUser
+from homeassistant.exceptions import HomeAssistantError, Unauthorized, UnknownUser
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
@@ -103,6 +103,7 @@ class Lending:
         self._native_base = entry.data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
         self._bank_locks: dict[str, asyncio.Lock] = {}
         self.zha: ZhaDevices | None = None
+        self.stopped = False
         self.commands_sent = 0
         self.command_errors = 0
         self.codes_accepted = 0
@@ -118,19 +119,26 @@ class Lending:
             if bank is None or not isinstance(data, Mapping):
                 continue
             bank.restore(data, partial(_warn_unreadable, bank.spec.name))
+            bank.resume(dt_util.utcnow())
 
     def to_store(self) -> dict[str, Any]:
         """What survives a restart (code hashes only)."""
         return {"locker_banks": {asset_id: bank.to_dict() for asset_id, bank in self.banks.items()}}
 
-    def native_topics(self) -> list[str]:
-        """Topics of the banks reached over native MQTT."""
+    def native_topics(self) -> list[tuple[str, bool]]:
+        """Topics of the banks reached over native MQTT, each with whether retained counts.
+
+        Compartment states may be retained (they are facts that still hold); a retained keypad
+        entry is somebody's old code the broker hands out again on every (re)subscription.
+        """
         topics = []
         for asset_id in self.banks:
             asset = self.assets[asset_id]
             if asset.source_kind == "native":
-                topics.append(native.compartment_state_topic(self._native_base, asset.device))
-                topics.append(native.keypad_topic(self._native_base, asset.device))
+                topics.append(
+                    (native.compartment_state_topic(self._native_base, asset.device), True)
+                )
+                topics.append((native.keypad_topic(self._native_base, asset.device), False))
         return topics
 
     def decode(self, topic: str, payload: bytes | str) -> CompartmentReading | KeypadEntry:
@@ -149,6 +157,8 @@ class Lending:
     @callback
     def handle(self, asset_id: str, reading: CompartmentReading | KeypadEntry) -> None:
         """A compartment fact or a keypad entry from the bank behind `asset_id`."""
+        if self.stopped:
+            return
         bank = self.banks[asset_id]
         if isinstance(reading, KeypadEntry):
             self.hass.async_create_task(
@@ -164,10 +174,9 @@ class Lending:
             locked=reading.locked,
             item_present=reading.item_present,
         )
-        self._apply(asset_id, update, None)
-        if update.changed:
+        if update.changed or update.commands:
             # A collection or a return must survive a crash right after it, like a booking.
-            self.hass.async_create_task(self._save_now(), eager_start=True)
+            self._apply_then_save(asset_id, update)
 
     async def _async_keypad(self, asset_id: str, code: str) -> None:
         # Refusals are counted, evented and logged already; the keypad has nobody to tell.
@@ -190,6 +199,7 @@ class Lending:
         """Book a compartment; its codes are in the result and nowhere else in the clear."""
         bank = self.banks[asset_id]
         async with self._lock(asset_id):
+            self._check_running()
             chosen = bank.choose(compartment, item_type)
             codes = await self.hass.async_add_executor_job(issue_codes, bank.code_hashes())
             reservation, update = bank.reserve(
@@ -208,6 +218,7 @@ class Lending:
         """Open the compartment a code belongs to; the keypad and the service share this path."""
         bank = self.banks[asset_id]
         async with self._lock(asset_id):
+            self._check_running()
             now = dt_util.utcnow()
             locked_until = bank.keypad_locked_until(now)
             if locked_until is not None:
@@ -252,10 +263,22 @@ class Lending:
     ) -> LockerUpdate:
         """Run one service's change on a bank, send and announce its results, save at once."""
         async with self._lock(asset_id):
+            self._check_running()
             update = change(self.banks[asset_id], dt_util.utcnow())
             await self._save_now()
             self._apply(asset_id, update, context)
         return update
+
+    def _check_running(self) -> None:
+        if self.stopped:  # a reload is under way: the next runtime takes over the bank
+            raise LockerRefused("site_reloading")
+
+    async def async_stop(self) -> None:
+        """Let calls under way finish (each stores its change), refuse later ones."""
+        self.stopped = True
+        for lock in list(self._bank_locks.values()):
+            async with lock:
+                pass
 
     def _lock(self, asset_id: str) -> asyncio.Lock:
         return self._bank_locks.setdefault(asset_id, asyncio.Lock())
@@ -263,37 +286,63 @@ class Lending:
     # -- time ---------------------------------------------------------------------------------
 
     @callback
-    def tick(self, now: datetime) -> bool:
-        """Deadlines on every bank; return True when something changed."""
-        changed = False
+    def tick(self, now: datetime) -> None:
+        """Deadlines on every bank."""
         for asset_id, bank in self.banks.items():
             update = bank.tick(now)
             if update.changed or update.commands:
-                changed = True
-                self._apply(asset_id, update, None)
-        if changed:
-            self.hass.async_create_task(self._save_now(), eager_start=True)
-        return changed
+                self._apply_then_save(asset_id, update)
 
     # -- results ------------------------------------------------------------------------------
 
     @callback
     def _apply(self, asset_id: str, update: LockerUpdate, context: Context | None) -> None:
-        bank = self.banks[asset_id]
+        """Send, announce and show a change that is already stored."""
         for command in update.commands:
             self._send(asset_id, command)
-        if update.events:
-            base = {
-                "config_entry_id": self.entry.entry_id,
-                "asset_id": asset_id,
-                "bank": bank.spec.name,
-                "bank_device_id": self.device_id(asset_id),
-            }
-            for event in update.events:
-                data: dict[str, Any] = {**base, **event.details}
-                if event.compartment is not None:
-                    data.update(compartment_data(bank.compartments[event.compartment], event.loan))
-                self.hass.bus.async_fire(EVENT_PREFIX + event.kind, data, context=context)
+        self._announce(asset_id, self._event_data(asset_id, update), update, context)
+
+    @callback
+    def _apply_then_save(self, asset_id: str, update: LockerUpdate) -> None:
+        """A fact or a deadline: lock commands at once, the news once it is stored."""
+        for command in update.commands:
+            self._send(asset_id, command)
+        events = self._event_data(asset_id, update)  # as things stand now, not after the save
+
+        async def save_then_announce() -> None:
+            await self._save_now()
+            self._announce(asset_id, events, update, None)
+
+        self.hass.async_create_task(save_then_announce(), eager_start=True)
+
+    def _event_data(self, asset_id: str, update: LockerUpdate) -> list[tuple[str, dict[str, Any]]]:
+        if not update.events:
+            return []
+        bank = self.banks[asset_id]
+        base = {
+            "config_entry_id": self.entry.entry_id,
+            "asset_id": asset_id,
+            "bank": bank.spec.name,
+            "bank_device_id": self.device_id(asset_id),
+        }
+        events = []
+        for event in update.events:
+            data: dict[str, Any] = {**base, **event.details}
+            if event.compartment is not None:
+                data.update(compartment_data(bank.compartments[event.compartment], event.loan))
+            events.append((EVENT_PREFIX + event.kind, data))
+        return events
+
+    @callback
+    def _announce(
+        self,
+        asset_id: str,
+        events: list[tuple[str, dict[str, Any]]],
+        update: LockerUpdate,
+        context: Context | None,
+    ) -> None:
+        for event_type, data in events:
+            self.hass.bus.async_fire(event_type, data, context=context)
         if update.changed or update.commands:
             self._notify(asset_id)
 
@@ -303,17 +352,15 @@ class Lending:
         if asset.source_kind == "zha":
             self.hass.async_create_task(self._async_send_zha(asset.device, command))
             return
-        self.hass.async_create_task(
-            mqtt.async_publish(
-                self.hass,
-                native.compartment_command_topic(
-                    self._native_base, asset.device, command.compartment
-                ),
-                native.lock_payload(command.locked),
-                qos=1,
-            ),
-            eager_start=True,
-        )
+        self.hass.async_create_task(self._async_publish(asset.device, command), eager_start=True)
+
+    async def _async_publish(self, device: str, command: LockCommand) -> None:
+        topic = native.compartment_command_topic(self._native_base, device, command.compartment)
+        try:
+            await mqtt.async_publish(self.hass, topic, native.lock_payload(command.locked), qos=1)
+        except HomeAssistantError as err:  # broker gone: the bank keeps its last state
+            self.command_errors += 1
+            LOGGER.warning("Lock command to %s failed: %s", topic, err)
 
     async def _async_send_zha(self, ieee: str, command: LockCommand) -> None:
         if self.zha is None:

@@ -74,6 +74,7 @@ type Decoder = Callable[[str, bytes | str], Reading | LockerReading]
 STORAGE_VERSION = 1
 SAVE_DELAY_S = 5
 OFFLINE_CHECK = timedelta(minutes=1)
+LENDING_TICK = timedelta(seconds=10)
 LOG_EVERY_S = 600.0  # one log line per problem kind and device per this many seconds
 SITE_REFRESH_COOLDOWN_S = 1.0
 COMPLETED_KEPT = timedelta(hours=24)
@@ -216,7 +217,11 @@ class CityOpsRuntime:
         self._save_pending = False
         self._plan: tuple[int, dict[str, Any]] | None = None
         self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}", atomic_writes=True
+            hass,
+            STORAGE_VERSION,
+            f"{DOMAIN}.{entry.entry_id}",
+            atomic_writes=True,
+            private=True,  # code hashes: readable by Home Assistant's user only
         )
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
@@ -262,6 +267,12 @@ class CityOpsRuntime:
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
         )
+        if self.site.locker_banks:
+            # Unlocks time out after 90 s and late item reports count for 60 s: a minute tick
+            # would stretch both by up to a minute.
+            self._unsubscribe.append(
+                async_track_time_interval(self.hass, self.lending.tick, LENDING_TICK)
+            )
         self._check_online(dt_util.utcnow())
 
     def _start_zha(self) -> None:
@@ -351,6 +362,7 @@ class CityOpsRuntime:
             unsubscribe()
         self._unsubscribe.clear()
         self.lighting.stop()
+        await self.lending.async_stop()
         self._site_refresh.async_shutdown()
         await self._store.async_save(self._data_to_store())
 
@@ -390,20 +402,32 @@ class CityOpsRuntime:
                     SourceKind.NATIVE,
                 )
             )
-        for topic in self.lending.native_topics():
-            subscriptions.append((topic, self.lending.decode, SourceKind.NATIVE))
-        for topic, decoder, kind in subscriptions:
+        handlers = [
+            (topic, self._message_handler(kind, decoder)) for topic, decoder, kind in subscriptions
+        ]
+        for topic, retained_ok in self.lending.native_topics():
+            handlers.append(
+                (topic, self._message_handler(SourceKind.NATIVE, self.lending.decode, retained_ok))
+            )
+        for topic, handler in handlers:
             self._unsubscribe.append(
-                await mqtt.async_subscribe(
-                    self.hass, topic, self._message_handler(kind, decoder), qos=1, encoding=None
-                )
+                await mqtt.async_subscribe(self.hass, topic, handler, qos=1, encoding=None)
             )
 
     def _message_handler(
-        self, kind: SourceKind, decoder: Decoder
+        self, kind: SourceKind, decoder: Decoder, retained_ok: bool = True
     ) -> Callable[[ReceiveMessage], None]:
         @callback
         def handle(message: ReceiveMessage) -> None:
+            if message.retain and not retained_ok:
+                self.stats.received += 1
+                self.stats.rejected["retained"] += 1
+                self.log.warning(
+                    f"retained:{message.topic}",
+                    "Ignoring a retained message on %s: keypad entries must not be retained",
+                    message.topic[:120],
+                )
+                return
             try:
                 self._handle(kind, decoder, message.topic, message.payload)
             except Exception:  # a bug here must never reach the MQTT client
@@ -585,8 +609,7 @@ class CityOpsRuntime:
         if self.site.masts:
             self.lighting.tick(now)
             self._schedule_save()
-        if self.site.locker_banks:
-            self.lending.tick(now)
+
         # Predictions move with time even without messages.
         self._version += 1
         self._site_refresh.async_schedule_call()

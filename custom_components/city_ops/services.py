@@ -31,6 +31,7 @@ import probatio as vol
 
 from .const import DOMAIN, SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
 from .model.assets import (
+    Asset,
     AssetFileError,
     export_asset_file,
     parse_asset_file,
@@ -68,7 +69,12 @@ def _config_path(hass: HomeAssistant, relative: str) -> Path:
     """Resolve a path inside the config directory; anything outside it is refused."""
     root = Path(hass.config.config_dir).resolve()
     candidate = (root / relative).resolve()
-    if not candidate.is_relative_to(root) or candidate == root:
+    if (
+        not candidate.is_relative_to(root)
+        or candidate == root
+        # Home Assistant's own state (our bookings and lock-outs among it) is no asset file.
+        or candidate.is_relative_to(root / ".storage")
+    ):
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="path_outside_config",
@@ -115,6 +121,13 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
             },
         ) from None
 
+    problems = _booked_compartments_dropped(entry, assets)
+    if problems:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_asset_file",
+            translation_placeholders={"count": str(len(problems)), "problems": "\n".join(problems)},
+        )
     existing_by_name = {
         (sub.subentry_type, sub.data["name"].casefold()): sub
         for sub in entry.subentries.values()
@@ -152,6 +165,27 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
     else:
         runtime.bulk_update = False
     return cast(ServiceResponse, {"added": added, "updated": updated, "unchanged": unchanged})
+
+
+def _booked_compartments_dropped(entry: CityOpsConfigEntry, assets: list[Asset]) -> list[str]:
+    """Compartments a file would remove while they lend something (their loans would go)."""
+    runtime = entry.runtime_data
+    banks = {
+        runtime.assets[asset_id].name.casefold(): bank
+        for asset_id, bank in runtime.site.locker_banks.items()
+    }
+    problems = []
+    for asset in assets:
+        bank = banks.get(asset.name.casefold())
+        if asset.kind != SUBENTRY_LOCKER_BANK or bank is None:
+            continue
+        kept = {c["number"] for c in asset.params.get("compartments") or ()}
+        problems += [
+            f"{asset.name!r}: compartment {loan.compartment} is reserved or lent out"
+            for loan in bank.active_loans()
+            if loan.compartment not in kept
+        ]
+    return problems
 
 
 async def _export_assets(call: ServiceCall) -> ServiceResponse:
@@ -369,11 +403,12 @@ def _by_number(bank: LockerBank, call: ServiceCall) -> Compartment:
 
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the site services."""
-    hass.services.async_register(
-        DOMAIN, "import_assets", _import_assets, FILE_SCHEMA, SupportsResponse.OPTIONAL
+    # The asset file changes the site and writes files: admins only, like the site's flows.
+    async_register_admin_service(
+        hass, DOMAIN, "import_assets", _import_assets, FILE_SCHEMA, SupportsResponse.OPTIONAL
     )
-    hass.services.async_register(
-        DOMAIN, "export_assets", _export_assets, FILE_SCHEMA, SupportsResponse.OPTIONAL
+    async_register_admin_service(
+        hass, DOMAIN, "export_assets", _export_assets, FILE_SCHEMA, SupportsResponse.OPTIONAL
     )
     hass.services.async_register(
         DOMAIN, "plan_collection", _plan_collection, SITE_SCHEMA, SupportsResponse.ONLY
@@ -382,9 +417,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     # Lending: a booking portal (any user it runs as) reserves, cancels, extends and releases;
     # what opens or frees a compartment without a code is for admins only.
-    hass.services.async_register(
-        DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.OPTIONAL
-    )
+    # The codes exist only in the answer: a call that does not take it would book for nothing.
+    hass.services.async_register(DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.ONLY)
     hass.services.async_register(
         DOMAIN,
         "cancel",

@@ -998,17 +998,21 @@ async def test_a_cancelled_release_is_locked_again(
     freezer: FrozenDateTimeFactory,
     north: tuple[MockConfigEntry, str],
 ) -> None:
-    """Released, then the reservation is cancelled before the door opened: it must not stay open."""
+    """Released, door not yet open: no cancelling under the borrower's hands; then locked again."""
     _, device_id = north
     topic = "city_ops/locker-north/compartment/1/set"
     booking = await call(hass, "reserve", device_id=device_id, compartment=1)
     mqtt_mock.async_publish.reset_mock()
     await call(hass, "release_code", device_id=device_id, code=booking["code"])
-    await call(hass, "cancel", device_id=device_id, compartment=1)
+    with pytest.raises(ServiceValidationError) as refused:
+        await call(hass, "cancel", device_id=device_id, compartment=1)
+    assert refused.value.translation_key == "locker_pickup_under_way"
     freezer.tick(timedelta(minutes=2))
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
     assert commands(mqtt_mock)[-1] == (topic, LOCK)
+    await call(hass, "cancel", device_id=device_id, compartment=1)
+    assert hass.states.get("sensor.locker_north_compartment_1_loan_state").state == "available"
 
 
 async def test_a_release_at_the_end_of_the_pickup_window_is_locked_again(

@@ -661,7 +661,18 @@ def test_lock_command() -> None:
     bank.open_for_maintenance(T0, bank.compartments[1])
     update = bank.lock(T0, bank.compartments[1])
     assert (update.events, update.commands, update.changed) == ([], [lock(1)], True)
-    assert bank.compartments[1].status.unlocked_for is None
+    # The unlock under way stays: what the door and item report next still belongs to it.
+    assert bank.compartments[1].status.unlocked_for is Unlock.MAINTENANCE
+
+
+def test_lock_during_a_pickup_keeps_the_pickup() -> None:
+    """Somebody locks while the borrower is at the open door: the collection still counts."""
+    bank = stocked()
+    _pickup_unlock(bank)
+    bank.apply(T0 + timedelta(seconds=5), 1, door_open=True, locked=False)
+    assert bank.lock(T0 + timedelta(seconds=6), bank.compartments[1]).commands == [lock(1)]
+    assert kinds(bank.apply(T0 + timedelta(seconds=10), 1, item_present=False)) == ["collected"]
+    assert state(bank, 1) is LoanState.ON_LOAN
 
 
 # -- locking again ------------------------------------------------------------------------------
@@ -756,7 +767,6 @@ def test_door_closing_after_the_workflow_step_locks(
 @pytest.mark.parametrize(
     "ended",
     [
-        pytest.param(lambda b, now: b.cancel(now, b.compartments[1]), id="cancelled"),
         pytest.param(lambda b, now: b.tick(T0 + WINDOW + timedelta(seconds=1)), id="expired"),
     ],
 )
@@ -774,6 +784,18 @@ def test_unlocked_compartment_whose_booking_ended_is_locked_again(
     assert state(bank, 1) is LoanState.AVAILABLE
     # Locked at once or by the unlock timeout at the latest, but locked.
     assert lock(1) in [*update.commands, *relocked.commands]
+
+
+def test_no_cancelling_while_the_pickup_code_has_the_lock_open() -> None:
+    bank = stocked()
+    reservation = book(bank)
+    enter(bank, T0, reservation.code)
+    with pytest.raises(LockerRefused) as refused:
+        bank.cancel(T0 + timedelta(seconds=5), bank.compartments[1])
+    assert refused.value.reason == "pickup_under_way"
+    assert bank.tick(T0 + UNLOCK_TIMEOUT).commands == [lock(1)]
+    assert kinds(bank.cancel(T0 + UNLOCK_TIMEOUT, bank.compartments[1])) == ["cancelled"]
+    assert state(bank, 1) is LoanState.AVAILABLE
 
 
 @pytest.mark.parametrize("unlocked", UNLOCKS)
@@ -1288,7 +1310,7 @@ def test_lockout_stays_capped_under_a_long_attack() -> None:
         bank.tick(now)
 
 
-def test_correct_code_resets_failures_and_back_off() -> None:
+def test_a_door_opened_by_a_code_resets_failures_not_the_back_off() -> None:
     bank = stocked()
     wrong(bank, T0, MAX_FAILURES)  # first lock-out: 5 min
     after = T0 + LOCKOUT
@@ -1296,10 +1318,22 @@ def test_correct_code_resets_failures_and_back_off() -> None:
     wrong(bank, after, MAX_FAILURES - 1)
     reservation = book(bank, after)
     assert kinds(enter(bank, after, reservation.code)) == ["released"]
-    assert (bank.keypad.failures, bank.keypad.lockouts) == (0, 0)
+    assert (bank.keypad.failures, bank.keypad.lockouts) == (MAX_FAILURES - 1, 1)
+    bank.apply(after + timedelta(seconds=3), 1, door_open=True, locked=False)
+    assert (bank.keypad.failures, bank.keypad.lockouts) == (0, 1)
     assert kinds(wrong(bank, after, MAX_FAILURES - 1)) == ["code_refused"]
     assert kinds(bank.refuse_code(after)) == ["code_refused", "keypad_locked"]
-    assert bank.keypad_locked_until(after) == after + LOCKOUT  # not doubled
+    assert bank.keypad_locked_until(after) == after + 2 * LOCKOUT  # the back-off goes on
+
+
+def test_guessing_around_an_own_code_still_locks_the_keypad() -> None:
+    """Four guesses, the own code (door left shut, so it comes back), one more guess: locked."""
+    bank = stocked()
+    reservation = book(bank)
+    wrong(bank, T0, MAX_FAILURES - 1)
+    assert kinds(enter(bank, T0, reservation.code)) == ["released"]
+    bank.tick(T0 + UNLOCK_TIMEOUT)  # the door never opened: the code works once more
+    assert kinds(wrong(bank, T0 + UNLOCK_TIMEOUT)) == ["code_refused", "keypad_locked"]
 
 
 @pytest.mark.parametrize(

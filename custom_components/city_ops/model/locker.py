@@ -409,8 +409,14 @@ class LockerBank:
     def code_hashes(self) -> list[str]:
         """Every stored code hash that is still live (for codes issued next to them)."""
         hashes = []
-        for loan in self.active_loans():
-            hashes += [h for h in (loan.pickup_hash, loan.return_hash) if h is not None]
+        for compartment in self.compartments.values():
+            loan = compartment.status.loan
+            live = (
+                loan.pickup_hash if loan else None,
+                loan.return_hash if loan else None,
+                compartment.status.unlock_hash,  # may be given back if its door never opens
+            )
+            hashes += [h for h in live if h is not None]
         return hashes
 
     def code_candidates(self, now: datetime) -> list[CodeCandidate]:
@@ -495,6 +501,9 @@ class LockerBank:
             raise LockerRefused("no_reservation", compartment=str(compartment.spec.number))
         if loan.collected:
             raise LockerRefused("already_collected", compartment=str(compartment.spec.number))
+        if compartment.status.unlocked_for is Unlock.PICKUP:
+            # The code has opened the lock; the item may be on its way out right now.
+            raise LockerRefused("pickup_under_way", compartment=str(compartment.spec.number))
         update = LockerUpdate()
         update.add("cancelled", compartment)
         self._end(now, compartment, "cancelled", update)
@@ -551,8 +560,11 @@ class LockerBank:
         return update
 
     def lock(self, now: datetime, compartment: Compartment) -> LockerUpdate:
-        """Lock a compartment (anyone may; nothing opens by it)."""
-        _end_session(compartment.status)
+        """Lock a compartment (anyone may: nothing opens by it).
+
+        An unlock under way stays what it is: the borrower may already hold the door, and what
+        the item sensor reports next still belongs to that pickup or return.
+        """
         return LockerUpdate(commands=[LockCommand(compartment.spec.number, True)], changed=True)
 
     # -- keypad --------------------------------------------------------------------------------
@@ -576,8 +588,8 @@ class LockerBank:
             loan.pickup_hash = None
         else:
             loan.return_hash = None
-        self.keypad.failures = 0
-        self.keypad.lockouts = 0
+        # The wrong-entry count is not reset here but when the door opens: a borrower who
+        # types guesses around their own code, never opening, must still run into the lock-out.
         update = LockerUpdate()
         self._unlock(now, compartment, candidate.purpose, update)
         compartment.status.unlock_hash = candidate.hashed
@@ -634,6 +646,8 @@ class LockerBank:
             status.door_open = door_open
             if door_open:
                 status.door_opened_at = now
+                if status.unlocked_for in (Unlock.PICKUP, Unlock.RETURN) and not status.closed_at:
+                    self.keypad.failures = 0  # a code that really opened a door
                 if (
                     status.unlocked_for is None or status.closed_at is not None
                 ) and status.locked is not False:
@@ -742,6 +756,22 @@ class LockerBank:
         self.history.append(loan)
         del self.history[:-MAX_HISTORY]
         update.changed = True
+
+    def resume(self, now: datetime) -> None:
+        """After a restart, give unlocks under way their time again from now.
+
+        Facts may have changed while Home Assistant was down; the bank's retained or next
+        reports settle them. Timing the unlock out before they arrive would hand a used code
+        back and miss a collection.
+        """
+        for compartment in self.compartments.values():
+            status = compartment.status
+            if status.unlocked_for is None:
+                continue
+            if status.closed_at is not None:
+                status.closed_at = now
+            else:
+                status.unlocked_at = now
 
     # -- storage -------------------------------------------------------------------------------
 
