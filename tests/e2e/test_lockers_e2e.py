@@ -361,6 +361,9 @@ def test_reserve_collect_lock_out_and_survive_a_crash(lockers: LockerSite) -> No
     # The service answers after the booking is on disk.
     stored = site.stored(NORTH)["compartments"]["2"]["loan"]
     assert stored["reservation_id"] == first.reservation_id, stored
+    # The store holds code hashes: only Home Assistant's own user may read it.
+    store_file = site.config_dir / ".storage" / f"city_ops.{site.entry_id}"
+    assert store_file.stat().st_mode & 0o077 == 0, oct(store_file.stat().st_mode)
     ha.wait_for_state(loan_state_id(NORTH, 2), "reserved")
 
     typed = site.type_code(NORTH, first.code)
