@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from homeassistant.config_entries import (
@@ -215,24 +215,13 @@ def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
             selector.NumberSelectorConfig(min=0, max=100, step=1, unit_of_measurement="%")
         )
 
-    def box(low: float, high: float, unit: str, step: float = 1) -> selector.NumberSelector:
-        return selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=low,
-                max=high,
-                step=step,
-                unit_of_measurement=unit,
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        )
-
     return {
         vol.Required(CONF_BASE_LEVEL, default=profile.base_level): percent(),
         vol.Required(CONF_BOOST_LEVEL, default=profile.boost_level): percent(),
-        vol.Required(CONF_HOLD_S, default=profile.hold_s): box(5, 3600, "s"),
-        vol.Required(CONF_CORRIDOR_HOPS, default=profile.corridor_hops): box(0, 10, "hops"),
-        vol.Required(CONF_TRANSITION_UP_S, default=profile.transition_up_s): box(0, 60, "s", 0.1),
-        vol.Required(CONF_TRANSITION_DOWN_S, default=profile.transition_down_s): box(
+        vol.Required(CONF_HOLD_S, default=profile.hold_s): _box(5, 3600, "s"),
+        vol.Required(CONF_CORRIDOR_HOPS, default=profile.corridor_hops): _box(0, 10, "hops"),
+        vol.Required(CONF_TRANSITION_UP_S, default=profile.transition_up_s): _box(0, 60, "s", 0.1),
+        vol.Required(CONF_TRANSITION_DOWN_S, default=profile.transition_down_s): _box(
             0, 600, "s", 0.1
         ),
         vol.Required(
@@ -242,31 +231,62 @@ def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
             CONF_NIGHT_END, default=profile.night_end.isoformat()
         ): selector.TimeSelector(),
         vol.Required(CONF_NIGHT_LEVEL, default=profile.night_level): percent(),
-        vol.Required(CONF_WARM_KELVIN, default=profile.warm_kelvin): box(0, 6500, "K", 100),
-        vol.Required(CONF_LUX_THRESHOLD, default=profile.lux_threshold): box(0, 1000, "lx"),
+        vol.Required(CONF_WARM_KELVIN, default=profile.warm_kelvin): _box(0, 6500, "K", 100),
+        vol.Required(CONF_LUX_THRESHOLD, default=profile.lux_threshold): _box(0, 1000, "lx"),
+    }
+
+
+def _box(
+    low: float, high: float, unit: str, step: float | Literal["any"] = 1
+) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=low,
+            max=high,
+            step=step,
+            unit_of_measurement=unit,
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )
+
+
+def _place_fields(
+    values: Mapping[str, Any], hass_lat: float, hass_lon: float
+) -> dict[vol.Marker, Any]:
+    """Name and position, first in every asset's form (position defaults to the home)."""
+    return {
+        vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
+        vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): _box(
+            -90, 90, "°", "any"
+        ),
+        vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): _box(
+            -180, 180, "°", "any"
+        ),
+    }
+
+
+def _binding_fields(
+    values: Mapping[str, Any], kinds: Sequence[str], default_kind: str
+) -> dict[vol.Marker, Any]:
+    """How the asset's device is reached: the kinds this asset supports, and the device."""
+    return {
+        vol.Required(
+            CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, default_kind)
+        ): selector.SelectSelector(
+            selector.SelectSelectorConfig(
+                options=list(kinds),
+                translation_key="source_kind",
+                mode=selector.SelectSelectorMode.DROPDOWN,
+            )
+        ),
+        vol.Required(CONF_DEVICE, default=values.get(CONF_DEVICE, vol.UNDEFINED)): _TEXT,
     }
 
 
 def _container_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
-    def number(
-        low: float, high: float, unit: str | None = None, step: float | Literal["any"] = 1
-    ) -> selector.NumberSelector:
-        config = selector.NumberSelectorConfig(
-            min=low, max=high, step=step, mode=selector.NumberSelectorMode.BOX
-        )
-        if unit is not None:
-            config["unit_of_measurement"] = unit
-        return selector.NumberSelector(config)
-
     return vol.Schema(
         {
-            vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
-            vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): number(
-                -90, 90, "°", step="any"
-            ),
-            vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): number(
-                -180, 180, "°", step="any"
-            ),
+            **_place_fields(values, hass_lat, hass_lon),
             vol.Required(
                 "waste_kind", default=values.get("waste_kind", WasteKind.RESIDUAL.value)
             ): selector.SelectSelector(
@@ -276,26 +296,15 @@ def _container_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: floa
                     mode=selector.SelectSelectorMode.DROPDOWN,
                 )
             ),
-            vol.Required("volume_l", default=values.get("volume_l", 1100)): number(1, 100_000, "L"),
-            vol.Required("depth_mm", default=values.get("depth_mm", 1200)): number(
-                50, 10_000, "mm"
-            ),
-            vol.Required("sensor_offset_mm", default=values.get("sensor_offset_mm", 100)): number(
+            vol.Required("volume_l", default=values.get("volume_l", 1100)): _box(1, 100_000, "L"),
+            vol.Required("depth_mm", default=values.get("depth_mm", 1200)): _box(50, 10_000, "mm"),
+            vol.Required("sensor_offset_mm", default=values.get("sensor_offset_mm", 100)): _box(
                 0, 5_000, "mm"
             ),
-            vol.Required(
-                "report_interval_s", default=values.get("report_interval_s", 3600)
-            ): number(10, 7 * 86_400, "s"),
-            vol.Required(
-                CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, SourceKind.TTN.value)
-            ): selector.SelectSelector(
-                selector.SelectSelectorConfig(
-                    options=list(CONTAINER_SOURCE_KINDS),
-                    translation_key="source_kind",
-                    mode=selector.SelectSelectorMode.DROPDOWN,
-                )
+            vol.Required("report_interval_s", default=values.get("report_interval_s", 3600)): _box(
+                10, 7 * 86_400, "s"
             ),
-            vol.Required(CONF_DEVICE, default=values.get(CONF_DEVICE, vol.UNDEFINED)): _TEXT,
+            **_binding_fields(values, CONTAINER_SOURCE_KINDS, SourceKind.TTN.value),
         }
     )
 
@@ -483,16 +492,6 @@ def _mast_form_values(data: Mapping[str, Any]) -> dict[str, Any]:
 def _mast_schema(
     values: Mapping[str, Any], others: list[str], hass_lat: float, hass_lon: float
 ) -> vol.Schema:
-    def number(low: float, high: float, unit: str, step: float | Literal["any"] = 1) -> Any:
-        return selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=low,
-                max=high,
-                step=step,
-                unit_of_measurement=unit,
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        )
 
     def optional(key: str) -> vol.Optional:
         # A suggested value, not a default: a default would come back when the field is cleared.
@@ -503,15 +502,9 @@ def _mast_schema(
 
     return vol.Schema(
         {
-            vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
-            vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): number(
-                -90, 90, "°", "any"
-            ),
-            vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): number(
-                -180, 180, "°", "any"
-            ),
+            **_place_fields(values, hass_lat, hass_lon),
             vol.Optional("path", default=values.get("path", "")): _TEXT,
-            vol.Required("rated_power_w", default=values.get("rated_power_w", 40)): number(
+            vol.Required("rated_power_w", default=values.get("rated_power_w", 40)): _box(
                 1, 5000, "W"
             ),
             vol.Optional("neighbours", default=list(values.get("neighbours") or [])): (
@@ -521,21 +514,12 @@ def _mast_schema(
                     )
                 )
             ),
-            vol.Required(
-                CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, "zigbee2mqtt")
-            ): selector.SelectSelector(
-                selector.SelectSelectorConfig(
-                    options=list(MAST_SOURCE_KINDS),
-                    translation_key="source_kind",
-                    mode=selector.SelectSelectorMode.DROPDOWN,
-                )
-            ),
-            vol.Required(CONF_DEVICE, default=values.get(CONF_DEVICE, vol.UNDEFINED)): _TEXT,
+            **_binding_fields(values, MAST_SOURCE_KINDS, SourceKind.ZIGBEE2MQTT.value),
             optional("motion_device"): _TEXT,
             optional("lux_device"): _TEXT,
-            optional("base_level"): number(0, 100, "%"),
-            optional("boost_level"): number(0, 100, "%"),
-            optional("hold_s"): number(5, 86_400, "s"),
+            optional("base_level"): _box(0, 100, "%"),
+            optional("boost_level"): _box(0, 100, "%"),
+            optional("hold_s"): _box(5, 86_400, "s"),
         }
     )
 
@@ -575,17 +559,6 @@ class LockerBankSubentryFlow(AssetSubentryFlow):
 
 
 def _locker_bank_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: float) -> vol.Schema:
-    def number(low: float, high: float, unit: str, step: float | Literal["any"] = 1) -> Any:
-        return selector.NumberSelector(
-            selector.NumberSelectorConfig(
-                min=low,
-                max=high,
-                step=step,
-                unit_of_measurement=unit,
-                mode=selector.NumberSelectorMode.BOX,
-            )
-        )
-
     compartments = selector.ObjectSelector(
         selector.ObjectSelectorConfig(
             fields={
@@ -604,32 +577,17 @@ def _locker_bank_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: fl
     )
     return vol.Schema(
         {
-            vol.Required(CONF_NAME, default=values.get(CONF_NAME, vol.UNDEFINED)): _TEXT,
-            vol.Required(CONF_LATITUDE, default=values.get(CONF_LATITUDE, hass_lat)): number(
-                -90, 90, "°", "any"
-            ),
-            vol.Required(CONF_LONGITUDE, default=values.get(CONF_LONGITUDE, hass_lon)): number(
-                -180, 180, "°", "any"
-            ),
+            **_place_fields(values, hass_lat, hass_lon),
             vol.Required(
                 "compartments", default=list(values.get("compartments") or [])
             ): compartments,
-            vol.Required("pickup_window_min", default=values.get("pickup_window_min", 120)): number(
+            vol.Required("pickup_window_min", default=values.get("pickup_window_min", 120)): _box(
                 1, 7 * 1440, "min"
             ),
-            vol.Required("loan_period_min", default=values.get("loan_period_min", 240)): number(
+            vol.Required("loan_period_min", default=values.get("loan_period_min", 240)): _box(
                 1, 30 * 1440, "min"
             ),
-            vol.Required(
-                CONF_SOURCE_KIND, default=values.get(CONF_SOURCE_KIND, SourceKind.NATIVE.value)
-            ): selector.SelectSelector(
-                selector.SelectSelectorConfig(
-                    options=list(LOCKER_BANK_SOURCE_KINDS),
-                    translation_key="source_kind",
-                    mode=selector.SelectSelectorMode.DROPDOWN,
-                )
-            ),
-            vol.Required(CONF_DEVICE, default=values.get(CONF_DEVICE, vol.UNDEFINED)): _TEXT,
+            **_binding_fields(values, LOCKER_BANK_SOURCE_KINDS, SourceKind.NATIVE.value),
         }
     )
 
