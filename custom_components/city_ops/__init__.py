@@ -6,7 +6,11 @@ from homeassistant.components import mqtt
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
-from homeassistant.helpers import config_validation as cv, device_registry as dr
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
 from homeassistant.helpers.typing import ConfigType
 
 from .const import DOMAIN
@@ -52,8 +56,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
         .id
     )
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    _remove_dropped_compartments(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+def _remove_dropped_compartments(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:
+    """Entities of compartments a bank no longer has would stay unavailable forever."""
+    registry = er.async_get(hass)
+    banks = entry.runtime_data.site.locker_banks
+    for entity in er.async_entries_for_config_entry(registry, entry.entry_id):
+        bank = banks.get(entity.config_subentry_id or "")
+        if bank is None:
+            continue
+        number = entity.unique_id.removeprefix(f"{entity.config_subentry_id}_").split("_", 1)[0]
+        if number.isdigit() and int(number) not in bank.compartments:
+            registry.async_remove(entity.entity_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> bool:

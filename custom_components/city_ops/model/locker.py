@@ -813,7 +813,12 @@ class LockerBank:
             warn("compartments: not an object")
         for key, stored in compartments.items():
             try:
-                compartment = self.compartments[int(key)]
+                compartment = self.compartments.get(int(key))
+                if compartment is None:
+                    # Removed from the bank; the flow and the import refuse that while it lends.
+                    if isinstance(stored, Mapping) and stored.get("loan"):
+                        warn(f"compartment {key} was removed with a booking in it")
+                    continue
                 compartment.status = _status_from_dict(stored)
             except (KeyError, TypeError, ValueError, OverflowError) as err:
                 warn(f"compartment {key}: {err!r}"[:200])
