@@ -1495,6 +1495,22 @@ NAIVE = "2026-05-04T09:00:00"
 
 
 @pytest.mark.parametrize(
+    ("stored", "warned"),
+    [
+        pytest.param({"door_open": False, "loan": None}, False, id="free"),
+        pytest.param({"loan": {"reservation_id": "x"}}, True, id="booked"),
+    ],
+)
+def test_a_removed_compartment_is_skipped(stored: dict[str, Any], warned: bool) -> None:
+    """Removed by the operator: not damage; only a booking lost with it is worth a warning."""
+    reference, _, _ = busy_bank()
+    again, warnings = restored(damaged(reference, ("compartments", "9"), stored))
+    assert warnings == (["compartment 9 was removed with a booking in it"] if warned else [])
+    for number, compartment in again.compartments.items():
+        assert compartment.status == reference.compartments[number].status
+
+
+@pytest.mark.parametrize(
     ("path", "value", "lost"),
     [
         pytest.param(("compartments", "x"), {}, None, id="number-not-a-number"),
@@ -1517,22 +1533,6 @@ NAIVE = "2026-05-04T09:00:00"
         pytest.param(("compartments", "5", "door_opened_at"), 12.5, 5, id="number-for-a-time"),
     ],
 )
-@pytest.mark.parametrize(
-    ("stored", "warned"),
-    [
-        pytest.param({"door_open": False, "loan": None}, False, id="free"),
-        pytest.param({"loan": {"reservation_id": "x"}}, True, id="booked"),
-    ],
-)
-def test_a_removed_compartment_is_skipped(stored: dict[str, Any], warned: bool) -> None:
-    """Removed by the operator: not damage; only a booking lost with it is worth a warning."""
-    reference, _, _ = busy_bank()
-    again, warnings = restored(damaged(reference, ("compartments", "9"), stored))
-    assert warnings == (["compartment 9 was removed with a booking in it"] if warned else [])
-    for number, compartment in again.compartments.items():
-        assert compartment.status == reference.compartments[number].status
-
-
 def test_damaged_compartment_is_skipped(
     path: tuple[str, ...], value: Any, lost: int | None
 ) -> None:
