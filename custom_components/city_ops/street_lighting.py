@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.sun import is_up
 from homeassistant.util import dt as dt_util
@@ -270,13 +271,19 @@ class ParkLighting:
             if command.kelvin:
                 payload["color_temp"] = round(1_000_000 / command.kelvin)
         self.hass.async_create_task(
-            mqtt.async_publish(
-                self.hass,
+            self._async_publish(
                 zigbee2mqtt.command_topic(self._z2m_base, device),
                 json.dumps(payload, separators=(",", ":")),
             ),
             eager_start=True,
         )
+
+    async def _async_publish(self, topic: str, payload: str) -> None:
+        try:
+            await mqtt.async_publish(self.hass, topic, payload)
+        except HomeAssistantError as err:  # broker gone: the lamp keeps its level
+            self.command_errors += 1
+            LOGGER.warning("Command to %s failed: %s", topic, err)
 
     async def _async_send_zha(self, ieee: str, command: Command) -> None:
         if self.zha is None:

@@ -18,7 +18,7 @@ from homeassistant.components.light import (
 )
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.util import dt as dt_util
 import pytest
@@ -600,3 +600,20 @@ async def test_diagnostics_with_masts(
     assert diagnostics["messages"]["applied"] == 1
     assert diagnostics["containers"] == {}
     json.dumps(diagnostics)
+
+
+async def test_a_broker_refusing_commands_is_counted_not_raised(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    setup_lighting: SetupSite,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A publish that fails (broker gone) must not surface as an unhandled task error."""
+    entry = await setup_lighting()
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("broker gone")
+    target = {ATTR_ENTITY_ID: entity_id(hass, "M3", "light")}
+    assert await boost(hass, target, radius=1) == {"boosted": ["M2", "M3", "M4"]}
+    await hass.async_block_till_done()
+    assert entry.runtime_data.lighting.command_errors == 3
+    assert "Command to zigbee2mqtt/mast-3/set failed: broker gone" in caplog.text
+    assert "Task exception was never retrieved" not in caplog.text
