@@ -244,7 +244,12 @@ def wait_locked_entries(site: LockerSite, count: int) -> None:
 
 
 def wait_received(site: LockerSite) -> None:
-    """Wait until the site got every compartment's retained report: its MQTT is live."""
+    """Wait until the site's MQTT is live for the banks: their states and their keypads.
+
+    The retained reports prove the state subscriptions; a keypad subscription may go out in a
+    later batch, and an entry typed before it would be lost. A payload that is no code probes it:
+    it is counted as rejected (`bad_code`) and never reaches the lock-out.
+    """
     compartments = sum(len(numbers) for numbers in site.compartments.values())
     wait_for(
         "the banks' retained reports",
@@ -252,6 +257,21 @@ def wait_received(site: LockerSite) -> None:
         site.ha,
         timeout=60,
     )
+
+    def bad_codes() -> int:
+        return int(site.diagnostics()["messages"]["rejected"].get("bad_code", 0))
+
+    deadline = time.monotonic() + 60
+    for device in site.devices.values():
+        live = False
+        while not live:
+            assert time.monotonic() < deadline, f"the keypad of {device} never went live"
+            before = bad_codes()
+            site.publish(f"{NATIVE_BASE}/{device}/keypad", {"code": "not a code"})
+            probe_sent = time.monotonic()
+            while not live and time.monotonic() - probe_sent < 2:
+                time.sleep(0.1)
+                live = bad_codes() > before
 
 
 @pytest.fixture(scope="module")
