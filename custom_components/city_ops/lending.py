@@ -7,15 +7,16 @@ from collections.abc import Callable, Coroutine, Mapping
 import contextlib
 from datetime import datetime, timedelta
 from functools import partial
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, Unauthorized, UnknownUser
+from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
+from . import delivery
 from .const import CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE, DOMAIN, LOGGER
 from .model.assets import Asset
 from .model.locker import (
@@ -350,30 +351,25 @@ class Lending:
         asset = self.assets[asset_id]
         self.commands_sent += 1
         if asset.source_kind == "zha":
-            self.hass.async_create_task(self._async_send_zha(asset.device, command))
-            return
-        self.hass.async_create_task(self._async_publish(asset.device, command), eager_start=True)
+            set_locked = methodcaller(
+                "async_set_locked", asset.device, command.compartment, command.locked
+            )
+            sending = delivery.async_zha(self.zha, asset.device, set_locked, self._failed)
+        else:
+            sending = delivery.async_publish(
+                self.hass,
+                native.compartment_command_topic(
+                    self._native_base, asset.device, command.compartment
+                ),
+                native.lock_payload(command.locked),
+                1,
+                self._failed,
+            )
+        self.hass.async_create_task(sending, eager_start=True)
 
-    async def _async_publish(self, device: str, command: LockCommand) -> None:
-        topic = native.compartment_command_topic(self._native_base, device, command.compartment)
-        try:
-            await mqtt.async_publish(self.hass, topic, native.lock_payload(command.locked), qos=1)
-        except HomeAssistantError as err:  # broker gone: the bank keeps its last state
-            self.command_errors += 1
-            LOGGER.warning("Lock command to %s failed: %s", topic, err)
-
-    async def _async_send_zha(self, ieee: str, command: LockCommand) -> None:
-        if self.zha is None:
-            self.command_errors += 1
-            LOGGER.warning("Cannot lock or unlock %s: ZHA is not loaded", ieee)
-            return
-        from .sources.zha import ZhaCommandError  # noqa: PLC0415
-
-        try:
-            await self.zha.async_set_locked(ieee, command.compartment, command.locked)
-        except ZhaCommandError as err:
-            self.command_errors += 1
-            LOGGER.warning("Lock command to %s failed: %s", ieee, err)
+    def _failed(self, target: str, reason: object) -> None:
+        self.command_errors += 1  # the bank keeps its last state
+        LOGGER.warning("Lock command to %s failed: %s", target, reason)
 
 
 def compartment_data(compartment: Compartment, loan: Any) -> dict[str, Any]:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, time, timedelta
 import json
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.sun import is_up
 from homeassistant.util import dt as dt_util
 
+from . import delivery
 from .const import (
     CONF_BASE_LEVEL,
     CONF_BOOST_LEVEL,
@@ -252,8 +252,12 @@ class ParkLighting:
             asset = self.assets[asset_id]
             self.commands_sent += 1
             if asset.source_kind == "zha":
+                set_level = methodcaller(
+                    "async_set_level", asset.device, command.level, command.transition_s
+                )
                 self.hass.async_create_task(
-                    self._async_send_zha(asset.device, command), eager_start=True
+                    delivery.async_zha(self.zha, asset.device, set_level, self._failed),
+                    eager_start=True,
                 )
             else:
                 self._publish_z2m(asset.device, command)
@@ -271,29 +275,16 @@ class ParkLighting:
             if command.kelvin:
                 payload["color_temp"] = round(1_000_000 / command.kelvin)
         self.hass.async_create_task(
-            self._async_publish(
+            delivery.async_publish(
+                self.hass,
                 zigbee2mqtt.command_topic(self._z2m_base, device),
                 json.dumps(payload, separators=(",", ":")),
+                0,
+                self._failed,
             ),
             eager_start=True,
         )
 
-    async def _async_publish(self, topic: str, payload: str) -> None:
-        try:
-            await mqtt.async_publish(self.hass, topic, payload)
-        except HomeAssistantError as err:  # broker gone: the lamp keeps its level
-            self.command_errors += 1
-            LOGGER.warning("Command to %s failed: %s", topic, err)
-
-    async def _async_send_zha(self, ieee: str, command: Command) -> None:
-        if self.zha is None:
-            self.command_errors += 1
-            LOGGER.warning("Cannot set %s: ZHA is not loaded", ieee)
-            return
-        from .sources.zha import ZhaCommandError  # noqa: PLC0415
-
-        try:
-            await self.zha.async_set_level(ieee, command.level, command.transition_s)
-        except ZhaCommandError as err:
-            self.command_errors += 1
-            LOGGER.warning("Command to %s failed: %s", ieee, err)
+    def _failed(self, target: str, reason: object) -> None:
+        self.command_errors += 1  # the lamp keeps its level
+        LOGGER.warning("Command to %s failed: %s", target, reason)
