@@ -23,6 +23,7 @@ from .model.locker import (
     MAX_FAILURES,
     Compartment,
     CompartmentSpec,
+    Loan,
     LockCommand,
     LockerBank,
     LockerBankSpec,
@@ -166,9 +167,7 @@ class Lending:
                 self._async_keypad(asset_id, reading.code), eager_start=True
             )
             return
-        if reading.compartment not in bank.compartments:
-            raise LockerRefused("unknown_compartment", compartment=str(reading.compartment))
-        update = bank.apply(
+        update = bank.apply(  # an unknown compartment is refused by the bank itself
             dt_util.utcnow(),
             reading.compartment,
             door_open=reading.door_open,
@@ -372,7 +371,7 @@ class Lending:
         LOGGER.warning("Lock command to %s failed: %s", target, reason)
 
 
-def compartment_data(compartment: Compartment, loan: Any) -> dict[str, Any]:
+def compartment_data(compartment: Compartment, loan: Loan | None) -> dict[str, Any]:
     """What events and the state sensor say about a compartment and its booking."""
     spec = compartment.spec
     data: dict[str, Any] = {

@@ -65,7 +65,13 @@ from .model.lighting import Mast
 from .model.locker import LockerBank, LockerRefused
 from .model.site import Site, SiteSettings
 from .sources import lorawan, native, zigbee2mqtt
-from .sources.reading import DecodeError, LockerReading, Reading, SourceKind
+from .sources.reading import (
+    CompartmentReading,
+    DecodeError,
+    LockerReading,
+    Reading,
+    SourceKind,
+)
 from .street_lighting import ParkLighting, mast_bindings, mast_spec, site_profile
 
 type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
@@ -491,15 +497,7 @@ class CityOpsRuntime:
             # A bank's battery or other clusters: nothing a bank shows yet.
             stats.rejected["not_for_locker_bank"] += 1
             return
-        for name in reading.rejected:
-            stats.rejected_fields[name] += 1
-        if reading.rejected:
-            self.log.warning(
-                f"fields:{asset_id}",
-                "%s sent unusable values for %s; kept the rest of the message",
-                self.assets[asset_id].name,
-                ", ".join(reading.rejected),
-            )
+        self._count_rejected(asset_id, reading.rejected)
         now = dt_util.utcnow()
         update = self.site.apply(asset_id, reading, now)
         stats.applied += 1
@@ -523,16 +521,8 @@ class CityOpsRuntime:
                 self.assets[asset_id].name,
             )
             return
-        rejected = getattr(reading, "rejected", ())
-        for name in rejected:
-            stats.rejected_fields[name] += 1
-        if rejected:
-            self.log.warning(
-                f"fields:{asset_id}",
-                "%s sent unusable values for %s; kept the rest of the message",
-                self.assets[asset_id].name,
-                ", ".join(rejected),
-            )
+        if isinstance(reading, CompartmentReading):
+            self._count_rejected(asset_id, reading.rejected)
         try:
             self.lending.handle(asset_id, reading)
         except LockerRefused as err:
@@ -546,6 +536,18 @@ class CityOpsRuntime:
             )
             return
         stats.applied += 1
+
+    def _count_rejected(self, asset_id: str, rejected: tuple[str, ...]) -> None:
+        """Unusable fields are counted and logged; the rest of the message still counts."""
+        for name in rejected:
+            self.stats.rejected_fields[name] += 1
+        if rejected:
+            self.log.warning(
+                f"fields:{asset_id}",
+                "%s sent unusable values for %s; kept the rest of the message",
+                self.assets[asset_id].name,
+                ", ".join(rejected),
+            )
 
     @callback
     def _notify_asset(self, asset_id: str) -> None:

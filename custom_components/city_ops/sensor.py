@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -334,11 +335,12 @@ class ItemsAvailableSensor(LockerBankEntity, SensorEntity):
 
     def shown_value(self) -> object:
         """Counts per item type (every type of the bank, zero when none is free)."""
-        counts = dict.fromkeys(
-            sorted({c.spec.item_type for c in self.bank.compartments.values()}), 0
-        )
-        counts.update(self.bank.available())
-        return counts
+        return {**self._none_free, **self.bank.available()}
+
+    @cached_property
+    def _none_free(self) -> dict[str, int]:
+        """Every item type of the bank at zero (the compartments are fixed while it runs)."""
+        return dict.fromkeys(sorted({c.spec.item_type for c in self.bank.compartments.values()}), 0)
 
     @property
     def native_value(self) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 import json
 from pathlib import Path
@@ -364,26 +364,25 @@ async def _release_code(call: ServiceCall) -> ServiceResponse:
     return {"compartment": number}
 
 
-type BankChange = Callable[[LockerBank, Compartment, datetime], LockerUpdate]
+type BankChange = Callable[[LockerBank, Compartment, datetime, Mapping[str, Any]], LockerUpdate]
 
 
 def _bank_service(
-    change: BankChange, find: Callable[[LockerBank, ServiceCall], Compartment] = _booking
-) -> Callable[[ServiceCall], Any]:
+    change: BankChange,
+) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
     """A service that changes one compartment of one bank and answers with its new state."""
 
     async def handle(call: ServiceCall) -> ServiceResponse:
         entry, asset_id = _bank(call.hass, call)
-        lending = entry.runtime_data.lending
         found: list[Compartment] = []
 
         def run(bank: LockerBank, now: datetime) -> LockerUpdate:
-            compartment = find(bank, call)
+            compartment = _booking(bank, call)
             found.append(compartment)
-            return change(bank, compartment, now)
+            return change(bank, compartment, now, call.data)
 
         try:
-            await lending.async_change(asset_id, run, call.context)
+            await entry.runtime_data.lending.async_change(asset_id, run, call.context)
         except LockerRefused as err:
             raise _refused(err) from None
         compartment = found[0]
@@ -395,10 +394,6 @@ def _bank_service(
         }
 
     return handle
-
-
-def _by_number(bank: LockerBank, call: ServiceCall) -> Compartment:
-    return bank.compartment(call.data[ATTR_COMPARTMENT])
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
@@ -415,69 +410,55 @@ def async_setup_services(hass: HomeAssistant) -> None:
     )
     hass.services.async_register(DOMAIN, "boost", _boost, BOOST_SCHEMA, SupportsResponse.OPTIONAL)
 
-    # Lending: a booking portal (any user it runs as) reserves, cancels, extends and releases;
-    # what opens or frees a compartment without a code is for admins only.
     # The codes exist only in the answer: a call that does not take it would book for nothing.
     hass.services.async_register(DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.ONLY)
     hass.services.async_register(
+        DOMAIN, "release_code", _release_code, CODE_SCHEMA, SupportsResponse.OPTIONAL
+    )
+    # Any user (a booking portal) cancels and extends; what frees or opens a compartment
+    # without a code is for admins.
+    optional = SupportsResponse.OPTIONAL
+    hass.services.async_register(
         DOMAIN,
         "cancel",
-        _bank_service(lambda bank, compartment, now: bank.cancel(now, compartment)),
+        _bank_service(lambda bank, c, now, data: bank.cancel(now, c)),
         BOOKING_SCHEMA,
-        SupportsResponse.OPTIONAL,
+        optional,
     )
     hass.services.async_register(
         DOMAIN,
         "extend",
-        _extend,
+        _bank_service(
+            lambda bank, c, now, data: bank.extend(now, c, timedelta(minutes=data["minutes"]))
+        ),
         EXTEND_SCHEMA,
-        SupportsResponse.OPTIONAL,
-    )
-    hass.services.async_register(
-        DOMAIN, "release_code", _release_code, CODE_SCHEMA, SupportsResponse.OPTIONAL
+        optional,
     )
     async_register_admin_service(
         hass,
         DOMAIN,
         "mark_returned",
-        _bank_service(
-            lambda bank, compartment, now: bank.mark_returned(now, compartment), _by_number
-        ),
+        _bank_service(lambda bank, c, now, data: bank.mark_returned(now, c)),
         COMPARTMENT_SCHEMA,
-        SupportsResponse.OPTIONAL,
+        optional,
     )
     async_register_admin_service(
         hass,
         DOMAIN,
         "set_out_of_service",
-        _set_out_of_service,
+        _bank_service(
+            lambda bank, c, now, data: bank.set_out_of_service(
+                now, c, data["out_of_service"], data["reason"]
+            )
+        ),
         OUT_OF_SERVICE_SCHEMA,
-        SupportsResponse.OPTIONAL,
+        optional,
     )
     async_register_admin_service(
         hass,
         DOMAIN,
         "open_for_maintenance",
-        _bank_service(
-            lambda bank, compartment, now: bank.open_for_maintenance(now, compartment),
-            _by_number,
-        ),
+        _bank_service(lambda bank, c, now, data: bank.open_for_maintenance(now, c)),
         COMPARTMENT_SCHEMA,
-        SupportsResponse.OPTIONAL,
+        optional,
     )
-
-
-async def _extend(call: ServiceCall) -> ServiceResponse:
-    by = timedelta(minutes=call.data["minutes"])
-    handle = _bank_service(lambda bank, compartment, now: bank.extend(now, compartment, by))
-    return cast(ServiceResponse, await handle(call))
-
-
-async def _set_out_of_service(call: ServiceCall) -> ServiceResponse:
-    out = call.data["out_of_service"]
-    reason = call.data["reason"]
-    handle = _bank_service(
-        lambda bank, compartment, now: bank.set_out_of_service(now, compartment, out, reason),
-        _by_number,
-    )
-    return cast(ServiceResponse, await handle(call))
