@@ -59,7 +59,7 @@ from .model.assets import (
     source_binding,
 )
 from .model.container import WasteKind
-from .sources.reading import SourceKind
+from .sources.reading import MAX_COMPARTMENTS, SourceKind
 from .street_lighting import site_profile
 
 TOPIC_DEFAULTS = TOPIC_DEFAULTS_DATA
@@ -564,7 +564,7 @@ def _locker_bank_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: fl
             fields={
                 "number": {
                     "required": True,
-                    "selector": {"number": {"min": 1, "max": 64, "mode": "box"}},
+                    "selector": {"number": {"min": 1, "max": MAX_COMPARTMENTS, "mode": "box"}},
                 },
                 "item": {"required": True, "selector": {"text": {}}},
                 "item_type": {"required": True, "selector": {"text": {}}},

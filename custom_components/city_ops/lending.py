@@ -32,7 +32,6 @@ from .model.locker import (
     Reservation,
     find_match,
     issue_codes,
-    valid_code_text,
 )
 from .sources import native
 from .sources.reading import CompartmentReading, KeypadEntry
@@ -228,9 +227,7 @@ class Lending:
                     "keypad_locked", until=dt_util.as_local(locked_until).strftime("%H:%M")
                 )
             candidates = bank.code_candidates(now)
-            match = None
-            if valid_code_text(code):
-                match = await self.hass.async_add_executor_job(find_match, code, candidates)
+            match = await self.hass.async_add_executor_job(find_match, code, candidates)
             now = dt_util.utcnow()
             update = bank.accept_code(now, match) if match else bank.refuse_code(now)
             accepted = any(event.kind == "released" for event in update.events)

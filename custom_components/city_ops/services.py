@@ -38,6 +38,7 @@ from .model.assets import (
 )
 from .model.locker import Compartment, LockerBank, LockerRefused, LockerUpdate
 from .runtime import CityOpsConfigEntry
+from .sources.reading import MAX_COMPARTMENTS
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_PATH = "path"
@@ -254,7 +255,7 @@ async def _plan_collection(call: ServiceCall) -> ServiceResponse:
 ATTR_DEVICE_ID = "device_id"
 ATTR_COMPARTMENT = "compartment"
 ATTR_RESERVATION_ID = "reservation_id"
-COMPARTMENT_NUMBER = vol.All(vol.Coerce(int), vol.Range(min=1, max=64))
+COMPARTMENT_NUMBER = vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_COMPARTMENTS))
 MINUTES = vol.All(vol.Coerce(int), vol.Range(min=1, max=30 * 1440))
 BANK_SCHEMA = vol.Schema({vol.Required(ATTR_DEVICE_ID): cv.string})
 RESERVE_SCHEMA = BANK_SCHEMA.extend(

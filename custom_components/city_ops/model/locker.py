@@ -23,6 +23,8 @@ import hmac
 import secrets
 from typing import Any
 
+from ..sources.reading import MAX_COMPARTMENTS, valid_code_text
+
 CODE_DIGITS = 6
 SCRYPT_N = 2**12  # about 14 ms per hash on the target machines; a keypad entry checks a few
 SCRYPT_R = 8
@@ -38,7 +40,6 @@ ITEM_SETTLE = timedelta(seconds=60)
 MAX_LOCKOUT_DOUBLINGS = 8
 HISTORY_KEPT = timedelta(days=60)
 MAX_HISTORY = 500
-MAX_COMPARTMENTS = 64
 MAX_PERIOD = timedelta(days=30)
 
 
@@ -109,11 +110,6 @@ def code_matches(code: str, hashed: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-def valid_code_text(code: str) -> bool:
-    """Digits only, of a sane length (the keypad and the service accept the same)."""
-    return 4 <= len(code) <= 12 and code.isascii() and code.isdigit()
-
-
 @dataclass(frozen=True, slots=True)
 class CodeCandidate:
     """A code that can open a compartment right now, as the bank stores it."""
@@ -125,6 +121,8 @@ class CodeCandidate:
 
 def find_match(code: str, candidates: Iterable[CodeCandidate]) -> CodeCandidate | None:
     """The candidate `code` opens; every candidate is hashed whatever matched before."""
+    if not valid_code_text(code):
+        return None  # no code at all opens nothing
     found = None
     for candidate in candidates:
         if code_matches(code, candidate.hashed) and found is None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 from .reading import (
+    MAX_CODE_DIGITS,
+    MAX_COMPARTMENTS,
+    MIN_CODE_DIGITS,
     CompartmentReading,
     DecodeError,
     KeypadEntry,
@@ -19,9 +22,6 @@ from .reading import (
     load_json_object,
 )
 
-MAX_COMPARTMENT: Final = 64
-MIN_CODE_DIGITS: Final = 4
-MAX_CODE_DIGITS: Final = 12
 # A keypad sends a dozen digits; anything longer is not a code.
 MAX_KEYPAD_BYTES: Final = 256
 _DOOR_WORDS: Final = {"open": True, "closed": False}
@@ -102,7 +102,7 @@ def _compartment_number(text: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > 2 or text.startswith("0"):
         return None
     number = int(text)
-    return number if number <= MAX_COMPARTMENT else None
+    return number if number <= MAX_COMPARTMENTS else None
 
 
 def _compartment(device: str, compartment: int, fields: dict[str, Any]) -> CompartmentReading:

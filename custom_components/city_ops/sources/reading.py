@@ -11,6 +11,10 @@ import orjson
 
 # A container sensor sends a few hundred bytes; anything near this is garbage or an attack.
 MAX_PAYLOAD_BYTES = 64 * 1024
+# A locker bank's compartments are numbered 1..64 (topics, ZHA endpoints, the asset file).
+MAX_COMPARTMENTS = 64
+MIN_CODE_DIGITS = 4
+MAX_CODE_DIGITS = 12
 
 
 class SourceKind(StrEnum):
@@ -222,3 +226,8 @@ class KeypadEntry:
 
 
 type LockerReading = CompartmentReading | KeypadEntry
+
+
+def valid_code_text(code: str) -> bool:
+    """A locker code as keypads and the service take it: 4-12 ASCII digits."""
+    return MIN_CODE_DIGITS <= len(code) <= MAX_CODE_DIGITS and code.isascii() and code.isdigit()

@@ -28,8 +28,8 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any, Final
 
-from .native import MAX_COMPARTMENT, keypad_code
-from .reading import CompartmentReading, DecodeError, KeypadEntry, Reading
+from .native import keypad_code
+from .reading import MAX_COMPARTMENTS, CompartmentReading, DecodeError, KeypadEntry, Reading
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -399,7 +399,7 @@ class ZhaDevices:
         for endpoint_id, endpoint in device.endpoints.items():
             if endpoint_id == 0:  # ZDO
                 continue
-            if bank and not 1 <= endpoint_id <= MAX_COMPARTMENT:
+            if bank and not 1 <= endpoint_id <= MAX_COMPARTMENTS:
                 continue  # not a compartment (e.g. Green Power on 242)
             for cluster_id, cluster in endpoint.in_clusters.items():
                 if cluster_id not in (LOCKER_CLUSTERS if bank else WATCHED_CLUSTERS):
@@ -481,7 +481,7 @@ class ZhaDevices:
         if (
             isinstance(compartment, bool)
             or not isinstance(compartment, int)
-            or not 1 <= compartment <= MAX_COMPARTMENT
+            or not 1 <= compartment <= MAX_COMPARTMENTS
         ):
             raise ZhaCommandError("invalid_compartment", repr(compartment)[:40])
         key, device = self._device(ieee)
