@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 # Our package must be imported before Home Assistant's test helpers: phcc ships its own
 # testing_config/custom_components and HA would not find city_ops otherwise (TOOLCHAIN.md).
 import custom_components.city_ops  # noqa: E402, F401, I001
+from bench.mqtt_stub import async_setup_stubbed_mqtt  # noqa: E402
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA  # noqa: E402
 
 from paho.mqtt.client import MQTTMessage  # noqa: E402
@@ -49,7 +50,6 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
     MockPlatform,
     async_fire_mqtt_message,
     async_test_home_assistant,
-    get_test_instance_port,
     mock_integration,
     mock_platform,
 )
@@ -291,28 +291,7 @@ class Bench:
     async def setup_mqtt(self) -> None:
         """Set up the real MQTT integration on a paho client stub (no broker), as phcc does."""
         self.write_yaml({})
-        # MQTT depends on http, which binds at setup: keep off 8123 (a real hass may use it).
-        assert await async_setup_component(
-            self.hass,
-            "http",
-            {"http": {"server_host": ["127.0.0.1"], "server_port": get_test_instance_port()}},
-        )
-        entry = MockConfigEntry(
-            domain=mqtt.DOMAIN,
-            data={mqtt.CONF_BROKER: "mock-broker", mqtt.CONF_PROTOCOL: "5"},
-            options={mqtt.CONF_BIRTH_MESSAGE: {}},
-            title="MQTT",
-            version=1,
-            minor_version=2,
-        )
-        entry.add_to_hass(self.hass)
-        assert await self.hass.config_entries.async_setup(entry.entry_id)
-        client = self.hass.data[mqtt.DATA_MQTT].client
-        paho = client._mqttc
-        paho.on_connect(paho, None, 0, MockMqttReasonCode())
-        await self.hass.async_block_till_done()
-        assert client.connected
-        self.client = client
+        self.client = await async_setup_stubbed_mqtt(self.hass)
 
     async def settle(self) -> None:
         """Let the client send its debounced (un)subscribes before the next load or unload.

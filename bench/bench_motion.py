@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 # Our package must be imported before Home Assistant's test helpers: phcc ships its own
 # testing_config/custom_components and HA would not find city_ops otherwise (TOOLCHAIN.md).
 import custom_components.city_ops  # noqa: E402, F401, I001
+from bench.mqtt_stub import async_setup_stubbed_mqtt  # noqa: E402
 from custom_components.city_ops import street_lighting  # noqa: E402
 from custom_components.city_ops.const import (  # noqa: E402
     DOMAIN,
@@ -68,12 +69,10 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
     MockConfigEntry,
     MockMqttReasonCode,
     async_test_home_assistant,
-    get_test_instance_port,
 )
 import yaml  # noqa: E402
 
 from homeassistant import loader  # noqa: E402
-from homeassistant.components import mqtt  # noqa: E402
 import homeassistant.components.automation as automation_component  # noqa: E402
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
@@ -412,29 +411,9 @@ class Bench:
     async def setup_mqtt(self) -> None:
         """The real MQTT integration on a paho client stub (no broker), as phcc does."""
         (self.config_dir / "configuration.yaml").write_text(yaml.safe_dump({}))
-        # MQTT depends on http, which binds at setup: keep off 8123 (a real hass may use it).
-        assert await async_setup_component(
-            self.hass,
-            "http",
-            {"http": {"server_host": ["127.0.0.1"], "server_port": get_test_instance_port()}},
-        )
-        entry = MockConfigEntry(
-            domain=mqtt.DOMAIN,
-            data={mqtt.CONF_BROKER: "mock-broker", mqtt.CONF_PROTOCOL: "5"},
-            options={mqtt.CONF_BIRTH_MESSAGE: {}},
-            title="MQTT",
-            version=1,
-            minor_version=2,
-        )
-        entry.add_to_hass(self.hass)
-        assert await self.hass.config_entries.async_setup(entry.entry_id)
-        client = self.hass.data[mqtt.DATA_MQTT].client
-        paho = client._mqttc
-        paho.on_connect(paho, None, 0, MockMqttReasonCode())
-        await self.hass.async_block_till_done()
-        assert client.connected
+        client = await async_setup_stubbed_mqtt(self.hass)
         self.client = client
-        self.paho = paho
+        self.paho = client._mqttc
         self.on_message = client._async_mqtt_on_message
 
     async def setup_site(self) -> None:
