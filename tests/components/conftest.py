@@ -59,19 +59,25 @@ def site_entry() -> MockConfigEntry:
 type SetupSite = Callable[[], Awaitable[MockConfigEntry]]
 
 
+def _setup_function(hass: HomeAssistant, entry: MockConfigEntry) -> SetupSite:
+    """A function that sets the site up when a test is ready for it."""
+
+    async def setup() -> MockConfigEntry:
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        return entry
+
+    return setup
+
+
 @pytest.fixture
 async def setup_site(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, site_entry: MockConfigEntry
 ) -> SetupSite:
     """Return a function that sets up the site on the mocked MQTT."""
 
-    async def setup() -> MockConfigEntry:
-        site_entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(site_entry.entry_id)
-        await hass.async_block_till_done()
-        return site_entry
-
-    return setup
+    return _setup_function(hass, site_entry)
 
 
 def mast(
@@ -135,13 +141,7 @@ async def setup_lighting(
 ) -> SetupSite:
     """Return a function that sets up the lighting site on the mocked MQTT."""
 
-    async def setup() -> MockConfigEntry:
-        lighting_site.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(lighting_site.entry_id)
-        await hass.async_block_till_done()
-        return lighting_site
-
-    return setup
+    return _setup_function(hass, lighting_site)
 
 
 def locker_bank(
@@ -198,10 +198,4 @@ async def setup_lockers(
 ) -> SetupSite:
     """Return a function that sets up the locker site on the mocked MQTT."""
 
-    async def setup() -> MockConfigEntry:
-        locker_site.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(locker_site.entry_id)
-        await hass.async_block_till_done()
-        return locker_site
-
-    return setup
+    return _setup_function(hass, locker_site)
