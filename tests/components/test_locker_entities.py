@@ -21,6 +21,7 @@ from custom_components.city_ops.const import DOMAIN
 from custom_components.city_ops.diagnostics import async_get_config_entry_diagnostics
 
 from .conftest import SetupSite
+from .lockers import bank_device, report
 
 NORTH_COMPARTMENT_1 = {
     "lock": "lock.locker_north_compartment_1",
@@ -28,17 +29,6 @@ NORTH_COMPARTMENT_1 = {
     "item": "binary_sensor.locker_north_compartment_1_item",
     "loan_state": "sensor.locker_north_compartment_1_loan_state",
 }
-
-
-def bank_device(hass: HomeAssistant, entry_id: str, name: str) -> str:
-    for device in dr.async_get(hass).devices:
-        if device.name == name and device.config_entry_id == entry_id:
-            return device.id
-    raise AssertionError(name)
-
-
-def report(hass: HomeAssistant, bank: str, number: int, **fields: Any) -> None:
-    async_fire_mqtt_message(hass, f"city_ops/{bank}/compartment/{number}/state", json.dumps(fields))
 
 
 def state_of(hass: HomeAssistant, entity_id: str) -> str:

@@ -18,7 +18,7 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Context, Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import entity_registry as er
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -34,23 +34,14 @@ from custom_components.city_ops.diagnostics import async_get_config_entry_diagno
 from custom_components.city_ops.model.locker import LockerRefused
 
 from .conftest import SetupSite
+from .lockers import UNLOCK, bank_device, call, commands, loan_state, report, unlocks, wrong
 
 NORTH = "locker-north"
 LAKE = "locker-lake"
-UNLOCK = '{"lock":"UNLOCK"}'
-LOCK = '{"lock":"LOCK"}'
 NORTH_1 = "city_ops/locker-north/compartment/1/set"
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def bank_device(hass: HomeAssistant, entry_id: str, name: str) -> str:
-    """The device id of a bank by its name."""
-    for device in dr.async_get(hass).devices:
-        if device.name == name and device.config_entry_id == entry_id:
-            return device.id
-    raise AssertionError(name)
 
 
 def bank_asset(entry: MockConfigEntry, name: str) -> str:
@@ -62,51 +53,10 @@ def bank_asset(entry: MockConfigEntry, name: str) -> str:
     raise AssertionError(name)
 
 
-def report(hass: HomeAssistant, bank: str, number: int, **fields: Any) -> None:
-    """The bank reports door ("open"/"closed"), locked and item_present of a compartment."""
-    async_fire_mqtt_message(hass, f"city_ops/{bank}/compartment/{number}/state", json.dumps(fields))
-
-
-def commands(mqtt_mock: MqttMockHAClient) -> list[tuple[str, str]]:
-    """Lock commands sent, as (topic, payload)."""
-    return [
-        (sent.args[0], sent.args[1])
-        for sent in mqtt_mock.async_publish.call_args_list
-        if sent.args[0].endswith("/set")
-    ]
-
-
-def unlocks(mqtt_mock: MqttMockHAClient) -> list[str]:
-    """Topics that got UNLOCK."""
-    return [topic for topic, payload in commands(mqtt_mock) if payload == UNLOCK]
-
-
-def loan_state(hass: HomeAssistant, bank: str, number: int) -> str:
-    state = hass.states.get(f"sensor.{bank.replace('-', '_')}_compartment_{number}_loan_state")
-    assert state is not None
-    return state.state
-
-
 def reservation_shown(hass: HomeAssistant, bank: str, number: int) -> str | None:
     state = hass.states.get(f"sensor.{bank.replace('-', '_')}_compartment_{number}_loan_state")
     assert state is not None
     return state.attributes.get("reservation_id")
-
-
-def wrong(*codes: str) -> str:
-    """A six-digit code that is none of `codes`."""
-    candidate = 0
-    while f"{candidate:06d}" in codes:
-        candidate += 1
-    return f"{candidate:06d}"
-
-
-async def call(
-    hass: HomeAssistant, service: str, context: Context | None = None, **data: Any
-) -> Any:
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True, context=context
-    )
 
 
 async def refused(hass: HomeAssistant, key: str, service: str, **data: Any) -> None:

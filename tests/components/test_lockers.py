@@ -5,21 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.city_ops.const import DOMAIN
 
 from .conftest import SetupSite
-
-
-def bank_device(hass: HomeAssistant, entry_id: str, name: str) -> str:
-    """The device id of a bank by its name."""
-    for device in dr.async_get(hass).devices:
-        if device.name == name and device.config_entry_id == entry_id:
-            return device.id
-    raise AssertionError(name)
+from .lockers import bank_device
 
 
 async def test_reserve_keypad_collect_return(
