@@ -78,6 +78,7 @@ class HomeAssistantProcess:
                 f"{self.config_dir} serves on port {stored} (kept in .storage/http since its "
                 f"first start), not {self.port}: use port {stored} or a fresh config directory"
             )
+        self.seed_storage()
         env = os.environ | {
             # No `http:` YAML (HA 2026.10 migrates it to storage and raises a repair
             # issue); SETUP_PORT is HA's own override of the default port.
@@ -103,6 +104,38 @@ class HomeAssistantProcess:
                 start_new_session=True,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 (one syscall, see die_with_parent)
             )
+
+    def seed_storage(self) -> None:
+        """Before the first start: serve this machine only and skip the internet onboarding.
+
+        HA 2026.10 keeps its HTTP settings in .storage/http (YAML would be migrated and raise a
+        repair issue), so the demo binds 127.0.0.1 there. Onboarding's core-config step sets up
+        met, radio_browser, google_translate and shopping_list, which need the internet; the
+        site's core config comes from configuration.yaml, so that step is recorded as done and
+        only the owner is created through the onboarding API.
+        """
+        storage = self.config_dir / ".storage"
+        storage.mkdir(exist_ok=True)
+        http = storage / "http"
+        if not http.exists():
+            stable = {
+                "server_port": self.port,
+                "server_host": [HOST],
+                "cors_allowed_origins": [],
+                "login_attempts_threshold": -1,
+                "ip_ban_enabled": True,
+                "ssl_profile": "modern",
+                "use_x_frame_options": True,
+                "created_at": datetime.now().astimezone().isoformat(),
+                "error": None,
+                "error_message": None,
+            }
+            data = {"stable": stable, "pending": None, "yaml_migration_done": True}
+            _write_store(http, "http", data, version=2, minor_version=2)
+        onboarding = storage / "onboarding"
+        if not onboarding.exists():
+            done = [step for step in ONBOARDING_STEPS if step != "user"]
+            _write_store(onboarding, "onboarding", {"done": done}, version=4, minor_version=1)
 
     def stored_port(self) -> int | None:
         """Return the HTTP port HA stored at an earlier start of this config dir."""
@@ -206,6 +239,15 @@ class HomeAssistantProcess:
     ) -> None:
         """Stop hass."""
         self.stop()
+
+
+def _write_store(
+    path: Path, key: str, data: dict[str, Any], *, version: int, minor_version: int
+) -> None:
+    """Write one file in HA's storage format (private, like HA's own)."""
+    document = {"version": version, "minor_version": minor_version, "key": key, "data": data}
+    path.write_text(json.dumps(document, indent=2), "utf-8")
+    path.chmod(0o600)
 
 
 def form_defaults(fields: list[dict[str, Any]]) -> dict[str, Any]:
