@@ -96,3 +96,59 @@ def test_every_translation_key_in_the_code_is_translated() -> None:
             assert key in icons["entity"].get(platform, {}) or platform == "sensor", key
     services = set(re.findall(r'DOMAIN,\s*"(\w+)"', code))
     assert services == set(strings["services"]) == set(icons["services"])
+
+
+# The 54 rules of Home Assistant 2026.10's integration quality scale (hassfest's list).
+QUALITY_RULES = {
+    "bronze": (
+        "action-setup appropriate-polling brands common-modules config-flow-test-coverage "
+        "config-flow dependency-transparency docs-actions docs-high-level-description "
+        "docs-installation-instructions docs-removal-instructions entity-event-setup "
+        "entity-unique-id has-entity-name runtime-data test-before-configure "
+        "test-before-setup unique-config-entry"
+    ),
+    "silver": (
+        "action-exceptions config-entry-unloading docs-configuration-parameters "
+        "docs-installation-parameters entity-unavailable integration-owner "
+        "log-when-unavailable parallel-updates reauthentication-flow test-coverage"
+    ),
+    "gold": (
+        "devices diagnostics discovery-update-info discovery docs-conditions "
+        "docs-data-update docs-examples docs-known-limitations docs-supported-devices "
+        "docs-supported-functions docs-triggers docs-troubleshooting docs-use-cases "
+        "dynamic-devices entity-category entity-device-class entity-disabled-by-default "
+        "entity-translations exception-translations icon-translations reconfiguration-flow "
+        "repair-issues stale-devices"
+    ),
+    "platinum": "async-dependency inject-websession strict-typing",
+}
+
+
+def quality_scale() -> dict[str, Any]:
+    rules: dict[str, Any] = {}
+    name = ""
+    for line in (INTEGRATION / "quality_scale.yaml").read_text("utf-8").splitlines():
+        if match := re.fullmatch(r"  ([a-z-]+):(?: (\w+))?", line):
+            name = match[1]
+            rules[name] = {"status": match[2]} if match[2] else {}
+        elif match := re.fullmatch(r"    (status|comment): (.+)", line):
+            rules[name][match[1]] = match[2]
+    return rules
+
+
+def test_quality_scale_lists_every_rule_with_an_honest_status() -> None:
+    rules = quality_scale()
+    expected = {rule for level in QUALITY_RULES.values() for rule in level.split()}
+    assert len(expected) == 54
+    assert set(rules) == expected
+    for name, rule in rules.items():
+        assert rule.get("status") in ("done", "todo", "exempt"), name
+        if rule["status"] != "done":
+            assert rule.get("comment"), f"{name}: say why it is {rule['status']}"
+
+
+def test_no_translation_reads_as_html() -> None:
+    """Hassfest refuses strings with <tags> (the frontend's markdown drops them too)."""
+    for path in (INTEGRATION / "strings.json", *sorted((INTEGRATION / "translations").glob("*"))):
+        for key, text in leaves(load(path)).items():
+            assert not re.search(r"<[A-Za-z/][^>]*>", text), f"{path.name} {key}: {text}"
