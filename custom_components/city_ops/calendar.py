@@ -30,16 +30,12 @@ SUMMARIES = {
         "reserved": "Reserved: {item} (compartment {number})",
         "on_loan": "On loan: {item} (compartment {number})",
         "overdue": "Overdue: {item} (compartment {number})",
-        "borrower": "Borrower",
-        "reservation": "Reservation",
         "outcome": "Outcome",
     },
     "de": {
         "reserved": "Reserviert: {item} (Fach {number})",
         "on_loan": "Ausgeliehen: {item} (Fach {number})",
         "overdue": "Überfällig: {item} (Fach {number})",
-        "borrower": "Ausleihende Person",
-        "reservation": "Reservierung",
         "outcome": "Ausgang",
     },
 }
@@ -64,15 +60,9 @@ def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> l
     compartment = bank.compartments.get(loan.compartment)
     item = compartment.spec.item if compartment else "?"
     names = {"item": item, "number": loan.compartment}
-    description = "\n".join(
-        line
-        for line in (
-            f"{texts['reservation']}: {loan.reservation_id}",
-            f"{texts['borrower']}: {loan.borrower}" if loan.borrower else "",
-            f"{texts['outcome']}: {loan.outcome}" if loan.outcome else "",
-        )
-        if line
-    )
+    # Every user reads calendars: who booked (borrower, reservation id) stays out of them.
+    description = f"{texts['outcome']}: {loan.outcome}" if loan.outcome else ""
+    uid = f"{bank.spec.name}-{loan.compartment}-{loan.reserved_at.isoformat()}"
     location = bank.spec.name
     events = []
     if loan.collected_at is None:
@@ -86,7 +76,7 @@ def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> l
                 summary=texts["reserved"].format(**names),
                 description=description,
                 location=location,
-                uid=f"{loan.reservation_id}-reservation",
+                uid=f"{uid}-reservation",
                 status=CalendarEventStatus.CONFIRMED,
             )
         )
@@ -100,7 +90,7 @@ def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> l
             summary=texts["overdue" if loan.overdue else "on_loan"].format(**names),
             description=description,
             location=location,
-            uid=f"{loan.reservation_id}-loan",
+            uid=f"{uid}-loan",
             status=CalendarEventStatus.CONFIRMED,
         )
     )

@@ -21,6 +21,7 @@ import probatio as vol
 
 from .const import (
     CONF_BASE_LEVEL,
+    CONF_BOOKING_USERS,
     CONF_BOOST_LEVEL,
     CONF_CHIRPSTACK_TOPIC,
     CONF_CORRIDOR_HOPS,
@@ -179,6 +180,13 @@ class CityOpsOptionsFlow(OptionsFlow):
         depot = options.get(
             CONF_DEPOT, {"latitude": hass.config.latitude, "longitude": hass.config.longitude}
         )
+        booking = list(options.get(CONF_BOOKING_USERS) or [])
+        # Admins may do everything anyway; a booking account is a plain user of its own.
+        users = [
+            selector.SelectOptionDict(value=user.id, label=user.name or user.id)
+            for user in await hass.auth.async_get_users()
+            if not user.system_generated and not user.is_admin
+        ]
         return self.async_show_form(
             step_id="init",
             data_schema=vol.Schema(
@@ -201,6 +209,13 @@ class CityOpsOptionsFlow(OptionsFlow):
                     ),
                     vol.Required(CONF_DEPOT, default=depot): selector.LocationSelector(),
                     **_lighting_schema(options),
+                    vol.Optional(CONF_BOOKING_USERS, default=booking): selector.SelectSelector(
+                        selector.SelectSelectorConfig(
+                            options=users,
+                            multiple=True,
+                            mode=selector.SelectSelectorMode.DROPDOWN,
+                        )
+                    ),
                 }
             ),
         )

@@ -15,6 +15,7 @@ CONF_NATIVE_BASE: Final = "native_base"
 CONF_DEPOT: Final = "depot"
 CONF_FULL_THRESHOLD: Final = "full_threshold"
 CONF_DUE_HORIZON_H: Final = "due_horizon_h"
+CONF_BOOKING_USERS: Final = "booking_users"  # user ids that may only book (a booking portal)
 
 DEFAULT_ZIGBEE2MQTT_BASE: Final = "zigbee2mqtt"
 DEFAULT_TTN_TOPIC: Final = "v3/+/devices/+/up"

@@ -10,6 +10,7 @@ from .const import DOMAIN
 from .model.container import Container
 from .model.lighting import Mast
 from .model.locker import Compartment, LockerBank
+from .permissions import Action, async_check
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 WASTE_KIND_MODEL = {
@@ -55,6 +56,16 @@ class AssetEntity(Entity):
     def shown_value(self) -> object:
         """What the entity displays; compared to skip writes that would change nothing."""
         raise NotImplementedError
+
+    async def async_permit(self, action: Action) -> None:
+        """Refuse an action the calling user may not take (the services' check, too)."""
+        await async_check(
+            self.hass,
+            self._context,
+            action,
+            entry=self.runtime.entry,
+            entity_ids=[self.entity_id],
+        )
 
     @property
     def value(self) -> object:

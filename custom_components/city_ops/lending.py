@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
-from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
@@ -35,33 +34,20 @@ from .model.locker import (
 )
 from .sources import native
 from .sources.reading import CompartmentReading, KeypadEntry
+from .throttled_log import ThrottledLog
 
 if TYPE_CHECKING:
     from .model.site import Site
     from .sources.zha import ZhaDevices
 
 EVENT_PREFIX = "city_ops_locker_"
+# Who booked: for the caller and the events automations act on (only admins may subscribe to
+# those), never for state attributes or calendars every user can read.
+BOOKING_REFERENCES = frozenset({"reservation_id", "borrower"})
 
 
 def _warn_unreadable(name: str, problem: str) -> None:
     LOGGER.warning("Ignoring unreadable stored state of %s: %s", name, problem)
-
-
-async def async_require_admin(
-    hass: HomeAssistant, context: Context | None, entity_id: str | None = None
-) -> None:
-    """Let an admin, or Home Assistant itself (automations, scripts), through; nobody else.
-
-    The same rule as Home Assistant's admin services: a call without a user comes from
-    something an admin set up.
-    """
-    if context is None or context.user_id is None:
-        return
-    user = await hass.auth.async_get_user(context.user_id)
-    if user is None:
-        raise UnknownUser(context=context, entity_id=entity_id)
-    if not user.is_admin:
-        raise Unauthorized(context=context, entity_id=entity_id)
 
 
 def locker_bank_spec(asset: Asset) -> LockerBankSpec:
@@ -110,6 +96,7 @@ class Lending:
         self.codes_accepted = 0
         self.codes_refused = 0
         self.entries_while_locked = 0
+        self.log = ThrottledLog(LOGGER)  # a brute-forcer types as often as they like
 
     # -- state --------------------------------------------------------------------------------
 
@@ -240,15 +227,19 @@ class Lending:
         self.codes_refused += 1
         locked_until = bank.keypad_locked_until(dt_util.utcnow())
         if locked_until is not None:
-            LOGGER.warning(
+            self.log.warning(
+                f"keypad_locked:{asset_id}",
                 "%s locked its keypad until %s after %s wrong codes in a row",
                 bank.spec.name,
                 dt_util.as_local(locked_until).isoformat(timespec="seconds"),
                 MAX_FAILURES,
             )
         else:
-            LOGGER.info(
-                "%s refused a code (%s wrong in a row)", bank.spec.name, bank.keypad.failures
+            self.log.info(
+                f"code_refused:{asset_id}",
+                "%s refused a code (%s wrong in a row)",
+                bank.spec.name,
+                bank.keypad.failures,
             )
         raise LockerRefused("code_refused")
 
@@ -365,7 +356,9 @@ class Lending:
 
     def _failed(self, target: str, reason: object) -> None:
         self.command_errors += 1  # the bank keeps its last state
-        LOGGER.warning("Lock command to %s failed: %s", target, reason)
+        self.log.warning(
+            f"command_failed:{target}", "Lock command to %s failed: %s", target, reason
+        )
 
 
 def compartment_data(compartment: Compartment, loan: Loan | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SUBENTRY_MAST
 from .entity import MastEntity
+from .permissions import Action
 from .runtime import CityOpsConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -86,10 +87,12 @@ class MastLight(MastEntity, LightEntity):
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Switch on or dim by hand."""
+        await self.async_permit(Action.OPERATE)
         brightness = kwargs.get(ATTR_BRIGHTNESS, 255)
         level = round(brightness * 100 / 255, 1)
         self.runtime.lighting.set_by_hand(self.asset_id, level, kwargs.get(ATTR_TRANSITION))
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off by hand."""
+        await self.async_permit(Action.OPERATE)
         self.runtime.lighting.set_by_hand(self.asset_id, 0.0, kwargs.get(ATTR_TRANSITION))

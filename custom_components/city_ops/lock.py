@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SUBENTRY_LOCKER_BANK
 from .entity import CompartmentEntity
-from .lending import async_require_admin
+from .permissions import Action
 from .runtime import CityOpsConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -56,7 +56,7 @@ class CompartmentLock(CompartmentEntity, LockEntity):
 
     async def async_unlock(self, **kwargs: Any) -> None:
         """Open for maintenance: only an admin (or an automation an admin wrote) may."""
-        await async_require_admin(self.hass, self._context, self.entity_id)
+        await self.async_permit(Action.ADMINISTER)
         number = self.compartment.spec.number
         await self.runtime.lending.async_change(
             self.asset_id,
@@ -65,7 +65,8 @@ class CompartmentLock(CompartmentEntity, LockEntity):
         )
 
     async def async_lock(self, **kwargs: Any) -> None:
-        """Lock the compartment (anyone may: nothing opens by it)."""
+        """Lock the compartment (operators may: nothing opens by it)."""
+        await self.async_permit(Action.OPERATE)
         number = self.compartment.spec.number
         await self.runtime.lending.async_change(
             self.asset_id,

@@ -6,8 +6,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import logging
-import time
 from typing import Any
 
 from homeassistant.components import mqtt
@@ -73,6 +71,7 @@ from .sources.reading import (
     SourceKind,
 )
 from .street_lighting import ParkLighting, mast_bindings, mast_spec, site_profile
+from .throttled_log import ThrottledLog
 
 type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
 type Decoder = Callable[[str, bytes | str], Reading | LockerReading]
@@ -81,46 +80,8 @@ STORAGE_VERSION = 1
 SAVE_DELAY_S = 5
 OFFLINE_CHECK = timedelta(minutes=1)
 LENDING_TICK = timedelta(seconds=10)
-LOG_EVERY_S = 600.0  # one log line per problem kind and device per this many seconds
 SITE_REFRESH_COOLDOWN_S = 1.0
 COMPLETED_KEPT = timedelta(hours=24)
-
-
-class ThrottledLog:
-    """Log a recurring problem once per key and period; count what was suppressed."""
-
-    def __init__(self, logger: logging.Logger, period_s: float = LOG_EVERY_S) -> None:
-        """Remember when each key was last logged."""
-        self._logger = logger
-        self._period = period_s
-        self._last: dict[str, float] = {}
-        self.suppressed = 0
-
-    def _due(self, key: str) -> bool:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._period:
-            self.suppressed += 1
-            return False
-        if len(self._last) > 10_000:  # an attacker inventing device names must not grow memory
-            self._last.clear()
-        self._last[key] = now
-        return True
-
-    def warning(self, key: str, message: str, *args: Any) -> None:
-        """Log a warning unless the same key was logged within the period."""
-        if self._due(key):
-            self._logger.warning(message, *args)
-
-    def info(self, key: str, message: str, *args: Any) -> None:
-        """Log an info line unless the same key was logged within the period."""
-        if self._due(key):
-            self._logger.info(message, *args)
-
-    def exception(self, key: str, message: str, *args: Any) -> None:
-        """Log an error with traceback unless the same key was logged within the period."""
-        if self._due(key):
-            self._logger.exception(message, *args)
 
 
 @dataclass(slots=True)
@@ -429,7 +390,7 @@ class CityOpsRuntime:
                 self.stats.received += 1
                 self.stats.rejected["retained"] += 1
                 self.log.warning(
-                    f"retained:{message.topic}",
+                    f"retained:{kind}",
                     "Ignoring a retained message on %s: keypad entries must not be retained",
                     message.topic[:120],
                 )
@@ -466,7 +427,7 @@ class CityOpsRuntime:
         except DecodeError as err:
             stats.rejected[err.reason] += 1
             self.log.warning(
-                f"{kind}:{err.reason}:{topic}",
+                f"{kind}:{err.reason}",
                 "Ignoring %s message on %s: %s (further ones like it are counted in diagnostics)",
                 kind,
                 topic[:120],
@@ -483,7 +444,7 @@ class CityOpsRuntime:
             # Wildcard subscriptions see every device of the network server; most are not ours.
             stats.unknown_devices += 1
             self.log.info(
-                f"unknown:{kind}:{reading.device}",
+                f"unknown:{kind}",
                 "Ignoring %s messages from device %s: no asset of %s is bound to it",
                 kind,
                 reading.device,

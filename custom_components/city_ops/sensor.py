@@ -30,7 +30,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
 from .entity import CompartmentEntity, ContainerEntity, LockerBankEntity, MastEntity, SiteEntity
-from .lending import compartment_data
+from .lending import BOOKING_REFERENCES, compartment_data
 from .model.container import Container, FillState
 from .model.lighting import Mast
 from .model.locker import LoanState
@@ -312,9 +312,13 @@ class LoanStateSensor(CompartmentEntity, SensorEntity):
     """What a compartment is doing: available, reserved, on loan, overdue, out of service."""
 
     def shown_value(self) -> object:
-        """State and the booking behind it (never a code)."""
+        """State and the booking's times (never a code, nor who booked)."""
         compartment = self.compartment
-        data = compartment_data(compartment, compartment.status.loan)
+        data = {
+            key: value
+            for key, value in compartment_data(compartment, compartment.status.loan).items()
+            if key not in BOOKING_REFERENCES
+        }
         if compartment.status.out_of_service:
             data["reason"] = compartment.status.out_of_service_reason
         return data

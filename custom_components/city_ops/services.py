@@ -15,7 +15,6 @@ from homeassistant.core import (
     ServiceCall,
     ServiceResponse,
     SupportsResponse,
-    callback,
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
@@ -23,7 +22,6 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
@@ -37,6 +35,7 @@ from .model.assets import (
     parse_asset_file,
 )
 from .model.locker import Compartment, LockerBank, LockerRefused, LockerUpdate
+from .permissions import Action, async_check, device_entities
 from .runtime import CityOpsConfigEntry
 from .sources.reading import MAX_COMPARTMENTS
 
@@ -94,6 +93,7 @@ def _read_json(path: Path) -> Any:
 async def _import_assets(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     entry = _site(hass, call)
+    await async_check(hass, call.context, Action.ADMINISTER, entry=entry)
     path = _config_path(hass, call.data[ATTR_PATH])
     try:
         document = await hass.async_add_executor_job(_read_json, path)
@@ -192,6 +192,7 @@ def _booked_compartments_dropped(entry: CityOpsConfigEntry, assets: list[Asset])
 async def _export_assets(call: ServiceCall) -> ServiceResponse:
     hass = call.hass
     entry = _site(hass, call)
+    await async_check(hass, call.context, Action.ADMINISTER, entry=entry)
     path = _config_path(hass, call.data[ATTR_PATH])
     document = export_asset_file(entry.runtime_data.assets.values())
     text = json.dumps(document, indent=2, ensure_ascii=False)
@@ -217,14 +218,14 @@ BOOST_SCHEMA = vol.Schema(
 )
 
 
-@callback
-def _boost(call: ServiceCall) -> ServiceResponse:
+async def _boost(call: ServiceCall) -> ServiceResponse:
     """Boost the targeted masts and their corridor on every site they belong to."""
     hass = call.hass
     referenced = async_extract_referenced_entity_ids(hass, TargetSelection(call.data))
     wanted = referenced.referenced | referenced.indirectly_referenced
     registry = er.async_get(hass)
     per_site: dict[str, list[str]] = {}
+    lights: dict[str, list[str]] = {}
     for entity_id in wanted:
         entity = registry.async_get(entity_id)
         if entity is None or entity.platform != DOMAIN or entity.domain != "light":
@@ -232,13 +233,21 @@ def _boost(call: ServiceCall) -> ServiceResponse:
         if entity.config_entry_id is None or entity.config_subentry_id is None:
             continue
         per_site.setdefault(entity.config_entry_id, []).append(entity.config_subentry_id)
+        lights.setdefault(entity.config_entry_id, []).append(entity_id)
     if not per_site:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_masts")
-    boosted: list[str] = []
+    sites: list[tuple[CityOpsConfigEntry, list[str]]] = []
     for entry_id, asset_ids in per_site.items():
         entry: CityOpsConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.state is not ConfigEntryState.LOADED:
             continue
+        # Every site is checked before any mast is boosted: all or nothing.
+        await async_check(
+            hass, call.context, Action.OPERATE, entry=entry, entity_ids=lights[entry_id]
+        )
+        sites.append((entry, asset_ids))
+    boosted: list[str] = []
+    for entry, asset_ids in sites:
         boosted += entry.runtime_data.lighting.boost(
             asset_ids, call.data.get(ATTR_RADIUS), call.data.get(ATTR_HOLD)
         )
@@ -284,8 +293,22 @@ OUT_OF_SERVICE_SCHEMA = COMPARTMENT_SCHEMA.extend(
 )
 
 
-def _bank(hass: HomeAssistant, call: ServiceCall) -> tuple[CityOpsConfigEntry, str]:
-    """The site and asset id of the bank behind the call's device."""
+async def _bank(
+    hass: HomeAssistant, call: ServiceCall, action: Action
+) -> tuple[CityOpsConfigEntry, str]:
+    """The site and asset id of the bank behind the call's device, if the caller may `action`."""
+    entry, asset_id = _find_bank(hass, call)
+    await async_check(
+        hass,
+        call.context,
+        action,
+        entry=entry,
+        entity_ids=device_entities(hass, call.data[ATTR_DEVICE_ID]),
+    )
+    return entry, asset_id
+
+
+def _find_bank(hass: HomeAssistant, call: ServiceCall) -> tuple[CityOpsConfigEntry, str]:
     device_id = call.data[ATTR_DEVICE_ID]
     device = dr.async_get(hass).async_get(device_id)
     if device is not None and device.config_entry_id is not None:
@@ -324,7 +347,7 @@ def _minutes(value: int | None) -> timedelta | None:
 
 
 async def _reserve(call: ServiceCall) -> ServiceResponse:
-    entry, asset_id = _bank(call.hass, call)
+    entry, asset_id = await _bank(call.hass, call, Action.BOOK)
     try:
         reservation = await entry.runtime_data.lending.async_reserve(
             asset_id,
@@ -355,7 +378,7 @@ async def _reserve(call: ServiceCall) -> ServiceResponse:
 
 
 async def _release_code(call: ServiceCall) -> ServiceResponse:
-    entry, asset_id = _bank(call.hass, call)
+    entry, asset_id = await _bank(call.hass, call, Action.OPERATE)
     try:
         number = await entry.runtime_data.lending.async_release_code(
             asset_id, call.data["code"], call.context
@@ -369,12 +392,12 @@ type BankChange = Callable[[LockerBank, Compartment, datetime, Mapping[str, Any]
 
 
 def _bank_service(
-    change: BankChange,
+    action: Action, change: BankChange
 ) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
     """A service that changes one compartment of one bank and answers with its new state."""
 
     async def handle(call: ServiceCall) -> ServiceResponse:
-        entry, asset_id = _bank(call.hass, call)
+        entry, asset_id = await _bank(call.hass, call, action)
         found: list[Compartment] = []
 
         def run(bank: LockerBank, now: datetime) -> LockerUpdate:
@@ -398,68 +421,59 @@ def _bank_service(
 
 
 def async_setup_services(hass: HomeAssistant) -> None:
-    """Register the site services."""
-    # The asset file changes the site and writes files: admins only, like the site's flows.
-    async_register_admin_service(
-        hass, DOMAIN, "import_assets", _import_assets, FILE_SCHEMA, SupportsResponse.OPTIONAL
-    )
-    async_register_admin_service(
-        hass, DOMAIN, "export_assets", _export_assets, FILE_SCHEMA, SupportsResponse.OPTIONAL
-    )
-    hass.services.async_register(
-        DOMAIN, "plan_collection", _plan_collection, SITE_SCHEMA, SupportsResponse.ONLY
-    )
-    hass.services.async_register(DOMAIN, "boost", _boost, BOOST_SCHEMA, SupportsResponse.OPTIONAL)
-
-    # The codes exist only in the answer: a call that does not take it would book for nothing.
-    hass.services.async_register(DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.ONLY)
-    hass.services.async_register(
-        DOMAIN, "release_code", _release_code, CODE_SCHEMA, SupportsResponse.OPTIONAL
-    )
-    # Any user (a booking portal) cancels and extends; what frees or opens a compartment
-    # without a code is for admins.
+    """Register the site services; each handler asks `permissions` who may call it."""
     optional = SupportsResponse.OPTIONAL
-    hass.services.async_register(
+    register = hass.services.async_register
+    register(DOMAIN, "import_assets", _import_assets, FILE_SCHEMA, optional)
+    register(DOMAIN, "export_assets", _export_assets, FILE_SCHEMA, optional)
+    register(DOMAIN, "plan_collection", _plan_collection, SITE_SCHEMA, SupportsResponse.ONLY)
+    register(DOMAIN, "boost", _boost, BOOST_SCHEMA, optional)
+    # The codes exist only in the answer: a call that does not take it would book for nothing.
+    register(DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.ONLY)
+    register(DOMAIN, "release_code", _release_code, CODE_SCHEMA, optional)
+    register(
         DOMAIN,
         "cancel",
-        _bank_service(lambda bank, c, now, data: bank.cancel(now, c)),
+        _bank_service(Action.BOOK, lambda bank, c, now, data: bank.cancel(now, c)),
         BOOKING_SCHEMA,
         optional,
     )
-    hass.services.async_register(
+    register(
         DOMAIN,
         "extend",
         _bank_service(
-            lambda bank, c, now, data: bank.extend(now, c, timedelta(minutes=data["minutes"]))
+            Action.BOOK,
+            lambda bank, c, now, data: bank.extend(now, c, timedelta(minutes=data["minutes"])),
         ),
         EXTEND_SCHEMA,
         optional,
     )
-    async_register_admin_service(
-        hass,
+    # What frees or opens a compartment without a code is for admins.
+    register(
         DOMAIN,
         "mark_returned",
-        _bank_service(lambda bank, c, now, data: bank.mark_returned(now, c)),
+        _bank_service(Action.ADMINISTER, lambda bank, c, now, data: bank.mark_returned(now, c)),
         COMPARTMENT_SCHEMA,
         optional,
     )
-    async_register_admin_service(
-        hass,
+    register(
         DOMAIN,
         "set_out_of_service",
         _bank_service(
+            Action.ADMINISTER,
             lambda bank, c, now, data: bank.set_out_of_service(
                 now, c, data["out_of_service"], data["reason"]
-            )
+            ),
         ),
         OUT_OF_SERVICE_SCHEMA,
         optional,
     )
-    async_register_admin_service(
-        hass,
+    register(
         DOMAIN,
         "open_for_maintenance",
-        _bank_service(lambda bank, c, now, data: bank.open_for_maintenance(now, c)),
+        _bank_service(
+            Action.ADMINISTER, lambda bank, c, now, data: bank.open_for_maintenance(now, c)
+        ),
         COMPARTMENT_SCHEMA,
         optional,
     )

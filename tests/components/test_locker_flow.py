@@ -379,7 +379,7 @@ async def test_reconfigure_keeps_extra_and_bookings(
     assert hass.states.get("lock.locker_north_gate_compartment_4") is not None
     state = hass.states.get("sensor.locker_north_compartment_1_loan_state")
     assert state.state == "reserved"
-    assert state.attributes["reservation_id"] == booking["reservation_id"]
+    assert state.attributes["pickup_until"] == booking["pickup_until"]
     assert (
         hass.states.get("sensor.locker_north_compartment_2_loan_state").attributes["item"]
         == "Rollator"

@@ -54,9 +54,14 @@ def bank_asset(entry: MockConfigEntry, name: str) -> str:
 
 
 def reservation_shown(hass: HomeAssistant, bank: str, number: int) -> str | None:
-    state = hass.states.get(f"sensor.{bank.replace('-', '_')}_compartment_{number}_loan_state")
-    assert state is not None
-    return state.attributes.get("reservation_id")
+    """The booking a compartment holds, from the running model (states never show it)."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        runtime = entry.runtime_data
+        for asset_id, locker_bank in runtime.site.locker_banks.items():
+            if runtime.assets[asset_id].device == bank:
+                loan = locker_bank.compartments[number].status.loan
+                return loan.reservation_id if loan else None
+    raise AssertionError(bank)
 
 
 async def refused(hass: HomeAssistant, key: str, service: str, **data: Any) -> None:
