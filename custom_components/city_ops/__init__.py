@@ -13,6 +13,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.typing import ConfigType
 
+from .console import async_register_console
 from .const import DOMAIN
 from .runtime import CityOpsConfigEntry, CityOpsRuntime, config_signature
 from .services import async_setup_services
@@ -30,8 +31,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services once for all sites."""
+    """Register the services and the operations console once for all sites."""
     async_setup_services(hass)
+    await async_register_console(hass)
     return True
 
 

@@ -34,7 +34,12 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEW_ELEMENTS = "hui-sections-view, hui-masonry-view, hui-panel-view, hui-sidebar-view"
-ERROR_TEXTS = ("Configuration error", "Entity not available", "Entity not found")
+ERROR_TEXTS = (
+    "Configuration error",
+    "Entity not available",
+    "Entity not found",
+    "Error loading the dashboard strategy",  # the frontend says so in English only
+)
 
 
 def create_site(ha: HomeAssistantClient, name: str) -> str:
@@ -251,7 +256,10 @@ def _is_number(value: str) -> bool:
 
 
 def render_waste_view(
-    base_url: str, blocked: list[str], view_path: str = "waste", screenshot: Path = SCREENSHOT
+    base_url: str,
+    blocked: list[str],
+    view_path: str = "stadtpark-norderstedt-waste",
+    screenshot: Path = SCREENSHOT,
 ) -> dict[str, int]:
     """Open a view (the waste view) in Chromium, save the screenshot, return error elements."""
     own = urlsplit(base_url).netloc
@@ -275,6 +283,8 @@ def render_waste_view(
             context = browser.new_context(viewport={"width": 1440, "height": 1300})
             context.route("**/*", keep_local)
             page = context.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page.goto(f"{base_url}/city-operations/{view_path}", wait_until="domcontentloaded")
             _log_in_if_asked(page)
             page.wait_for_url(f"**/city-operations/{view_path}*", timeout=60_000)
@@ -291,6 +301,8 @@ def render_waste_view(
             found["hui-warning"] = page.locator("hui-warning").count()
             for text in ERROR_TEXTS:
                 found[text] = page.get_by_text(text).count()
+            if any(found.values()):
+                print("\nbrowser console:\n" + "\n".join(console[-30:]))
             return {name: count for name, count in found.items() if count}
         finally:
             browser.close()

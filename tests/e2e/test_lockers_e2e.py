@@ -515,7 +515,10 @@ def test_lockers_view_renders_after_the_workflow(lockers: LockerSite) -> None:
     print("\n" + ", ".join(f"{k.split('.')[1]}={v}" for k, v in states.items()))
     blocked: list[str] = []
     problems = render_waste_view(
-        lockers.process.base_url, blocked, view_path="lockers", screenshot=SCREENSHOT
+        lockers.process.base_url,
+        blocked,
+        view_path="stadtpark-norderstedt-lockers",
+        screenshot=SCREENSHOT,
     )
     print(f"\nscreenshot: {SCREENSHOT}; blocked off-host requests: {blocked[:5]}")
     assert problems == {}, problems

@@ -271,7 +271,10 @@ def test_lighting_view_renders_demo_park(
         time.sleep(5)
         blocked: list[str] = []
         problems = render_waste_view(
-            hass_process.base_url, blocked, view_path="lighting", screenshot=SCREENSHOT
+            hass_process.base_url,
+            blocked,
+            view_path="stadtpark-norderstedt-lighting",
+            screenshot=SCREENSHOT,
         )
     finally:
         stop.set()

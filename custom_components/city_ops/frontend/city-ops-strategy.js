@@ -1,0 +1,732 @@
+// City Operations dashboard strategy: Waste, Lighting and Lockers views for every site, built
+// from the device and entity registries (platform + translation key, never an entity id), in the
+// viewing user's language, with Home Assistant's built-in cards only.
+//
+// Home Assistant calls the static methods of the element "ll-strategy-dashboard-city-ops" for a
+// dashboard whose configuration is `strategy: {type: custom:city-ops}`. The same module runs
+// under Node for the tests (no DOM there, so registering the element is skipped).
+
+const PLATFORM = "city_ops";
+
+export const TEXTS = {
+  en: {
+    title: "City Operations",
+    waste: "Waste",
+    lighting: "Lighting",
+    lockers: "Lockers",
+    empty_site: "Nothing here yet",
+    empty_site_text:
+      "Add masts, containers or locker banks to this site (Settings › Devices & services › City Operations), or import the city's asset file.",
+    alarms: "Alarms",
+    fire: "Fire alarm",
+    tilted: "Tilted",
+    route: "Collection route",
+    tour: "{stops} stops to empty · tour {km} km",
+    tour_empty: "Nothing to empty now.",
+    map: "Map",
+    map_legend_waste: "Symbol: how full · tap a marker or tile for the fill history",
+    map_legend_lighting: "Number: the level each mast was told · tap a marker for its history",
+    colour_legend_waste: "Red: full or alarm · orange: almost full · green: fine · grey: not reporting",
+    colour_legend_lighting:
+      "Amber: boosted · yellow: base level · blue: dark · red: lamp fault · grey: not reporting",
+    all_clear: "Nothing needs attention.",
+    all_reporting: "Every sensor reports, no battery is low.",
+    sensors: "Sensors",
+    offline: "Not reporting",
+    low_battery: "Batteries below 20 %",
+    fill_levels: "Fill levels",
+    faults: "Lamp faults",
+    motion: "Motion now",
+    masts: "Masts",
+    no_path: "Without path",
+    energy: "Energy and savings",
+    energy_site: "Site",
+    energy_path: "Path {path}",
+    available: "Free now",
+    per_type: "{item}: **{count}** free",
+    nothing_to_lend: "Nothing to lend at the moment.",
+    next: "Next pickups and returns",
+    next_none: "No pickups or returns due.",
+    pickup: "pickup by",
+    due_back: "due back",
+    overdue_since: "overdue since",
+    attention: "Needs attention",
+    overdue: "Overdue loans",
+    doors_open: "Doors open",
+    out_of_service: "Out of service",
+    reservations: "Reservations",
+    compartment: "Compartment {number} · {item}",
+  },
+  de: {
+    title: "Stadtbetrieb",
+    waste: "Abfall",
+    lighting: "Beleuchtung",
+    lockers: "Schließfächer",
+    empty_site: "Hier ist noch nichts",
+    empty_site_text:
+      "Fügen Sie diesem Standort Masten, Behälter oder Schließfachanlagen hinzu (Einstellungen › Geräte & Dienste › City Operations) oder importieren Sie die Bestandsdatei der Stadt.",
+    alarms: "Alarme",
+    fire: "Brandalarm",
+    tilted: "Umgekippt",
+    route: "Sammeltour",
+    tour: "{stops} Behälter zu leeren · Tour {km} km",
+    tour_empty: "Gerade ist nichts zu leeren.",
+    map: "Karte",
+    map_legend_waste: "Symbol: wie voll · Marker oder Kachel antippen zeigt den Füllverlauf",
+    map_legend_lighting: "Zahl: die befohlene Helligkeit jedes Masts · Marker antippen zeigt den Verlauf",
+    colour_legend_waste: "Rot: voll oder Alarm · Orange: fast voll · Grün: in Ordnung · Grau: meldet nicht",
+    colour_legend_lighting:
+      "Bernstein: angehoben · Gelb: Grundlicht · Blau: dunkel · Rot: Leuchtenstörung · Grau: meldet nicht",
+    all_clear: "Nichts braucht gerade Aufmerksamkeit.",
+    all_reporting: "Alle Sensoren melden, keine Batterie ist schwach.",
+    sensors: "Sensoren",
+    offline: "Melden nicht",
+    low_battery: "Batterien unter 20 %",
+    fill_levels: "Füllstände",
+    faults: "Leuchtenstörungen",
+    motion: "Bewegung jetzt",
+    masts: "Masten",
+    no_path: "Ohne Weg",
+    energy: "Energie und Ersparnis",
+    energy_site: "Standort",
+    energy_path: "Weg {path}",
+    available: "Jetzt frei",
+    per_type: "{item}: **{count}** frei",
+    nothing_to_lend: "Gerade ist nichts auszuleihen.",
+    next: "Nächste Abholungen und Rückgaben",
+    next_none: "Keine Abholung oder Rückgabe fällig.",
+    pickup: "Abholung bis",
+    due_back: "Rückgabe bis",
+    overdue_since: "überfällig seit",
+    attention: "Braucht Aufmerksamkeit",
+    overdue: "Überfällige Ausleihen",
+    doors_open: "Offene Türen",
+    out_of_service: "Außer Betrieb",
+    reservations: "Reservierungen",
+    compartment: "Fach {number} · {item}",
+  },
+};
+
+// Marker colours on the built-in map: the card colours a marker with a fixed colour from its
+// configuration, so the strategy picks it from the state and regenerates when a class changes.
+export const COLOURS = {
+  alarm: "#d32f2f",
+  full: "#d32f2f",
+  almost_full: "#f57c00",
+  ok: "#388e3c",
+  empty: "#388e3c",
+  offline: "#9e9e9e",
+  fault: "#d32f2f",
+  boosted: "#ffb300",
+  base: "#fdd835",
+  dark: "#3949ab",
+};
+
+const FULL_DEFAULT = 80;
+const LOW_BATTERY = 20;
+
+export function texts(hass) {
+  const language = String(hass?.locale?.language || hass?.language || "en").split("-")[0];
+  return TEXTS[language] || TEXTS.en;
+}
+
+function fill(template, values) {
+  return template.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? ""));
+}
+
+export function slug(text) {
+  return String(text)
+    .toLowerCase()
+    .replace(/ä/g, "ae")
+    .replace(/ö/g, "oe")
+    .replace(/ü/g, "ue")
+    .replace(/ß/g, "ss")
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+|-+$/g, "");
+}
+
+function deviceName(device) {
+  return device.name_by_user || device.name || "";
+}
+
+// Our entities, computed once per registry snapshot (hass.entities changes identity on updates).
+const ownEntitiesCache = new WeakMap();
+
+function ownEntities(hass) {
+  const registry = hass.entities || {};
+  let own = ownEntitiesCache.get(registry);
+  if (!own) {
+    own = Object.values(registry).filter(
+      (entity) => entity.platform === PLATFORM && entity.device_id && !entity.hidden,
+    );
+    ownEntitiesCache.set(registry, own);
+  }
+  return own;
+}
+
+// The sites of this installation and their assets, from the registries; only entities that
+// have a state are used (an entity a device never reported does not exist).
+export function siteModel(hass) {
+  const devices = hass.devices || {};
+  const byDevice = new Map();
+  for (const entity of ownEntities(hass)) {
+    if (!hass.states[entity.entity_id]) continue;
+    const keyed = byDevice.get(entity.device_id) || [];
+    keyed.push(entity);
+    byDevice.set(entity.device_id, keyed);
+  }
+  const keysOf = (deviceId) => {
+    const keys = {};
+    for (const entity of byDevice.get(deviceId) || []) {
+      const key = entity.translation_key || "";
+      (keys[key] = keys[key] || []).push(entity.entity_id);
+    }
+    return keys;
+  };
+  const sites = [];
+  for (const [deviceId, entities] of byDevice) {
+    if (!entities.some((entity) => entity.translation_key === "collection_route")) continue;
+    const device = devices[deviceId];
+    if (!device) continue;
+    const keys = keysOf(deviceId);
+    sites.push({
+      id: deviceId,
+      name: deviceName(device),
+      route: keys.collection_route?.[0],
+      due: keys.containers_due?.[0],
+      energy: keys.lighting_energy?.[0],
+      savings: keys.lighting_savings?.[0],
+      containers: [],
+      masts: [],
+      banks: [],
+    });
+  }
+  sites.sort((a, b) => a.name.localeCompare(b.name));
+  const siteById = new Map(sites.map((site) => [site.id, site]));
+  for (const deviceId of byDevice.keys()) {
+    const device = devices[deviceId];
+    const site = device && siteById.get(device.via_device_id);
+    if (!site) continue;
+    const keys = keysOf(deviceId);
+    const one = (key) => keys[key]?.[0];
+    const name = deviceName(device);
+    if (one("fill_level")) {
+      site.containers.push({
+        device: deviceId,
+        name,
+        fill_level: one("fill_level"),
+        fill_state: one("fill_state"),
+        last_emptied: one("last_emptied"),
+        predicted_full: one("predicted_full"),
+        battery: one("battery"),
+        temperature: one("temperature"),
+        fire_alarm: one("fire_alarm"),
+        tilt: one("tilt"),
+      });
+    } else if (one("light")) {
+      const light = one("light");
+      site.masts.push({
+        device: deviceId,
+        name,
+        light,
+        path: hass.states[light].attributes.path || "",
+        motion: one("motion"),
+        lamp_fault: one("lamp_fault"),
+        power: one("power"),
+        energy: one("energy"),
+        illuminance: one("illuminance"),
+      });
+    } else if (one("items_available")) {
+      const compartments = (keys.loan_state || [])
+        .map((entityId) => {
+          const attributes = hass.states[entityId].attributes;
+          return {
+            number: Number(attributes.compartment),
+            item: attributes.item || "",
+            item_type: attributes.item_type || "",
+            loan_state: entityId,
+          };
+        })
+        .sort((a, b) => a.number - b.number);
+      site.banks.push({
+        device: deviceId,
+        name,
+        items_available: one("items_available"),
+        reservations: one("reservations"),
+        compartments,
+        doors: keys.door || [],
+        locks: keys.compartment || [],
+      });
+    }
+  }
+  for (const site of sites) {
+    // Assets in the order the registry created them is the order of the asset file; a name
+    // sort is what an operator searches by.
+    site.containers.sort((a, b) => a.name.localeCompare(b.name));
+    site.banks.sort((a, b) => a.name.localeCompare(b.name));
+  }
+  return sites;
+}
+
+function isOn(hass, entityId) {
+  return Boolean(entityId) && hass.states[entityId]?.state === "on";
+}
+
+function missing(hass, entityId) {
+  const state = hass.states[entityId]?.state;
+  return state === undefined || state === "unavailable" || state === "unknown";
+}
+
+export function containerClass(hass, container) {
+  if (isOn(hass, container.fire_alarm) || isOn(hass, container.tilt)) return "alarm";
+  if (missing(hass, container.fill_level)) return "offline";
+  const state = container.fill_state && hass.states[container.fill_state]?.state;
+  if (state in COLOURS) return state;
+  const level = Number(hass.states[container.fill_level].state);
+  return level >= FULL_DEFAULT ? "full" : "ok";
+}
+
+export function mastClass(hass, mast) {
+  if (missing(hass, mast.light)) return "offline";
+  if (isOn(hass, mast.lamp_fault)) return "fault";
+  const state = hass.states[mast.light];
+  if (state.state !== "on") return "dark";
+  return state.attributes.boost_until ? "boosted" : "base";
+}
+
+// What the generated configuration depends on beyond the registries: the language and the
+// colour class of every marker. Cheap enough to compute on every state change.
+export function fingerprint(hass) {
+  const present = ownEntities(hass).filter((entity) => hass.states[entity.entity_id]).length;
+  const parts = [texts(hass) === TEXTS.de ? "de" : "en", present];
+  for (const site of siteModel(hass)) {
+    parts.push(site.id);
+    for (const container of site.containers) parts.push(containerClass(hass, container));
+    for (const mast of site.masts) parts.push(mastClass(hass, mast));
+    for (const bank of site.banks) parts.push(bank.compartments.length, bank.doors.length);
+  }
+  return parts.join("|");
+}
+
+function heading(text, icon) {
+  return { type: "heading", heading: text, icon };
+}
+
+function filterCard(entities, states, title, icon, extra = {}) {
+  return {
+    type: "entity-filter",
+    show_empty: false,
+    state_filter: states,
+    card: { type: "entities", title, icon, state_color: true },
+    entities: entities.map(([entity, name]) => ({ entity, name, ...extra })),
+  };
+}
+
+// A line that says all is well, shown while none of the filter cards has a row to show.
+function allClear(filters, text) {
+  const conditions = filters.flatMap((card) =>
+    card.entities.flatMap((row) =>
+      card.state_filter.map((state) =>
+        typeof state === "string"
+          ? { condition: "state", entity: row.entity, state_not: state }
+          : {
+              condition: "numeric_state",
+              entity: row.entity,
+              [state.operator === "<" ? "above" : "below"]: state.value - (state.operator === "<" ? 0.001 : -0.001),
+            },
+      ),
+    ),
+  );
+  return { type: "markdown", content: text, visibility: conditions };
+}
+
+function withoutEmpty(filters) {
+  return filters.filter((card) => card.entities.length);
+}
+
+function wasteView(hass, site, t, prefix) {
+  const containers = site.containers;
+  const pick = (key) =>
+    containers.filter((container) => container[key]).map((c) => [c[key], c.name]);
+  const route = site.route;
+  const tourText = [
+    `{%- set stops = states('${route}') | int(0) %}`,
+    `{%- set metres = state_attr('${route}', 'length_m') | float(0) %}`,
+    `{%- if stops > 0 %}`,
+    fill(t.tour, {
+      stops: "**{{ stops }}**",
+      km: "**{{ '%.1f' | format(metres / 1000) }}**",
+    }),
+    `{%- else %}${t.tour_empty}{%- endif %}`,
+  ].join("\n");
+  const alarms = withoutEmpty([
+    filterCard(pick("fire_alarm"), ["on"], t.fire, "mdi:fire-alert"),
+    filterCard(pick("tilt"), ["on"], t.tilted, "mdi:delete-forever"),
+  ]);
+  const sensorFilters = withoutEmpty([
+    filterCard(
+      pick("fill_level"),
+      ["unavailable", "unknown"],
+      t.offline,
+      "mdi:access-point-network-off",
+    ),
+    filterCard(
+      pick("battery"),
+      [{ operator: "<", value: LOW_BATTERY }],
+      t.low_battery,
+      "mdi:battery-alert-variant-outline",
+    ),
+  ]);
+  return {
+    title: `${prefix}${t.waste}`,
+    path: `${slug(site.name)}-waste`,
+    type: "sections",
+    max_columns: 3,
+    sections: [
+      {
+        type: "grid",
+        cards: [
+          heading(t.route, "mdi:truck"),
+          ...alarms,
+          { type: "markdown", content: tourText },
+          {
+            type: "todo-list",
+            entity: route,
+            display_order: "none",
+            hide_create: true,
+          },
+        ],
+      },
+      {
+        type: "grid",
+        column_span: 2,
+        cards: [
+          heading(t.map, "mdi:map-marker-radius"),
+          {
+            type: "map",
+            default_zoom: 16,
+            hours_to_show: 0,
+            cluster: true,
+            theme_mode: "auto",
+            grid_options: { columns: "full", rows: 8 },
+            // The built-in map draws every marker in the same colour (a configured colour
+            // shows only on clusters and accuracy circles), so the marker shows the fill
+            // level's icon, and the tiles below carry the colour.
+            entities: containers.map((container) => ({
+              entity: container.fill_level,
+              name: container.name,
+              label_mode: "icon",
+            })),
+          },
+          { type: "markdown", content: t.map_legend_waste, text_only: true },
+        ],
+      },
+      {
+        type: "grid",
+        cards: [heading(t.sensors, "mdi:access-point-network"), ...sensorFilters, allClear(sensorFilters, t.all_reporting)],
+      },
+      {
+        type: "grid",
+        column_span: 3,
+        cards: [
+          heading(t.fill_levels, "mdi:gauge"),
+          { type: "markdown", content: t.colour_legend_waste, text_only: true },
+          // A tap opens the container's fill history.
+          ...containers.map((container) => ({
+            type: "tile",
+            entity: container.fill_level,
+            name: container.name,
+            state_content: container.fill_state ? ["state", "last_changed"] : ["state"],
+            color: COLOURS[containerClass(hass, container)],
+            grid_options: { columns: 6 },
+          })),
+        ],
+      },
+    ],
+  };
+}
+
+function lightingView(hass, site, t, prefix) {
+  const masts = site.masts;
+  const paths = new Map();
+  for (const mast of masts) {
+    const path = mast.path || t.no_path;
+    paths.set(path, [...(paths.get(path) || []), mast]);
+  }
+  const pick = (key) => masts.filter((mast) => mast[key]).map((mast) => [mast[key], mast.name]);
+  const troubles = withoutEmpty([
+    // Since when: the row's secondary line is the moment the fault was detected.
+    filterCard(pick("lamp_fault"), ["on"], t.faults, "mdi:lightbulb-alert", {
+      secondary_info: "last-changed",
+    }),
+    filterCard(pick("light"), ["unavailable", "unknown"], t.offline, "mdi:lan-disconnect", {
+      secondary_info: "last-changed",
+    }),
+  ]);
+  const energyGraphs = [];
+  if (site.energy || site.savings) {
+    energyGraphs.push({
+      type: "history-graph",
+      title: `${t.energy} · ${t.energy_site}`,
+      hours_to_show: 24,
+      entities: [site.energy, site.savings].filter(Boolean),
+    });
+  }
+  for (const [path, members] of paths) {
+    const energies = members.filter((mast) => mast.energy);
+    if (!energies.length) continue;
+    energyGraphs.push({
+      type: "statistics-graph",
+      title: fill(t.energy_path, { path }),
+      chart_type: "bar",
+      period: "hour",
+      days_to_show: 1,
+      stat_types: ["change"],
+      entities: energies.map((mast) => ({ entity: mast.energy, name: mast.name })),
+    });
+  }
+  return {
+    title: `${prefix}${t.lighting}`,
+    path: `${slug(site.name)}-lighting`,
+    type: "sections",
+    max_columns: 3,
+    sections: [
+      {
+        type: "grid",
+        column_span: 2,
+        cards: [
+          heading(t.map, "mdi:map-marker-radius"),
+          {
+            type: "map",
+            default_zoom: 16,
+            hours_to_show: 0,
+            cluster: true,
+            theme_mode: "auto",
+            grid_options: { columns: "full", rows: 8 },
+            entities: masts.map((mast) => ({
+              entity: mast.light,
+              name: mast.name,
+              label_mode: "attribute",
+              attribute: "commanded_level",
+              unit: "%",
+            })),
+          },
+          { type: "markdown", content: t.map_legend_lighting, text_only: true },
+        ],
+      },
+      {
+        type: "grid",
+        cards: [
+          heading(t.attention, "mdi:alert-circle-outline"),
+          ...troubles,
+          allClear(troubles, t.all_clear),
+          ...withoutEmpty([filterCard(pick("motion"), ["on"], t.motion, "mdi:walk")]),
+        ],
+      },
+      ...[...paths].map(([path, members]) => ({
+        type: "grid",
+        cards: [
+          heading(path, "mdi:map-marker-path"),
+          { type: "markdown", content: t.colour_legend_lighting, text_only: true },
+          ...members.map((mast) => ({
+            type: "tile",
+            entity: mast.light,
+            name: mast.name,
+            state_content: ["state", "brightness"],
+            color: COLOURS[mastClass(hass, mast)],
+            grid_options: { columns: 6 },
+          })),
+        ],
+      })),
+      {
+        type: "grid",
+        column_span: 3,
+        cards: [heading(t.energy, "mdi:lightning-bolt"), ...energyGraphs],
+      },
+    ],
+  };
+}
+
+// Upcoming pickups and due returns of a site, soonest first (the template runs in the backend).
+function nextTemplate(banks, t) {
+  const rows = banks.flatMap((bank) =>
+    bank.compartments.map(
+      (c) => `('${c.loan_state}', '${bank.name.replace(/'/g, "\\'")}', ${c.number})`,
+    ),
+  );
+  return [
+    `{%- set ns = namespace(rows=[]) %}`,
+    `{%- for entity, bank, number in [${rows.join(", ")}] %}`,
+    `{%- set s = states[entity] %}`,
+    `{%- if s and s.state in ['reserved', 'on_loan', 'overdue'] %}`,
+    `{%- set until = s.attributes.pickup_until if s.state == 'reserved' else s.attributes.loan_until %}`,
+    `{%- if until %}{%- set ns.rows = ns.rows + [(as_timestamp(until), s.state, bank, number, s.attributes.item, until)] %}{%- endif %}`,
+    `{%- endif %}`,
+    `{%- endfor %}`,
+    `{%- for at, state, bank, number, item, until in ns.rows | sort %}`,
+    `- **{{ as_datetime(until) | as_local | as_timestamp | timestamp_custom('%d.%m. %H:%M') }}** · ` +
+      `{{ {'reserved': '${t.pickup}', 'on_loan': '${t.due_back}', 'overdue': '${t.overdue_since}'}[state] }} · ` +
+      `{{ bank }} · ${fill(t.compartment, { number: "{{ number }}", item: "{{ item }}" })}`,
+    `{%- else %}`,
+    t.next_none,
+    `{%- endfor %}`,
+  ].join("\n");
+}
+
+function lockersView(hass, site, t, prefix) {
+  const banks = site.banks;
+  const compartments = banks.flatMap((bank) =>
+    bank.compartments.map((c) => ({ ...c, bank: bank.name })),
+  );
+  const named = (c) =>
+    `${c.bank} · ${fill(t.compartment, { number: c.number, item: c.item })}`;
+  const doors = banks.flatMap((bank) => bank.doors.map((door) => [door, undefined]));
+  const troubles = withoutEmpty([
+    filterCard(
+      compartments.map((c) => [c.loan_state, named(c)]),
+      ["overdue"],
+      t.overdue,
+      "mdi:clock-alert-outline",
+    ),
+    filterCard(doors, ["on"], t.doors_open, "mdi:door-open"),
+    filterCard(
+      compartments.map((c) => [c.loan_state, named(c)]),
+      ["out_of_service"],
+      t.out_of_service,
+      "mdi:wrench-clock",
+    ),
+  ]);
+  return {
+    title: `${prefix}${t.lockers}`,
+    path: `${slug(site.name)}-lockers`,
+    type: "sections",
+    max_columns: 3,
+    sections: [
+      {
+        type: "grid",
+        cards: [
+          heading(t.next, "mdi:calendar-clock"),
+          { type: "markdown", content: nextTemplate(banks, t) },
+          heading(t.attention, "mdi:alert-circle-outline"),
+          ...troubles,
+          allClear(troubles, t.all_clear),
+        ],
+      },
+      ...banks.map((bank) => {
+        const items = new Map();
+        for (const c of bank.compartments) items.set(c.item_type, c.item || c.item_type);
+        const perType = [
+          `{%- set counts = state_attr('${bank.items_available}', 'by_item_type') or {} %}`,
+          ...[...items].map(
+            ([type, item]) =>
+              `{%- if '${type}' in counts %}\n- ${fill(t.per_type, { item, count: `{{ counts['${type}'] }}` })}{%- endif %}`,
+          ),
+          `{%- if not counts %}${t.nothing_to_lend}{%- endif %}`,
+        ].join("\n");
+        return {
+          type: "grid",
+          cards: [
+            heading(bank.name, "mdi:locker-multiple"),
+            {
+              type: "tile",
+              entity: bank.items_available,
+              name: t.available,
+              grid_options: { columns: 12 },
+            },
+            { type: "markdown", content: perType },
+            // Each compartment: what it does now and, while booked, until when.
+            ...bank.compartments.map((c) => ({
+              type: "tile",
+              entity: c.loan_state,
+              name: fill(t.compartment, { number: c.number, item: c.item }),
+              state_content: ["state", "pickup_until", "loan_until"],
+              grid_options: { columns: 12 },
+            })),
+          ],
+        };
+      }),
+      {
+        type: "grid",
+        column_span: 3,
+        cards: [
+          heading(t.reservations, "mdi:calendar"),
+          {
+            type: "calendar",
+            initial_view: "listWeek",
+            grid_options: { columns: "full" },
+            entities: banks.map((bank) => bank.reservations).filter(Boolean),
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function emptyView(site, t, prefix) {
+  return {
+    title: `${prefix}${t.empty_site}`,
+    path: slug(site.name) || "site",
+    cards: [{ type: "markdown", title: site.name, content: t.empty_site_text }],
+  };
+}
+
+export function generateDashboard(config, hass) {
+  const t = texts(hass);
+  let sites = siteModel(hass);
+  if (config?.site) sites = sites.filter((site) => site.name === config.site);
+  const views = [];
+  for (const site of sites) {
+    const prefix = sites.length > 1 ? `${site.name} · ` : "";
+    const before = views.length;
+    if (site.containers.length && site.route) views.push(wasteView(hass, site, t, prefix));
+    if (site.masts.length) views.push(lightingView(hass, site, t, prefix));
+    if (site.banks.length) views.push(lockersView(hass, site, t, prefix));
+    if (views.length === before) views.push(emptyView(site, t, prefix));
+  }
+  if (!views.length) {
+    views.push(emptyView({ name: t.title }, t, ""));
+  }
+  return { title: t.title, views };
+}
+
+export class CityOpsDashboardStrategy {
+  static async generate(config, hass) {
+    return generateDashboard(config, hass);
+  }
+
+  static shouldRegenerate(config, oldHass, newHass) {
+    return (
+      oldHass.entities !== newHass.entities ||
+      oldHass.devices !== newHass.devices ||
+      fingerprint(oldHass) !== fingerprint(newHass)
+    );
+  }
+}
+
+function register() {
+  if (window.customElements.get("ll-strategy-dashboard-city-ops")) return;
+  window.customElements.define(
+    "ll-strategy-dashboard-city-ops",
+    class extends HTMLElement {
+      static generate = CityOpsDashboardStrategy.generate;
+      static shouldRegenerate = CityOpsDashboardStrategy.shouldRegenerate;
+    },
+  );
+  // Offered in Settings › Dashboards › Add dashboard.
+  window.customStrategies = window.customStrategies || [];
+  window.customStrategies.push({
+    type: "city-ops",
+    strategyType: "dashboard",
+    name: "City Operations",
+    description: "Waste, lighting and lockers of every site, generated from its assets.",
+  });
+}
+
+if (typeof window !== "undefined" && window.customElements) {
+  // The page imports this module beside the app, and the app replaces window.customElements
+  // with a scoped registry: an element defined before that is invisible to the frontend.
+  // Once <home-assistant> is defined, the app's registry is the one in place.
+  window.customElements.whenDefined("home-assistant").then(register);
+}

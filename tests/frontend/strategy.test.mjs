@@ -1,0 +1,299 @@
+// The dashboard strategy's generation logic, run under Node with a small fake `hass`.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { loadStrategy } from "./load.mjs";
+
+const strategy = await loadStrategy();
+const { CityOpsDashboardStrategy, COLOURS, TEXTS } = strategy;
+
+// A fake hass in the frontend's shapes: entities from the display registry, devices from the
+// device registry, states by entity id. Entity ids are deliberately unlike their names.
+function fakeHass(language = "de") {
+  const hass = { locale: { language }, entities: {}, devices: {}, states: {} };
+  let counter = 0;
+  const device = (name, via) => {
+    const id = `dev${++counter}`;
+    hass.devices[id] = { id, name, name_by_user: null, via_device_id: via ?? null };
+    return id;
+  };
+  const entity = (deviceId, key, state, attributes = {}, platform = "city_ops") => {
+    const entityId = `${key === "light" ? "light" : "sensor"}.x${++counter}`;
+    hass.entities[entityId] = {
+      entity_id: entityId,
+      device_id: deviceId,
+      platform,
+      translation_key: key,
+    };
+    hass.states[entityId] = { entity_id: entityId, state, attributes };
+    return entityId;
+  };
+  const site = (name) => {
+    const id = device(name);
+    entity(id, "collection_route", "1", { length_m: 2300 });
+    entity(id, "containers_due", "1");
+    entity(id, "lighting_energy", "1.5");
+    entity(id, "lighting_savings", "0.5");
+    return id;
+  };
+  const container = (siteId, name, level, fillState, extra = {}) => {
+    const id = device(name, siteId);
+    const ids = { fill_level: entity(id, "fill_level", String(level)) };
+    ids.fill_state = entity(id, "fill_state", fillState);
+    for (const [key, state] of Object.entries(extra)) ids[key] = entity(id, key, state);
+    return ids;
+  };
+  const mast = (siteId, name, path, state, attributes = {}) => {
+    const id = device(name, siteId);
+    return {
+      light: entity(id, "light", state, { path, commanded_level: 40, ...attributes }),
+      lamp_fault: entity(id, "lamp_fault", "off"),
+      energy: entity(id, "energy", "0.2"),
+    };
+  };
+  const bank = (siteId, name, compartments) => {
+    const id = device(name, siteId);
+    const ids = { items_available: entity(id, "items_available", "1", { by_item_type: {} }) };
+    ids.reservations = entity(id, "reservations", "off");
+    ids.loan_states = compartments.map(([number, item, itemType, state]) =>
+      entity(id, "loan_state", state, { compartment: number, item, item_type: itemType }),
+    );
+    ids.doors = compartments.map(() => entity(id, "door", "off"));
+    return ids;
+  };
+  return { hass, site, container, mast, bank, entity, device };
+}
+
+function cards(node, type, found = []) {
+  if (Array.isArray(node)) node.forEach((item) => cards(item, type, found));
+  else if (node && typeof node === "object") {
+    if (node.type === type) found.push(node);
+    Object.values(node).forEach((value) => cards(value, type, found));
+  }
+  return found;
+}
+
+function entityIds(node, found = new Set()) {
+  if (Array.isArray(node)) node.forEach((item) => entityIds(item, found));
+  else if (node && typeof node === "object") {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "entity" && typeof value === "string") found.add(value);
+      else if (key === "entities" && Array.isArray(value))
+        value.forEach((item) => (typeof item === "string" ? found.add(item) : entityIds(item, found)));
+      else entityIds(value, found);
+    }
+  }
+  return found;
+}
+
+test("one site gets Waste, Lighting and Lockers views in German", async () => {
+  const fake = fakeHass("de");
+  const park = fake.site("Stadtpark Süd");
+  const bin = fake.container(park, "Rosengarten", 91, "full", { fire_alarm: "on", tilt: "off" });
+  fake.container(park, "Hundewiese", 12, "empty");
+  fake.mast(park, "Mast 1", "Hauptweg", "on");
+  fake.bank(park, "Ausleihe Nord", [[1, "Rollator", "walker", "available"]]);
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+
+  assert.deepEqual(
+    dashboard.views.map((view) => [view.path, view.title]),
+    [
+      ["stadtpark-sued-waste", "Abfall"],
+      ["stadtpark-sued-lighting", "Beleuchtung"],
+      ["stadtpark-sued-lockers", "Schließfächer"],
+    ],
+  );
+  const waste = dashboard.views[0];
+  const [map] = cards(waste, "map");
+  assert.deepEqual(
+    map.entities.map((row) => [row.name, row.label_mode]),
+    [
+      ["Hundewiese", "icon"],
+      ["Rosengarten", "icon"],
+    ],
+  );
+  // Colour by fill class (the alarm outranks the level) on each container's tile.
+  assert.deepEqual(
+    cards(waste, "tile").map((tile) => [tile.name, tile.color]),
+    [
+      ["Hundewiese", COLOURS.empty],
+      ["Rosengarten", COLOURS.alarm],
+    ],
+  );
+  // The fire alarm comes before the route.
+  const first = waste.sections[0].cards.map((card) => card.card?.title ?? card.type);
+  assert.deepEqual(first.slice(0, 3), ["heading", TEXTS.de.fire, TEXTS.de.tilted]);
+  assert.ok(entityIds(waste).has(bin.fire_alarm));
+  const headings = cards(dashboard, "heading").map((card) => card.heading);
+  for (const english of ["Waste", "Lighting", "Lockers", "Collection route", "Map"]) {
+    assert.ok(!headings.includes(english), english);
+  }
+});
+
+test("the viewing user's language picks the texts, English as the fallback", async () => {
+  for (const [language, title] of [
+    ["en", "Waste"],
+    ["en-GB", "Waste"],
+    ["de-CH", "Abfall"],
+    ["fr", "Waste"],
+  ]) {
+    const fake = fakeHass(language);
+    fake.container(fake.site("Park"), "Bin", 10, "ok");
+    const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+    assert.equal(dashboard.views[0].title, title, language);
+  }
+});
+
+test("two sites each get their own views with their own assets only", async () => {
+  const fake = fakeHass("en");
+  const north = fake.site("North Park");
+  const south = fake.site("South Park");
+  const a = fake.container(north, "Bin North", 50, "ok");
+  const b = fake.container(south, "Bin South", 50, "ok");
+  fake.mast(south, "Mast South", "Lakeside", "off");
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+
+  assert.deepEqual(
+    dashboard.views.map((view) => view.path),
+    ["north-park-waste", "south-park-waste", "south-park-lighting"],
+  );
+  assert.equal(dashboard.views[0].title, "North Park · Waste");
+  assert.ok(entityIds(dashboard.views[0]).has(a.fill_level));
+  assert.ok(!entityIds(dashboard.views[0]).has(b.fill_level));
+  assert.ok(entityIds(dashboard.views[1]).has(b.fill_level));
+  const only = await CityOpsDashboardStrategy.generate({ site: "South Park" }, fake.hass);
+  assert.deepEqual(
+    only.views.map((view) => view.title),
+    ["Waste", "Lighting"],
+  );
+});
+
+test("entities of other integrations and entities without a state are left out", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  const bin = fake.container(park, "Bin", 30, "ok", { battery: "80" });
+  // A temperature the sensor never reported has no entity state; another integration's
+  // entity on our device (a template, say) must not be mistaken for ours.
+  const device = fake.hass.entities[bin.fill_level].device_id;
+  const temperature = fake.entity(device, "temperature", "21");
+  delete fake.hass.states[temperature];
+  const foreign = fake.entity(device, "tilt", "on", {}, "template");
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const used = entityIds(dashboard);
+
+  assert.ok(used.has(bin.battery));
+  assert.ok(!used.has(temperature));
+  assert.ok(!used.has(foreign));
+  for (const entityId of used) assert.ok(fake.hass.states[entityId], entityId);
+  assert.equal(cards(dashboard, "entity-filter").some((card) => card.card.title === "Tilted"), false);
+});
+
+test("mast colours follow the lamp: boosted, base, dark, fault, offline", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  fake.mast(park, "A boosted", "Path", "on", { boost_until: "2026-12-03T20:00:00+00:00" });
+  fake.mast(park, "B base", "Path", "on");
+  fake.mast(park, "C dark", "Path", "off");
+  const faulty = fake.mast(park, "D fault", "Path", "on");
+  fake.hass.states[faulty.lamp_fault].state = "on";
+  fake.mast(park, "E offline", "Path", "unavailable");
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const [map] = cards(dashboard, "map");
+
+  assert.deepEqual(
+    map.entities.map((row) => row.name),
+    ["A boosted", "B base", "C dark", "D fault", "E offline"],
+  );
+  assert.deepEqual(
+    cards(dashboard, "tile").map((tile) => tile.color),
+    [COLOURS.boosted, COLOURS.base, COLOURS.dark, COLOURS.fault, COLOURS.offline],
+  );
+  const faults = cards(dashboard, "entity-filter").find((card) => card.card.title === "Lamp faults");
+  assert.equal(faults.entities.find((row) => row.entity === faulty.lamp_fault).secondary_info, "last-changed");
+});
+
+test("a colour class change regenerates the dashboard, an ordinary state change does not", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  const bin = fake.container(park, "Bin", 30, "ok");
+  const before = fake.hass;
+  const withState = (entityId, state) => ({
+    ...before,
+    states: { ...before.states, [entityId]: { ...before.states[entityId], state } },
+  });
+
+  assert.equal(
+    CityOpsDashboardStrategy.shouldRegenerate({}, before, withState(bin.fill_level, "31")),
+    false,
+  );
+  assert.equal(
+    CityOpsDashboardStrategy.shouldRegenerate({}, before, withState(bin.fill_state, "full")),
+    true,
+  );
+  assert.equal(
+    CityOpsDashboardStrategy.shouldRegenerate({}, before, { ...before, locale: { language: "de" } }),
+    true,
+  );
+  assert.equal(
+    CityOpsDashboardStrategy.shouldRegenerate({}, before, { ...before, entities: { ...before.entities } }),
+    true,
+  );
+});
+
+test("an all-clear line shows only while no filter card has a row", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  const bin = fake.container(park, "Bin", 30, "ok", { battery: "80" });
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const line = cards(dashboard, "markdown").find((card) => card.content === TEXTS.en.all_reporting);
+  assert.deepEqual(line.visibility, [
+    { condition: "state", entity: bin.fill_level, state_not: "unavailable" },
+    { condition: "state", entity: bin.fill_level, state_not: "unknown" },
+    { condition: "numeric_state", entity: bin.battery, above: 19.999 },
+  ]);
+});
+
+test("a site without assets says how to add them; no sites at all still renders", async () => {
+  const fake = fakeHass("de");
+  fake.site("Leerer Park");
+  let dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  assert.equal(dashboard.views.length, 1);
+  assert.equal(dashboard.views[0].cards[0].title, "Leerer Park");
+  assert.equal(dashboard.views[0].cards[0].content, TEXTS.de.empty_site_text);
+
+  dashboard = await CityOpsDashboardStrategy.generate({}, fakeHass("en").hass);
+  assert.equal(dashboard.views[0].title, TEXTS.en.empty_site);
+});
+
+test("lockers: compartments in number order with their item and due-back time", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  const bank = fake.bank(park, "Locker Lake", [
+    [2, "Hand cart", "hand_cart", "on_loan"],
+    [1, "Walker", "walker", "overdue"],
+  ]);
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const tiles = cards(dashboard, "tile").filter((tile) => tile.entity !== bank.items_available);
+
+  assert.deepEqual(
+    tiles.map((tile) => [tile.name, tile.state_content]),
+    [
+      ["Compartment 1 · Walker", ["state", "pickup_until", "loan_until"]],
+      ["Compartment 2 · Hand cart", ["state", "pickup_until", "loan_until"]],
+    ],
+  );
+  const overdue = cards(dashboard, "entity-filter").find((card) => card.card.title === "Overdue loans");
+  assert.deepEqual(overdue.state_filter, ["overdue"]);
+  assert.equal(overdue.entities[0].name, "Locker Lake · Compartment 1 · Walker");
+  const [calendar] = cards(dashboard, "calendar");
+  assert.deepEqual(calendar.entities, [bank.reservations]);
+});
+
+test("every text exists in German and English", () => {
+  assert.deepEqual(Object.keys(TEXTS.de).sort(), Object.keys(TEXTS.en).sort());
+});
