@@ -61,6 +61,7 @@ from .model.container import (
 )
 from .model.lighting import Mast
 from .model.locker import LockerBank, LockerRefused
+from .model.route import CrewRoute, StopDone
 from .model.site import Site, SiteSettings
 from .sources import lorawan, native, zigbee2mqtt
 from .sources.reading import (
@@ -94,6 +95,11 @@ class MessageStats:
     rejected_fields: Counter[str] = field(default_factory=Counter)
     unknown_devices: int = 0
     internal_errors: int = 0
+
+
+def tour_start() -> datetime:
+    """A crew's tour is a working day: it begins at local midnight."""
+    return dt_util.start_of_local_day()
 
 
 def site_settings(hass: HomeAssistant, entry: ConfigEntry) -> SiteSettings:
@@ -180,6 +186,7 @@ class CityOpsRuntime:
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
         self.completed: dict[str, datetime] = {}
+        self.route = CrewRoute()
         self._version = 0
         self._save_pending = False
         self._plan: tuple[int, dict[str, Any]] | None = None
@@ -221,6 +228,9 @@ class CityOpsRuntime:
             when = dt_util.parse_datetime(at) if isinstance(at, str) else None
             if when is not None and asset_id in self.site.containers:
                 self.completed[asset_id] = when
+        route = stored.get("route")
+        if isinstance(route, Mapping):
+            self.route = CrewRoute.from_dict(route)
         self.lighting.restore(stored)
         self.lending.restore(stored)
         await self._async_subscribe()
@@ -569,6 +579,7 @@ class CityOpsRuntime:
         cutoff = now - COMPLETED_KEPT
         for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
             del self.completed[asset_id]
+        self.route.forget_before(tour_start())
         if self.site.masts:
             self.lighting.tick(now)
             self._schedule_save()
@@ -620,7 +631,7 @@ class CityOpsRuntime:
         return plan
 
     def _collection_plan(self, now: datetime) -> dict[str, Any]:
-        tour, ids = self.site.collection_tour(now)
+        tour, ids = self.site.collection_tour(now, self.route.handled(tour_start()).keys())
         stops = []
         for stop in tour.stops:
             asset_id = ids[stop.name]
@@ -646,6 +657,43 @@ class CityOpsRuntime:
         }
 
     @callback
+    def empty_by_hand(self, asset_id: str, by: str) -> StopDone:
+        """The crew emptied a container and ticked its stop: a collection like a detected one."""
+        now = dt_util.utcnow()
+        container = self.site.containers[asset_id]
+        before = container.status.fill_level
+        container.emptied_by_hand(now)
+        done = self.route.empty(asset_id, now, by)
+        self.hass.bus.async_fire(
+            EVENT_CONTAINER_EMPTIED,
+            {
+                "config_entry_id": self.entry.entry_id,
+                "asset_id": asset_id,
+                "name": container.spec.name,
+                "before": before,
+                "after": None,  # the sensor tells on its next report
+                "at": now.isoformat(),
+                "by_hand": True,
+            },
+        )
+        self._route_changed(asset_id)
+        return done
+
+    @callback
+    def skip_stop(self, asset_id: str, by: str, reason: str) -> StopDone:
+        """The crew could not empty a container; it comes back on the next tour."""
+        done = self.route.skip(asset_id, dt_util.utcnow(), by, reason)
+        self._route_changed(asset_id)
+        return done
+
+    def _route_changed(self, asset_id: str) -> None:
+        self._version += 1
+        for listener in self._listeners.get(asset_id, ()):
+            listener()
+        self._site_refresh.async_schedule_call()
+        self._schedule_save()
+
+    @callback
     def _schedule_save(self) -> None:
         """Save at most SAVE_DELAY_S after the first unsaved change.
 
@@ -668,6 +716,7 @@ class CityOpsRuntime:
                 for asset_id, container in self.site.containers.items()
             },
             "completed": {asset_id: at.isoformat() for asset_id, at in self.completed.items()},
+            "route": self.route.to_dict(),
             **self.lighting.to_store(),
             **self.lending.to_store(),
         }

@@ -1,20 +1,76 @@
-"""The site's collection route: due containers as to-do items in tour order."""
+"""The site's collection route: due containers as to-do items in tour order, worked by a crew.
+
+Ticking a stop records that the crew emptied the container (who and when); saving a stop
+with a note skips it for this tour with that note as the reason. Done stops of the current
+tour stay listed as completed; the next tour starts clean.
+"""
 
 from __future__ import annotations
 
-from homeassistant.components.todo.const import TodoItemStatus
+from datetime import datetime
+from typing import Any
+
+from homeassistant.components.todo.const import TodoItemStatus, TodoListEntityFeature
 from homeassistant.components.todo.entity import TodoItem, TodoListEntity
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
+from .const import DOMAIN
 from .entity import SiteEntity
-from .runtime import CityOpsConfigEntry
+from .model.route import Outcome, StopDone
+from .runtime import CityOpsConfigEntry, tour_start
 
 PARALLEL_UPDATES = 0
 
 COLLECTION_ROUTE = EntityDescription(key="collection_route", translation_key="collection_route")
+
+# To-do items are not translated by Home Assistant; the site's language picks the texts.
+ROUTE_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "stop": "Stop {number} · {waste} · {level}",
+        "unknown_level": "level unknown",
+        "offline": "sensor not reporting",
+        "fire_alarm": "FIRE ALARM",
+        "tilt": "TILTED",
+        "emptied": "Emptied {time}",
+        "emptied_by": "Emptied by {by} {time}",
+        "detected": "Emptying seen by the sensor {time}",
+        "skipped": "Skipped {time}: {reason}",
+        "skipped_by": "Skipped by {by} {time}: {reason}",
+        "residual": "residual waste",
+        "paper": "paper",
+        "glass": "glass",
+        "organic": "organic waste",
+        "packaging": "packaging",
+        "other": "waste",
+    },
+    "de": {
+        "stop": "Halt {number} · {waste} · {level}",
+        "unknown_level": "Füllstand unbekannt",
+        "offline": "Sensor meldet nicht",
+        "fire_alarm": "BRANDALARM",
+        "tilt": "UMGEKIPPT",
+        "emptied": "Geleert {time}",
+        "emptied_by": "Geleert von {by} {time}",
+        "detected": "Leerung vom Sensor erkannt {time}",
+        "skipped": "Übersprungen {time}: {reason}",
+        "skipped_by": "Übersprungen von {by} {time}: {reason}",
+        "residual": "Restmüll",
+        "paper": "Papier",
+        "glass": "Glas",
+        "organic": "Bioabfall",
+        "packaging": "Verpackung",
+        "other": "Abfall",
+    },
+}
+
+
+def route_texts(language: str) -> dict[str, str]:
+    """The route's texts in a language, English when there are none."""
+    return ROUTE_TEXTS.get(language.split("-", maxsplit=1)[0], ROUTE_TEXTS["en"])
 
 
 async def async_setup_entry(
@@ -27,42 +83,123 @@ async def async_setup_entry(
 
 
 class CollectionRoute(SiteEntity, TodoListEntity):
-    """Due containers in visiting order; an item completes when its container is emptied."""
+    """Due containers in visiting order; a crew ticks or skips them."""
 
-    _attr_supported_features = None
+    _attr_supported_features = (
+        TodoListEntityFeature.UPDATE_TODO_ITEM | TodoListEntityFeature.SET_DESCRIPTION_ON_ITEM
+    )
+
+    @property
+    def _texts(self) -> dict[str, str]:
+        return route_texts(self.hass.config.language)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The tour's length, for the dashboard's line above the route."""
+        return {"length_m": self.runtime.collection_plan(dt_util.utcnow())["length_m"]}
 
     @property
     def todo_items(self) -> list[TodoItem]:
-        """Open stops in tour order, then the containers emptied in the last day."""
+        """Open stops in tour order, then what the crew and the sensors did on this tour."""
         runtime = self.runtime
+        texts = self._texts
         plan = runtime.collection_plan(dt_util.utcnow())
         items = [
             TodoItem(
                 uid=stop["asset_id"],
-                summary=stop["name"],
+                summary=self._summary(stop["asset_id"], stop["name"]),
                 status=TodoItemStatus.NEEDS_ACTION,
-                description=self._describe(stop["fill_level"], stop["waste_kind"], number),
+                description=self._describe(stop, number),
             )
             for number, stop in enumerate(plan["stops"], start=1)
         ]
         containers = runtime.site.containers
-        open_ids = {stop["asset_id"] for stop in plan["stops"]}
-        for asset_id, emptied_at in sorted(
-            runtime.completed.items(), key=lambda item: item[1], reverse=True
-        ):
-            if asset_id in open_ids or asset_id not in containers:
+        start = tour_start()
+        listed = {stop["asset_id"] for stop in plan["stops"]}
+        done: list[tuple[datetime, str, str]] = []
+        for asset_id, stop in runtime.route.handled(start).items():
+            done.append((stop.at, asset_id, self._done_text(stop)))
+        for asset_id, at in runtime.completed.items():
+            handled = runtime.route.done.get(asset_id)
+            if at >= start and (handled is None or handled.at < start):
+                done.append((at, asset_id, texts["detected"].format(time=self._time(at))))
+        for at, asset_id, text in sorted(done, reverse=True):
+            if asset_id in listed or asset_id not in containers:
                 continue
+            listed.add(asset_id)
             items.append(
                 TodoItem(
                     uid=asset_id,
                     summary=containers[asset_id].spec.name,
                     status=TodoItemStatus.COMPLETED,
-                    completed=emptied_at,
+                    completed=at,
+                    description=text,
                 )
             )
         return items
 
+    async def async_update_todo_item(self, item: TodoItem) -> None:
+        """Tick a stop (emptied by the crew) or save it with a note (skipped, the note why)."""
+        runtime = self.runtime
+        uid = item.uid or ""
+        plan = runtime.collection_plan(dt_util.utcnow())
+        stops = {stop["asset_id"]: number for number, stop in enumerate(plan["stops"], 1)}
+        if uid not in stops:
+            # Home Assistant passes only listed items: this one is done on this tour.
+            if item.status == TodoItemStatus.COMPLETED:
+                return  # ticked twice: nothing more happened
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="stop_already_done"
+            )
+        by = await self._user_name()
+        if item.status == TodoItemStatus.COMPLETED:
+            runtime.empty_by_hand(uid, by)
+            return
+        stop = plan["stops"][stops[uid] - 1]
+        reason = self._reason(item.description, self._describe(stop, stops[uid]))
+        if not reason:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="skip_needs_reason"
+            )
+        runtime.skip_stop(uid, by, reason)
+
+    async def _user_name(self) -> str:
+        """The name of the crew member behind the call, if Home Assistant knows one."""
+        user_id = self._context.user_id if self._context else None
+        user = await self.hass.auth.async_get_user(user_id) if user_id else None
+        return (user.name or "") if user else ""
+
     @staticmethod
-    def _describe(fill_level: float | None, waste_kind: str, number: int) -> str:
-        level = "?" if fill_level is None else f"{fill_level:.0f} %"
-        return f"#{number} · {waste_kind} · {level}"
+    def _reason(description: str | None, shown: str) -> str:
+        """What the crew wrote, without the stop line the item already showed."""
+        return (description or "").replace(shown, "").strip(" \n·-:")
+
+    def _summary(self, asset_id: str, name: str) -> str:
+        """The container's name, with its alarms spelled out."""
+        status = self.runtime.site.containers[asset_id].status
+        alarms = [
+            self._texts[key]
+            for key, raised in (("fire_alarm", status.fire_alarm), ("tilt", status.tilted))
+            if raised
+        ]
+        return " · ".join([name, *alarms])
+
+    def _describe(self, stop: dict[str, Any], number: int) -> str:
+        texts = self._texts
+        level = stop["fill_level"]
+        shown = texts["unknown_level"] if level is None else f"{level:.0f} %"
+        line = texts["stop"].format(
+            number=number, waste=texts.get(stop["waste_kind"], texts["other"]), level=shown
+        )
+        return line if stop["online"] else f"{line} · {texts['offline']}"
+
+    def _done_text(self, stop: StopDone) -> str:
+        texts = self._texts
+        key = "emptied" if stop.outcome is Outcome.EMPTIED else "skipped"
+        if stop.by:
+            key += "_by"
+        return texts[key].format(by=stop.by, time=self._time(stop.at), reason=stop.reason)
+
+    @staticmethod
+    def _time(at: datetime) -> str:
+        return dt_util.as_local(at).strftime("%H:%M")

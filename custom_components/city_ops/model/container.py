@@ -267,6 +267,14 @@ class Container:
             self._apply_temperature(reading.temperature_c, now, update)
         return update
 
+    def emptied_by_hand(self, now: datetime) -> None:
+        """The crew emptied it: a new fill cycle starts; the level is the sensor's next word."""
+        status = self.status
+        status.last_emptied = now
+        status.fill_history.clear()
+        self._trend.rebuild(status.fill_history)
+        status.full_since = None
+
     def _apply_temperature(self, celsius: float, now: datetime, update: ContainerUpdate) -> None:
         """Raise the fire alarm on heat or on a fast rise; clear it only once well below."""
         status = self.status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,19 +74,22 @@ class Site:
             return ContainerUpdate()
         return self.containers[asset_id].apply(reading, now, self.settings.full_threshold)
 
-    def due(self, now: datetime) -> list[str]:
-        """Asset ids of containers due for collection."""
+    def due(self, now: datetime, handled: Collection[str] = ()) -> list[str]:
+        """Asset ids of containers due for collection, except those the crew handled."""
         settings = self.settings
         return [
             asset_id
             for asset_id, container in self.containers.items()
-            if container.is_due(now, settings.full_threshold, settings.due_horizon)
+            if asset_id not in handled
+            and container.is_due(now, settings.full_threshold, settings.due_horizon)
         ]
 
-    def collection_tour(self, now: datetime) -> tuple[CollectionTour, dict[str, str]]:
+    def collection_tour(
+        self, now: datetime, handled: Collection[str] = ()
+    ) -> tuple[CollectionTour, dict[str, str]]:
         """Plan the tour over the due containers; also map stop names back to asset ids."""
         depot = Stop("depot", self.settings.depot_latitude, self.settings.depot_longitude)
-        ids = self.due(now)
+        ids = self.due(now, handled)
         stops = [self._stop(self.containers[asset_id].spec) for asset_id in ids]
         names = {self.containers[asset_id].spec.name: asset_id for asset_id in ids}
         return plan_tour(depot, stops), names
