@@ -21,6 +21,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN
 from .entity import SiteEntity
 from .model.route import Outcome, StopDone
+from .permissions import Action, async_check
 from .runtime import CityOpsConfigEntry, tour_start
 
 PARALLEL_UPDATES = 0
@@ -141,6 +142,14 @@ class CollectionRoute(SiteEntity, TodoListEntity):
     async def async_update_todo_item(self, item: TodoItem) -> None:
         """Tick a stop (emptied by the crew) or save it with a note (skipped, the note why)."""
         runtime = self.runtime
+        # A crew member operates; a booking account or a read-only user changes nothing.
+        await async_check(
+            self.hass,
+            self._context,
+            Action.OPERATE,
+            entry=runtime.entry,
+            entity_ids=[self.entity_id],
+        )
         uid = item.uid or ""
         plan = runtime.collection_plan(dt_util.utcnow())
         stops = {stop["asset_id"]: number for number, stop in enumerate(plan["stops"], 1)}

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -177,3 +178,20 @@ async def test_a_container_that_is_not_due_cannot_be_ticked(
         await update(hass, route, native, status="completed")
     assert entry.runtime_data.route.done == {}
     assert state(hass, "Native 1", "last_emptied") == "unknown"
+
+
+async def test_a_booking_account_cannot_work_the_route(
+    hass: HomeAssistant, hass_read_only_user: MockUser, due_site: tuple[MockConfigEntry, str]
+) -> None:
+    entry, route = due_site
+    group = await hass.auth.async_get_group(GROUP_ID_USER)
+    portal = MockUser(name="Booking portal", groups=[group]).add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={**entry.options, "booking_users": [portal.id]}
+    )
+    await hass.async_block_till_done()
+    uid = (await items(hass, route))[0]["uid"]
+    for user in (portal, hass_read_only_user):
+        with pytest.raises(Unauthorized):
+            await update(hass, route, uid, Context(user_id=user.id), status="completed")
+    assert entry.runtime_data.route.done == {}
