@@ -39,6 +39,8 @@ ERROR_TEXTS = (
     "Entity not available",
     "Entity not found",
     "Error loading the dashboard strategy",  # the frontend says so in English only
+    "Konfigurationsfehler",
+    "Entität nicht gefunden",
 )
 
 
@@ -262,9 +264,21 @@ def render_waste_view(
     screenshot: Path = SCREENSHOT,
 ) -> dict[str, int]:
     """Open a view (the waste view) in Chromium, save the screenshot, return error elements."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1300})
+            context.route("**/*", keep_local(base_url, blocked))
+            return open_view(context.new_page(), base_url, view_path, screenshot)
+        finally:
+            browser.close()
+
+
+def keep_local(base_url: str, blocked: list[str]) -> Callable[[Route], None]:
+    """A route handler that lets the browser talk to this hass only (blocked ones listed)."""
     own = urlsplit(base_url).netloc
 
-    def keep_local(route: Route) -> None:
+    def handle(route: Route) -> None:
         # The browser must talk to nothing but this hass, and hass must not proxy map
         # tiles from openstreetmap.org on the browser's behalf.
         url = urlsplit(route.request.url)
@@ -276,36 +290,33 @@ def render_waste_view(
             return
         route.continue_()
 
+    return handle
+
+
+def open_view(page: Page, base_url: str, view_path: str, screenshot: Path) -> dict[str, int]:
+    """Open a view of the City Operations dashboard, save a screenshot, count error elements."""
     screenshot.parent.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1440, "height": 1300})
-            context.route("**/*", keep_local)
-            page = context.new_page()
-            console: list[str] = []
-            page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-            page.goto(f"{base_url}/city-operations/{view_path}", wait_until="domcontentloaded")
-            _log_in_if_asked(page)
-            page.wait_for_url(f"**/city-operations/{view_path}*", timeout=60_000)
-            view = page.locator(VIEW_ELEMENTS).first
-            try:
-                view.wait_for(state="attached", timeout=60_000)
-                page.locator("hui-card").first.wait_for(state="attached", timeout=30_000)
-            finally:
-                # Cards render lazily (history, map, todo list): give them a moment to settle,
-                # and keep a picture of whatever the page shows even when it never loaded.
-                page.wait_for_timeout(4_000)
-                page.screenshot(path=str(screenshot))
-            found = {"hui-error-card": page.locator("hui-error-card").count()}
-            found["hui-warning"] = page.locator("hui-warning").count()
-            for text in ERROR_TEXTS:
-                found[text] = page.get_by_text(text).count()
-            if any(found.values()):
-                print("\nbrowser console:\n" + "\n".join(console[-30:]))
-            return {name: count for name, count in found.items() if count}
-        finally:
-            browser.close()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.goto(f"{base_url}/city-operations/{view_path}", wait_until="domcontentloaded")
+    _log_in_if_asked(page)
+    page.wait_for_url(f"**/city-operations/{view_path}*", timeout=60_000)
+    view = page.locator(VIEW_ELEMENTS).first
+    try:
+        view.wait_for(state="attached", timeout=60_000)
+        page.locator("hui-card").first.wait_for(state="attached", timeout=30_000)
+    finally:
+        # Cards render lazily (history, map, todo list): give them a moment to settle,
+        # and keep a picture of whatever the page shows even when it never loaded.
+        page.wait_for_timeout(4_000)
+        page.screenshot(path=str(screenshot))
+    found = {"hui-error-card": page.locator("hui-error-card").count()}
+    found["hui-warning"] = page.locator("hui-warning").count()
+    for text in ERROR_TEXTS:
+        found[text] = page.get_by_text(text).count()
+    if any(found.values()):
+        print("\nbrowser console:\n" + "\n".join(console[-30:]))
+    return {name: count for name, count in found.items() if count}
 
 
 def _log_in_if_asked(page: Page) -> None:

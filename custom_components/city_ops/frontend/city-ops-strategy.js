@@ -513,7 +513,11 @@ function lightingView(hass, site, t, prefix) {
               unit: "%",
             })),
           },
-          { type: "markdown", content: t.map_legend_lighting, text_only: true },
+          {
+            type: "markdown",
+            content: `${t.map_legend_lighting}  \n${t.colour_legend_lighting}`,
+            text_only: true,
+          },
         ],
       },
       {
@@ -529,7 +533,6 @@ function lightingView(hass, site, t, prefix) {
         type: "grid",
         cards: [
           heading(path, "mdi:map-marker-path"),
-          { type: "markdown", content: t.colour_legend_lighting, text_only: true },
           ...members.map((mast) => ({
             type: "tile",
             entity: mast.light,

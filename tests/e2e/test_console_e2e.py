@@ -1,0 +1,367 @@
+"""End to end: the operations console on a German installation, for a site that is not the demo.
+
+A real hass (its own, in German: core language and the user's profile language) gets two sites
+through the config flow, their assets through the subentry flows, and readings over MQTT.
+Chromium opens the generated dashboard: every view names the site's assets, shows no error and
+no English heading; one view again at phone size; a crew ticks and skips stops in the browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+import json
+import subprocess
+import time
+from typing import Any
+
+import paho.mqtt.publish as mqtt_publish
+from playwright.sync_api import Page, sync_playwright
+import pytest
+
+from demo import REPO_ROOT
+from demo.broker import HOST, Broker
+from demo.homeassistant import HomeAssistantClient, HomeAssistantProcess
+
+from .test_containers_e2e import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    create_site,
+    keep_local,
+    open_view,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+SITE = "Friedhof Ohlsdorf"
+OTHER_SITE = "Bürgerpark Harksheide"
+SITE_PATH = "friedhof-ohlsdorf"
+OTHER_PATH = "buergerpark-harksheide"
+# name, TTN device, latitude, longitude, waste kind, distance (mm) -> fill level
+CONTAINERS = [
+    ("Kapelle Restmüll", "ohl-bin-1", 53.6230, 10.0510, "residual", 200),  # 91.7 %
+    ("Haupttor Papier", "ohl-bin-2", 53.6236, 10.0540, "paper", 250),  # 87.5 %
+    ("Teich Bioabfall", "ohl-bin-3", 53.6244, 10.0490, "organic", 1150),  # 12.5 %
+]
+MASTS = [
+    ("Allee Mast 1", "ohl-mast-1", 53.6232, 10.0520),
+    ("Allee Mast 2", "ohl-mast-2", 53.6238, 10.0525),
+]
+BANK = "Ausleihe Kapelle"
+BANK_DEVICE = "ohl-locker"
+COMPARTMENTS = [
+    {"number": 1, "item": "Rollator", "item_type": "walker"},
+    {"number": 2, "item": "Bollerwagen", "item_type": "hand_cart"},
+]
+OTHER_CONTAINER = ("Spielplatz Restmüll", "bp-bin-1", 53.7080, 9.9920, "residual", 300)
+GERMAN = {"language": "de", "number_format": "language", "time_format": "language"}
+
+
+def strategy_texts() -> dict[str, dict[str, str]]:
+    """The strategy module's own texts, as Node loads them."""
+    empty = {"hass": {"locale": {"language": "de"}, "entities": {}, "devices": {}, "states": {}}}
+    result = subprocess.run(
+        ["node", str(REPO_ROOT / "tests" / "frontend" / "generate.mjs")],
+        input=json.dumps(empty),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return dict(json.loads(result.stdout)["texts"])
+
+
+def add_asset(ha: HomeAssistantClient, entry_id: str, kind: str, answer: dict[str, Any]) -> None:
+    """Add an asset through its subentry flow, as the UI's "Add" dialog does."""
+    result = ha.start_subentry_flow(entry_id, kind)
+    assert result["type"] == "form", result
+    result = ha.continue_subentry_flow(result["flow_id"], answer)
+    assert result["type"] == "create_entry", result
+
+
+def container_answer(name: str, device: str, lat: float, lon: float, kind: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "latitude": lat,
+        "longitude": lon,
+        "waste_kind": kind,
+        "volume_l": 1100,
+        "depth_mm": 1200,
+        "sensor_offset_mm": 100,
+        "report_interval_s": 3600,
+        "source_kind": "ttn",
+        "device": device,
+    }
+
+
+class Publisher:
+    """Devices of both sites speaking to the module's broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        """Publish to broker."""
+        self.port = broker.port
+
+    def send(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
+        mqtt_publish.single(
+            topic, json.dumps(payload), qos=1, retain=retain, hostname=HOST, port=self.port
+        )
+
+    def bin(self, device: str, distance_mm: int, **extra: Any) -> None:
+        self.send(
+            f"v3/friedhof@ttn/devices/{device}/up",
+            {
+                "end_device_ids": {"device_id": device},
+                "uplink_message": {
+                    "decoded_payload": {"distance": distance_mm, "battery": 88, **extra}
+                },
+            },
+        )
+
+
+@pytest.fixture(scope="module")
+def german_sites(private_ha: HomeAssistantClient, private_broker: Broker) -> dict[str, Any]:
+    """Two sites on a German installation, every asset added through the flows and reporting."""
+    ha = private_ha
+    ha.ws({"type": "config/core/update", "language": "de"})
+    ha.ws({"type": "frontend/set_user_data", "key": "language", "value": GERMAN})
+    entry_id = create_site(ha, SITE)
+    for name, device, lat, lon, kind, _ in CONTAINERS:
+        add_asset(ha, entry_id, "container", container_answer(name, device, lat, lon, kind))
+    for number, (name, device, lat, lon) in enumerate(MASTS):
+        add_asset(
+            ha,
+            entry_id,
+            "mast",
+            {
+                "name": name,
+                "latitude": lat,
+                "longitude": lon,
+                "path": "Allee",
+                "rated_power_w": 40,
+                "neighbours": [MASTS[number - 1][0]] if number else [],
+                "source_kind": "zigbee2mqtt",
+                "device": device,
+            },
+        )
+    add_asset(
+        ha,
+        entry_id,
+        "locker_bank",
+        {
+            "name": BANK,
+            "latitude": 53.6233,
+            "longitude": 10.0505,
+            "compartments": COMPARTMENTS,
+            "pickup_window_min": 120,
+            "loan_period_min": 240,
+            "source_kind": "native",
+            "device": BANK_DEVICE,
+        },
+    )
+    other_id = create_site(ha, OTHER_SITE)
+    add_asset(ha, other_id, "container", container_answer(*OTHER_CONTAINER[:5]))
+    ha.wait_entry_loaded(entry_id)
+    ha.wait_entry_loaded(other_id)
+
+    devices = Publisher(private_broker)
+    for compartment in COMPARTMENTS:
+        devices.send(
+            f"city_ops/{BANK_DEVICE}/compartment/{compartment['number']}/state",
+            {"door": "closed", "locked": True, "item_present": True},
+            retain=True,
+        )
+    fill = {
+        (entry["device_id"]): entry["entity_id"]
+        for entry in ha.find_entities(translation_key="fill_level")
+    }
+    names = {device["id"]: device["name"] for device in ha.device_registry()}
+    fill_by_name = {names[device_id]: entity_id for device_id, entity_id in fill.items()}
+
+    def all_reported() -> bool:
+        for name, device, *_, distance in [*CONTAINERS, OTHER_CONTAINER]:
+            extra = {"temperature": 78} if name == "Kapelle Restmüll" else {}
+            devices.bin(device, distance, **extra)
+        for _, device, *_ in MASTS:
+            devices.send(f"zigbee2mqtt/{device}", {"occupancy": False, "illuminance": 2})
+        time.sleep(1)
+        return all(
+            (ha.state(fill_by_name[name]) or {}).get("state")
+            not in (None, "unknown", "unavailable")
+            for name, *_ in [*CONTAINERS, OTHER_CONTAINER]
+        )
+
+    wait_for("readings of every container", all_reported, ha, timeout=60)
+    route = ha.find_entity_id("collection_route", config_entry_id=entry_id)
+    wait_for("two stops on the route", lambda: (ha.state(route) or {}).get("state") == "2", ha)
+    return {"entry_id": entry_id, "other_id": other_id, "route": route, "fill": fill_by_name}
+
+
+@contextmanager
+def german_page(
+    base_url: str, width: int = 1440, height: int = 1300
+) -> Iterator[tuple[Page, list[str]]]:
+    """A Chromium page set to German that talks to this hass only (blocked requests listed)."""
+    blocked: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport={"width": width, "height": height}, locale="de-DE"
+            )
+            context.route("**/*", keep_local(base_url, blocked))
+            yield context.new_page(), blocked
+        finally:
+            browser.close()
+
+
+def headings(page: Page) -> list[str]:
+    """The headings and card titles a person reads on the view."""
+    found = page.locator("hui-heading-card .title, hui-entities-card .name, .card-header")
+    return [text.strip() for text in found.all_inner_texts() if text.strip()]
+
+
+@pytest.mark.parametrize(
+    ("view", "names"),
+    [
+        ("waste", [name for name, *_ in CONTAINERS]),
+        ("lighting", [name for name, *_ in MASTS]),
+        ("lockers", [BANK, "Fach 1 · Rollator", "Fach 2 · Bollerwagen"]),
+    ],
+)
+def test_every_view_of_the_german_site_names_its_assets(
+    german_sites: dict[str, Any], private_hass: HomeAssistantProcess, view: str, names: list[str]
+) -> None:
+    texts = strategy_texts()
+    english_only = {value for key, value in texts["en"].items() if value != texts["de"][key]}
+    base_url = private_hass.base_url
+    with german_page(base_url) as (page, _):
+        shot = SCREENSHOTS / f"console_de_{view}.png"
+        problems = open_view(page, base_url, f"{SITE_PATH}-{view}", shot)
+        assert problems == {}, problems
+        for name in names:
+            assert page.get_by_text(name).count() > 0, name
+        shown = headings(page)
+        assert shown, "no headings found"
+        assert not set(shown) & english_only, set(shown) & english_only
+        # Nothing of the other site on this site's views.
+        assert page.get_by_text(OTHER_CONTAINER[0]).count() == 0
+
+
+def test_the_second_site_has_its_own_views(
+    german_sites: dict[str, Any], private_hass: HomeAssistantProcess
+) -> None:
+    base_url = private_hass.base_url
+    with german_page(base_url) as (page, _):
+        shot = SCREENSHOTS / "console_de_second_site_waste.png"
+        problems = open_view(page, base_url, f"{OTHER_PATH}-waste", shot)
+        assert problems == {}, problems
+        assert page.get_by_text(OTHER_CONTAINER[0]).count() > 0
+        assert page.get_by_text(CONTAINERS[0][0]).count() == 0
+
+
+def test_waste_view_on_a_phone(
+    german_sites: dict[str, Any], private_hass: HomeAssistantProcess
+) -> None:
+    base_url = private_hass.base_url
+    with german_page(base_url, width=390, height=844) as (page, _):
+        shot = SCREENSHOTS / "console_de_phone_waste.png"
+        problems = open_view(page, base_url, f"{SITE_PATH}-waste", shot)
+        assert problems == {}, problems
+        # The fire alarm comes first, then the route with the burning container flagged.
+        assert page.get_by_text("Brandalarm").first.is_visible()
+        assert page.get_by_text("Kapelle Restmüll · BRANDALARM").count() == 1
+
+
+def outside[T](call: Callable[[], T]) -> T:
+    """Run a client call in a thread of its own: Playwright's loop runs in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+def route_items(ha: HomeAssistantClient, route: str) -> dict[str, list[dict[str, Any]]]:
+    response = outside(
+        lambda: ha.call_service("todo", "get_items", {"entity_id": route}, return_response=True)
+    )
+    items = response[route]["items"]
+    return {
+        status: [item for item in items if item["status"] == status]
+        for status in ("needs_action", "completed")
+    }
+
+
+def test_a_crew_ticks_and_skips_stops_in_the_browser(
+    german_sites: dict[str, Any],
+    private_ha: HomeAssistantClient,
+    private_hass: HomeAssistantProcess,
+) -> None:
+    ha = private_ha
+    route = german_sites["route"]
+    kapelle = next(d["id"] for d in ha.device_registry() if d["name"] == "Kapelle Restmüll")
+    last_emptied = ha.find_entity_id("last_emptied", device_id=kapelle)
+    due = ha.find_entity_id("containers_due", config_entry_id=german_sites["entry_id"])
+    assert (ha.state(last_emptied) or {}).get("state") == "unknown"
+    open_stops = [item["summary"] for item in route_items(ha, route)["needs_action"]]
+    assert sorted(open_stops) == ["Haupttor Papier", "Kapelle Restmüll · BRANDALARM"], open_stops
+    base_url = private_hass.base_url
+    with german_page(base_url) as (page, _):
+        shot = SCREENSHOTS / "console_de_route_before.png"
+        problems = open_view(page, base_url, f"{SITE_PATH}-waste", shot)
+        assert problems == {}, problems
+        stops = page.locator("hui-todo-list-card ha-check-list-item")
+
+        # Tick: the checkbox of the burning container's stop.
+        stops.filter(has_text="Kapelle Restmüll").locator("ha-checkbox, md-checkbox").first.click()
+        wait_for(
+            "the ticked stop to leave the route",
+            lambda: (
+                [i["summary"] for i in route_items(ha, route)["needs_action"]]
+                == ["Haupttor Papier"]
+            ),
+            ha,
+        )
+        emptied = outside(lambda: ha.wait_for_state(last_emptied, lambda v: v != "unknown"))
+        done = route_items(ha, route)["completed"]
+        assert [item["summary"] for item in done] == ["Kapelle Restmüll"]
+        assert done[0]["description"].startswith("Geleert von "), done[0]
+
+        # Skip: open the other stop, write why, save.
+        stops.filter(has_text="Haupttor Papier").locator(".summary").click()
+        description = page.locator("dialog-todo-item-editor ha-textarea textarea").first
+        description.wait_for(state="visible", timeout=10_000)
+        description.fill(description.input_value() + "\nZugeparkt")
+        page.get_by_role("button", name="Eintrag speichern").click()
+        wait_for(
+            "the skipped stop to leave the route",
+            lambda: route_items(ha, route)["needs_action"] == [],
+            ha,
+        )
+        page.wait_for_timeout(2_000)
+        page.screenshot(path=str(SCREENSHOTS / "console_de_route_after.png"))
+        assert page.get_by_text("Zugeparkt").count() > 0
+    assert emptied.startswith("20"), emptied
+    done_by_name = {
+        item["summary"]: item["description"] for item in route_items(ha, route)["completed"]
+    }
+    assert done_by_name["Haupttor Papier"].endswith(": Zugeparkt"), done_by_name
+    assert ha.wait_for_state(due, "0") == "0"
+
+
+def test_the_same_view_in_english_for_an_english_profile(
+    german_sites: dict[str, Any],
+    private_ha: HomeAssistantClient,
+    private_hass: HomeAssistantProcess,
+) -> None:
+    english = {**GERMAN, "language": "en"}
+    private_ha.ws({"type": "frontend/set_user_data", "key": "language", "value": english})
+    base_url = private_hass.base_url
+    try:
+        with german_page(base_url) as (page, _):
+            shot = SCREENSHOTS / "console_en_lighting.png"
+            problems = open_view(page, base_url, f"{SITE_PATH}-lighting", shot)
+            assert problems == {}, problems
+            assert "Needs attention" in headings(page)
+    finally:
+        private_ha.ws({"type": "frontend/set_user_data", "key": "language", "value": GERMAN})
