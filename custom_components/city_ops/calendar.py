@@ -27,16 +27,22 @@ RESERVATIONS = CalendarEntityDescription(key="reservations", translation_key="re
 # Calendar texts are not translated by Home Assistant; the site's language picks them.
 SUMMARIES = {
     "en": {
-        "reserved": "Reserved: {item} (compartment {number})",
-        "on_loan": "On loan: {item} (compartment {number})",
-        "overdue": "Overdue: {item} (compartment {number})",
+        "reserved": "Reserved: {item} ({bank}, compartment {number})",
+        "on_loan": "On loan: {item} ({bank}, compartment {number})",
+        "overdue": "Overdue: {item} ({bank}, compartment {number})",
+        "returned": "Returned: {item} ({bank}, compartment {number})",
         "outcome": "Outcome",
+        "outcome_returned": "brought back",
+        "outcome_returned_by_staff": "taken back by staff",
     },
     "de": {
-        "reserved": "Reserviert: {item} (Fach {number})",
-        "on_loan": "Ausgeliehen: {item} (Fach {number})",
-        "overdue": "Überfällig: {item} (Fach {number})",
+        "reserved": "Reserviert: {item} ({bank}, Fach {number})",
+        "on_loan": "Ausgeliehen: {item} ({bank}, Fach {number})",
+        "overdue": "Überfällig: {item} ({bank}, Fach {number})",
+        "returned": "Zurückgegeben: {item} ({bank}, Fach {number})",
         "outcome": "Ausgang",
+        "outcome_returned": "zurückgebracht",
+        "outcome_returned_by_staff": "vom Personal zurückgenommen",
     },
 }
 
@@ -59,9 +65,10 @@ def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> l
     texts = SUMMARIES.get(language.split("-", maxsplit=1)[0], SUMMARIES["en"])
     compartment = bank.compartments.get(loan.compartment)
     item = compartment.spec.item if compartment else "?"
-    names = {"item": item, "number": loan.compartment}
+    names = {"item": item, "number": loan.compartment, "bank": bank.spec.name}
     # Every user reads calendars: who booked (borrower, reservation id) stays out of them.
-    description = f"{texts['outcome']}: {loan.outcome}" if loan.outcome else ""
+    outcome = texts.get(f"outcome_{loan.outcome}", loan.outcome or "")
+    description = f"{texts['outcome']}: {outcome}" if outcome else ""
     uid = f"{bank.spec.name}-{loan.compartment}-{loan.reserved_at.isoformat()}"
     location = bank.spec.name
     events = []
@@ -87,7 +94,7 @@ def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> l
         CalendarEvent(
             start=loan.collected_at,
             end=max(end, loan.collected_at + _MINUTE),
-            summary=texts["overdue" if loan.overdue else "on_loan"].format(**names),
+            summary=texts[_loan_title(loan)].format(**names),
             description=description,
             location=location,
             uid=f"{uid}-loan",
@@ -95,6 +102,13 @@ def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> l
         )
     )
     return events
+
+
+def _loan_title(loan: Loan) -> str:
+    """A returned loan says so; an overdue one says that first."""
+    if loan.ended_at is not None:
+        return "returned"
+    return "overdue" if loan.overdue else "on_loan"
 
 
 class ReservationsCalendar(LockerBankEntity, CalendarEntity):
@@ -124,9 +138,13 @@ class ReservationsCalendar(LockerBankEntity, CalendarEntity):
     async def async_get_events(
         self, hass: HomeAssistant, start_date: datetime, end_date: datetime
     ) -> list[CalendarEvent]:
-        """Bookings overlapping the requested span."""
-        return [
+        """Bookings overlapping the requested span: what is under way or to come first."""
+        now = dt_util.utcnow()
+        events = [
             event
-            for event in self._events(dt_util.utcnow())
+            for event in self._events(now)
             if event.start_datetime_local < end_date and event.end_datetime_local > start_date
         ]
+        coming = [event for event in events if event.end_datetime_local > now]
+        past = [event for event in events if event.end_datetime_local <= now]
+        return coming + past[::-1]

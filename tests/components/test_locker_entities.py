@@ -277,8 +277,8 @@ async def test_calendar_lists_reservations_and_loans_never_codes(
 
     events = await get_events(hass, calendar)
     assert sorted(e["summary"] for e in events) == [
-        "Reserved: Hand cart (compartment 3)",
-        "Reserved: Walker (compartment 1)",
+        "Reserved: Hand cart (Locker North, compartment 3)",
+        "Reserved: Walker (Locker North, compartment 1)",
     ]
     cart_event = next(e for e in events if "Hand cart" in e["summary"])
     assert moment(cart_event["start"]) == moment(cart["pickup_from"])
@@ -299,8 +299,8 @@ async def test_calendar_lists_reservations_and_loans_never_codes(
     await hass.async_block_till_done()
     events = await get_events(hass, calendar)
     assert sorted(e["summary"] for e in events) == [
-        "On loan: Hand cart (compartment 3)",
-        "Reserved: Walker (compartment 1)",
+        "On loan: Hand cart (Locker North, compartment 3)",
+        "Reserved: Walker (Locker North, compartment 1)",
     ]
     loan = next(e for e in events if e["summary"].startswith("On loan"))
     loan_until = hass.states.get("sensor.locker_north_compartment_3_loan_state").attributes[
@@ -312,7 +312,7 @@ async def test_calendar_lists_reservations_and_loans_never_codes(
         DOMAIN, "cancel", {"device_id": device_id, "compartment": 1}, blocking=True
     )
     events = await get_events(hass, calendar)
-    assert [e["summary"] for e in events] == ["On loan: Hand cart (compartment 3)"]
+    assert [e["summary"] for e in events] == ["On loan: Hand cart (Locker North, compartment 3)"]
     text = json.dumps(events) + repr(hass.states.get(calendar).attributes)
     for code in codes:
         assert code not in text
