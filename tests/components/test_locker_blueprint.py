@@ -439,3 +439,46 @@ async def test_demo_automation_puts_alerts_in_the_sidebar(
             "The keypad of Locker North is locked after repeated wrong entries.",
         ),
     }
+
+
+GERMAN_TEXTS = {
+    "title_door_open": "Schließfachtür offen",
+    "message_door_open": (
+        "{{ bank }}, Fach {{ compartment }} ({{ item }}): die Tür ist seit "
+        "{{ open_minutes }} min offen."
+    ),
+}
+
+
+async def test_german_installation_with_german_texts(
+    hass: HomeAssistant,
+    banks: Banks,
+    setup_alerts: SetupAlerts,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """German entity ids and names ("Locker North Fach 3 Tür"): the item is still found."""
+    entities = er.async_get(hass)
+    german = entities.async_get_or_create(
+        "binary_sensor",
+        DOMAIN,
+        "locker_north-3-door-de",
+        config_entry=banks.entry,
+        device_id=banks.device_ids["Locker North"],
+        suggested_object_id="locker_north_fach_3_tur",
+        original_device_class="door",
+        translation_key="door",
+    )
+    hass.states.async_set(
+        german.entity_id,
+        STATE_OFF,
+        {"device_class": "door", "friendly_name": "Locker North Fach 3 Tür"},
+    )
+    calls = await setup_alerts(doors=[german.entity_id], **GERMAN_TEXTS)
+    await set_door(hass, german.entity_id, STATE_ON)
+    await wait(hass, freezer, minutes=5, seconds=1)
+    assert [(c.data["title"], c.data["message"]) for c in calls] == [
+        (
+            "Schließfachtür offen",
+            "Locker North, Fach 3 (Hand cart): die Tür ist seit 5 min offen.",
+        )
+    ]
