@@ -13,6 +13,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.typing import ConfigType
 
+from .booking import async_register_booking, async_remove_desk
 from .console import async_register_console
 from .const import DOMAIN
 from .runtime import CityOpsConfigEntry, CityOpsRuntime, config_signature
@@ -31,9 +32,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Register the services and the operations console once for all sites."""
+    """Register the services, the operations console and the booking pages once for all sites."""
     async_setup_services(hass)
     await async_register_console(hass)
+    async_register_booking(hass)
     return True
 
 
@@ -91,3 +93,8 @@ async def _async_update_listener(hass: HomeAssistant, entry: CityOpsConfigEntry)
         return
     runtime.bulk_update = True
     hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:
+    """A deleted site takes its booking page's secret and links along."""
+    await async_remove_desk(hass, entry.entry_id)

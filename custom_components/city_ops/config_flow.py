@@ -20,7 +20,13 @@ from homeassistant.helpers import selector
 import probatio as vol
 
 from .const import (
+    CONF_AVAILABILITY_FEED,
     CONF_BASE_LEVEL,
+    CONF_BOOKING_ACCESS_KEY,
+    CONF_BOOKING_MAX_ACTIVE,
+    CONF_BOOKING_PAGE,
+    CONF_BOOKING_PER_ADDRESS_H,
+    CONF_BOOKING_PER_CONTACT_DAY,
     CONF_BOOKING_USERS,
     CONF_BOOST_LEVEL,
     CONF_CHIRPSTACK_TOPIC,
@@ -41,6 +47,9 @@ from .const import (
     CONF_TTN_TOPIC,
     CONF_WARM_KELVIN,
     CONF_ZIGBEE2MQTT_BASE,
+    DEFAULT_BOOKING_MAX_ACTIVE,
+    DEFAULT_BOOKING_PER_ADDRESS_H,
+    DEFAULT_BOOKING_PER_CONTACT_DAY,
     DEFAULT_DUE_HORIZON_H,
     DEFAULT_FULL_THRESHOLD,
     DOMAIN,
@@ -216,9 +225,40 @@ class CityOpsOptionsFlow(OptionsFlow):
                             mode=selector.SelectSelectorMode.DROPDOWN,
                         )
                     ),
+                    **_booking_page_schema(options),
                 }
             ),
         )
+
+
+def _booking_page_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """The residents' booking page and the open availability feed (both off until chosen)."""
+    return {
+        vol.Required(
+            CONF_BOOKING_PAGE, default=options.get(CONF_BOOKING_PAGE, False)
+        ): selector.BooleanSelector(),
+        vol.Optional(
+            CONF_BOOKING_ACCESS_KEY,
+            description={"suggested_value": options.get(CONF_BOOKING_ACCESS_KEY, "")},
+        ): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+        ),
+        vol.Required(
+            CONF_BOOKING_MAX_ACTIVE,
+            default=options.get(CONF_BOOKING_MAX_ACTIVE, DEFAULT_BOOKING_MAX_ACTIVE),
+        ): _box(1, 10, ""),
+        vol.Required(
+            CONF_BOOKING_PER_ADDRESS_H,
+            default=options.get(CONF_BOOKING_PER_ADDRESS_H, DEFAULT_BOOKING_PER_ADDRESS_H),
+        ): _box(1, 1000, "/h"),
+        vol.Required(
+            CONF_BOOKING_PER_CONTACT_DAY,
+            default=options.get(CONF_BOOKING_PER_CONTACT_DAY, DEFAULT_BOOKING_PER_CONTACT_DAY),
+        ): _box(1, 100, "/d"),
+        vol.Required(
+            CONF_AVAILABILITY_FEED, default=options.get(CONF_AVAILABILITY_FEED, False)
+        ): selector.BooleanSelector(),
+    }
 
 
 def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:

@@ -54,3 +54,14 @@ CONF_NIGHT_END: Final = "night_end"
 CONF_NIGHT_LEVEL: Final = "night_level"
 CONF_WARM_KELVIN: Final = "warm_kelvin"
 CONF_LUX_THRESHOLD: Final = "lux_threshold"
+
+# The residents' booking page and the open availability feed (site options).
+CONF_BOOKING_PAGE: Final = "booking_page"
+CONF_AVAILABILITY_FEED: Final = "availability_feed"
+CONF_BOOKING_ACCESS_KEY: Final = "booking_access_key"  # set: only a pilot group may book
+CONF_BOOKING_MAX_ACTIVE: Final = "booking_max_active"
+CONF_BOOKING_PER_ADDRESS_H: Final = "booking_per_address_h"
+CONF_BOOKING_PER_CONTACT_DAY: Final = "booking_per_contact_day"
+DEFAULT_BOOKING_MAX_ACTIVE: Final = 2
+DEFAULT_BOOKING_PER_ADDRESS_H: Final = 20
+DEFAULT_BOOKING_PER_CONTACT_DAY: Final = 6

@@ -7,6 +7,7 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
+from .booking import booking_diagnostics
 from .runtime import CityOpsConfigEntry
 
 # Locker codes (and their hashes), borrower references and broker credentials never leave.
@@ -19,6 +20,7 @@ TO_REDACT = {
     "borrower",
     "password",
     "username",
+    "booking_access_key",
 }
 
 
@@ -83,6 +85,7 @@ async def async_get_config_entry_diagnostics(
                 "command_errors": lending.command_errors,
                 "banks": locker_banks,
             },
+            "booking_page": booking_diagnostics(hass, entry.entry_id),
         },
         TO_REDACT,
     )
