@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.util import dt as dt_util
 
@@ -19,7 +20,7 @@ from . import delivery
 from .const import CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE, DOMAIN, LOGGER
 from .model.assets import Asset
 from .model.locker import (
-    MAX_FAILURES,
+    ENTRY_MAX_AGE,
     Compartment,
     CompartmentSpec,
     Loan,
@@ -96,6 +97,9 @@ class Lending:
         self.codes_accepted = 0
         self.codes_refused = 0
         self.entries_while_locked = 0
+        self.codes_repeated = 0
+        self.stale_entries = 0
+        self.unreachable = 0
         self.log = ThrottledLog(LOGGER)  # a brute-forcer types as often as they like
 
     # -- state --------------------------------------------------------------------------------
@@ -149,6 +153,8 @@ class Lending:
             return
         bank = self.banks[asset_id]
         if isinstance(reading, KeypadEntry):
+            if reading.sent_at is not None and self._stale(asset_id, reading.sent_at):
+                return
             self.hass.async_create_task(
                 self._async_keypad(asset_id, reading.code), eager_start=True
             )
@@ -163,6 +169,23 @@ class Lending:
         if update.changed or update.commands:
             # A collection or a return must survive a crash right after it, like a booking.
             self._apply_then_save(asset_id, update)
+
+    def _stale(self, asset_id: str, sent_at: datetime) -> bool:
+        """An entry typed too long ago (queued during an outage) opens nothing and counts not."""
+        age = dt_util.utcnow() - sent_at
+        if abs(age) <= ENTRY_MAX_AGE:
+            return False
+        self.stale_entries += 1
+        self.log.warning(
+            f"stale_entry:{asset_id}",
+            "%s: ignored a keypad entry typed %.0f s %s (entries older than %s s are refused; "
+            "further ones are counted in diagnostics)",
+            self.assets[asset_id].name,
+            abs(age.total_seconds()),
+            "ago" if age.total_seconds() > 0 else "in the future by the controller's clock",
+            ENTRY_MAX_AGE.total_seconds(),
+        )
+        return True
 
     async def _async_keypad(self, asset_id: str, code: str) -> None:
         # Refusals are counted, evented and logged already; the keypad has nobody to tell.
@@ -187,7 +210,7 @@ class Lending:
         async with self._lock(asset_id):
             self._check_running()
             chosen = bank.choose(compartment, item_type)
-            codes = await self.hass.async_add_executor_job(issue_codes, bank.code_hashes())
+            codes = await self.hass.async_add_executor_job(issue_codes, bank.taken_hashes())
             reservation, update = bank.reserve(
                 dt_util.utcnow(),
                 chosen,
@@ -197,7 +220,7 @@ class Lending:
                 loan_period=loan_period,
             )
             await self._save_now()  # before anybody holds the codes
-            self._apply(asset_id, update, context)
+            await self._async_deliver(asset_id, update, context)
         return reservation
 
     async def async_release_code(self, asset_id: str, code: str, context: Context | None) -> int:
@@ -208,19 +231,25 @@ class Lending:
             now = dt_util.utcnow()
             locked_until = bank.keypad_locked_until(now)
             if locked_until is not None:
-                # Not even checked: a locked keypad must not help anybody guess.
+                # Not even checked: a waiting keypad must not help anybody guess.
                 self.entries_while_locked += 1
                 raise LockerRefused(
-                    "keypad_locked", until=dt_util.as_local(locked_until).strftime("%H:%M")
+                    "keypad_locked", until=dt_util.as_local(locked_until).strftime("%H:%M:%S")
                 )
-            candidates = bank.code_candidates(now)
+            # A door that cannot be told to open: nothing is checked, used or counted.
+            self._check_reachable(asset_id)
+            candidates = bank.entry_candidates(now)
             match = await self.hass.async_add_executor_job(find_match, code, candidates)
             now = dt_util.utcnow()
+            if match is not None and bank.was_just_used(now, match):
+                # A redelivered entry, or a borrower typing their code again: not a guess.
+                self.codes_repeated += 1
+                raise LockerRefused("code_already_used")
             update = bank.accept_code(now, match) if match else bank.refuse_code(now)
             accepted = any(event.kind == "released" for event in update.events)
             # Stored before the door opens: after a crash a used code stays used.
             await self._save_now()
-            self._apply(asset_id, update, context)
+            await self._async_deliver(asset_id, update, context)
         if accepted and match is not None:
             self.codes_accepted += 1
             return match.compartment
@@ -229,10 +258,10 @@ class Lending:
         if locked_until is not None:
             self.log.warning(
                 f"keypad_locked:{asset_id}",
-                "%s locked its keypad until %s after %s wrong codes in a row",
+                "%s takes keypad entries again at %s after %s wrong codes in a row",
                 bank.spec.name,
                 dt_util.as_local(locked_until).isoformat(timespec="seconds"),
-                MAX_FAILURES,
+                bank.keypad.failures,
             )
         else:
             self.log.info(
@@ -252,14 +281,57 @@ class Lending:
         """Run one service's change on a bank, send and announce its results, save at once."""
         async with self._lock(asset_id):
             self._check_running()
-            update = change(self.banks[asset_id], dt_util.utcnow())
+            bank = self.banks[asset_id]
+            now = dt_util.utcnow()
+            update = change(bank, now)
+            if update.commands and not self._reachable(asset_id):
+                self._take_back(asset_id, update.commands)
+                self._check_reachable(asset_id)
             await self._save_now()
-            self._apply(asset_id, update, context)
+            await self._async_deliver(asset_id, update, context)
         return update
 
     def _check_running(self) -> None:
         if self.stopped:  # a reload is under way: the next runtime takes over the bank
             raise LockerRefused("site_reloading")
+
+    def _reachable(self, asset_id: str) -> bool:
+        return delivery.reachable(self.hass, self.assets[asset_id].source_kind, self.zha)
+
+    def _check_reachable(self, asset_id: str) -> None:
+        if not self._reachable(asset_id):
+            self.unreachable += 1
+            raise LockerRefused("bank_unreachable", bank=self.assets[asset_id].name)
+
+    def _take_back(self, asset_id: str, commands: list[LockCommand]) -> None:
+        """Undo the unlocks among commands that never left (their codes work again)."""
+        bank = self.banks[asset_id]
+        now = dt_util.utcnow()
+        for command in commands:
+            if not command.locked:
+                bank.unlock_not_sent(now, command.compartment)
+
+    async def _async_deliver(
+        self, asset_id: str, update: LockerUpdate, context: Context | None
+    ) -> None:
+        """Send a stored change's commands and wait for them; what did not leave is undone.
+
+        Then its events are announced. A command that did not leave fails the call: an UNLOCK
+        is taken back (the code works again) and a LOCK follows it, so that a client which
+        still delivers the UNLOCK after reconnecting leaves the compartment locked.
+        """
+        sent = [await self._async_send(asset_id, command) for command in update.commands]
+        unsent = [command for command, ok in zip(update.commands, sent, strict=True) if not ok]
+        if unsent:
+            self._take_back(asset_id, unsent)
+            for command in unsent:
+                if not command.locked:
+                    self._send(asset_id, LockCommand(command.compartment, True))
+            await self._save_now()
+            self._notify(asset_id)
+            self.unreachable += 1
+            raise LockerRefused("bank_unreachable", bank=self.assets[asset_id].name)
+        self._announce(asset_id, self._event_data(asset_id, update), update, context)
 
     async def async_stop(self) -> None:
         """Let calls under way finish (each stores its change), refuse later ones."""
@@ -282,13 +354,6 @@ class Lending:
                 self._apply_then_save(asset_id, update)
 
     # -- results ------------------------------------------------------------------------------
-
-    @callback
-    def _apply(self, asset_id: str, update: LockerUpdate, context: Context | None) -> None:
-        """Send, announce and show a change that is already stored."""
-        for command in update.commands:
-            self._send(asset_id, command)
-        self._announce(asset_id, self._event_data(asset_id, update), update, context)
 
     @callback
     def _apply_then_save(self, asset_id: str, update: LockerUpdate) -> None:
@@ -335,6 +400,10 @@ class Lending:
             self._notify(asset_id)
 
     def _send(self, asset_id: str, command: LockCommand) -> None:
+        """Send in the background (facts and deadlines: nobody waits for an answer)."""
+        self.hass.async_create_task(self._async_send(asset_id, command), eager_start=True)
+
+    async def _async_send(self, asset_id: str, command: LockCommand) -> bool:
         asset = self.assets[asset_id]
         self.commands_sent += 1
         if asset.source_kind == "zha":
@@ -352,13 +421,22 @@ class Lending:
                 1,
                 self._failed,
             )
-        self.hass.async_create_task(sending, eager_start=True)
+        return await sending
 
     def _failed(self, target: str, reason: object) -> None:
         self.command_errors += 1  # the bank keeps its last state
         self.log.warning(
             f"command_failed:{target}", "Lock command to %s failed: %s", target, reason
         )
+
+
+def refusal(err: LockerRefused) -> ServiceValidationError:
+    """A bank's refusal as the translated error a service or an entity action raises."""
+    return ServiceValidationError(
+        translation_domain=DOMAIN,
+        translation_key=f"locker_{err.reason}",
+        translation_placeholders=dict(err.details),
+    )
 
 
 def compartment_data(compartment: Compartment, loan: Loan | None) -> dict[str, Any]:

@@ -12,9 +12,11 @@ from homeassistant.components.light.const import (
     LightEntityFeature,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import SUBENTRY_MAST
+from . import delivery
+from .const import DOMAIN, SUBENTRY_MAST
 from .entity import MastEntity
 from .permissions import Action
 from .runtime import CityOpsConfigEntry
@@ -88,6 +90,7 @@ class MastLight(MastEntity, LightEntity):
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Switch on or dim by hand."""
         await self.async_permit(Action.OPERATE)
+        self._check_reachable()
         brightness = kwargs.get(ATTR_BRIGHTNESS, 255)
         level = round(brightness * 100 / 255, 1)
         self.runtime.lighting.set_by_hand(self.asset_id, level, kwargs.get(ATTR_TRANSITION))
@@ -95,4 +98,15 @@ class MastLight(MastEntity, LightEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off by hand."""
         await self.async_permit(Action.OPERATE)
+        self._check_reachable()
         self.runtime.lighting.set_by_hand(self.asset_id, 0.0, kwargs.get(ATTR_TRANSITION))
+
+    def _check_reachable(self) -> None:
+        """A command that cannot leave fails the action instead of answering done."""
+        source_kind = self.runtime.assets[self.asset_id].source_kind
+        if not delivery.reachable(self.hass, source_kind, self.runtime.lighting.zha):
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="mast_unreachable",
+                translation_placeholders={"mast": self.mast.spec.name},
+            )

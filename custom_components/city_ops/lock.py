@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.lock import LockEntity, LockEntityDescription
@@ -10,6 +12,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import SUBENTRY_LOCKER_BANK
 from .entity import CompartmentEntity
+from .lending import refusal
+from .model.locker import LockerBank, LockerRefused, LockerUpdate
 from .permissions import Action
 from .runtime import CityOpsConfigEntry
 
@@ -58,18 +62,18 @@ class CompartmentLock(CompartmentEntity, LockEntity):
         """Open for maintenance: only an admin (or an automation an admin wrote) may."""
         await self.async_permit(Action.ADMINISTER)
         number = self.compartment.spec.number
-        await self.runtime.lending.async_change(
-            self.asset_id,
-            lambda bank, now: bank.open_for_maintenance(now, bank.compartment(number)),
-            self._context,
+        await self._async_change(
+            lambda bank, now: bank.open_for_maintenance(now, bank.compartment(number))
         )
 
     async def async_lock(self, **kwargs: Any) -> None:
         """Lock the compartment (operators may: nothing opens by it)."""
         await self.async_permit(Action.OPERATE)
         number = self.compartment.spec.number
-        await self.runtime.lending.async_change(
-            self.asset_id,
-            lambda bank, now: bank.lock(now, bank.compartment(number)),
-            self._context,
-        )
+        await self._async_change(lambda bank, now: bank.lock(now, bank.compartment(number)))
+
+    async def _async_change(self, change: Callable[[LockerBank, datetime], LockerUpdate]) -> None:
+        try:
+            await self.runtime.lending.async_change(self.asset_id, change, self._context)
+        except LockerRefused as err:  # the bank out of reach, a reload under way
+            raise refusal(err) from None

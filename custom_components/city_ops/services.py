@@ -25,9 +25,11 @@ from homeassistant.helpers import (
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
+import orjson
 import probatio as vol
 
 from .const import DOMAIN, SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
+from .lending import refusal
 from .model.assets import (
     Asset,
     AssetFileError,
@@ -42,6 +44,9 @@ from .sources.reading import MAX_COMPARTMENTS
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_PATH = "path"
 MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_JSON_DEPTH = 32  # an asset file needs 6 levels; unknown properties get some room
+ASSET_FILE_SUFFIXES = (".geojson", ".json")
+ASSET_KINDS = frozenset({SUBENTRY_CONTAINER, SUBENTRY_MAST, SUBENTRY_LOCKER_BANK})
 
 SITE_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
 FILE_SCHEMA = SITE_SCHEMA.extend({vol.Required(ATTR_PATH): cv.string})
@@ -68,7 +73,17 @@ def _site(hass: HomeAssistant, call: ServiceCall) -> CityOpsConfigEntry:
 def _config_path(hass: HomeAssistant, relative: str) -> Path:
     """Resolve a path inside the config directory; anything outside it is refused."""
     root = Path(hass.config.config_dir).resolve()
-    candidate = (root / relative).resolve()
+    shown = relative.replace("\x00", "\\0")[:200]
+    try:
+        if "\x00" in relative or not relative.strip() or len(relative) > 1024:
+            raise ValueError(relative)
+        candidate = (root / relative).resolve()
+    except OSError, ValueError, RuntimeError:  # NUL bytes, symlink loops, names too long
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="path_invalid",
+            translation_placeholders={"path": shown},
+        ) from None
     if (
         not candidate.is_relative_to(root)
         or candidate == root
@@ -78,16 +93,67 @@ def _config_path(hass: HomeAssistant, relative: str) -> Path:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
             translation_key="path_outside_config",
-            translation_placeholders={"path": relative},
+            translation_placeholders={"path": shown},
         )
     return candidate
 
 
 def _read_json(path: Path) -> Any:
-    if path.stat().st_size > MAX_FILE_BYTES:
+    """The JSON document in a file; too large, too deep or not JSON is a ValueError."""
+    if path.exists() and not path.is_file():
+        raise ValueError("not a file")
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
         raise ValueError(f"larger than {MAX_FILE_BYTES} bytes")
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
+    document = orjson.loads(raw)  # its own depth limit turns hostile nesting into an error
+    _check_depth(document)
+    return document
+
+
+def _check_depth(document: Any) -> None:
+    """Refuse documents nested deeper than MAX_JSON_DEPTH (walked without recursion)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            pending += [(item, depth + 1) for item in value.values()]
+        elif isinstance(value, list):
+            pending += [(item, depth + 1) for item in value]
+
+
+def _is_asset_file(path: Path) -> bool:
+    """Whether an existing file is an asset file (the only kind export may replace)."""
+    try:
+        document = _read_json(path)
+    except OSError, ValueError:
+        return False
+    features = document.get("features") if isinstance(document, dict) else None
+    return (
+        document.get("type") == "FeatureCollection"
+        and isinstance(features, list)
+        and all(
+            isinstance(feature, dict)
+            and isinstance(feature.get("properties"), dict)
+            and feature["properties"].get("kind") in ASSET_KINDS
+            for feature in features
+        )
+    )
+
+
+def _write_asset_file(path: Path, text: str) -> None:
+    """Write the export; an existing file that is no asset file is never replaced."""
+    if path.suffix.lower() not in ASSET_FILE_SUFFIXES:
+        raise ExportRefused("export_suffix")
+    if path.exists() and not _is_asset_file(path):
+        raise ExportRefused("export_would_overwrite")
+    write_utf8_file_atomic(str(path), text)
+
+
+class ExportRefused(Exception):
+    """An export target that is not ours to write; the argument is a translation key."""
 
 
 async def _import_assets(call: ServiceCall) -> ServiceResponse:
@@ -197,7 +263,13 @@ async def _export_assets(call: ServiceCall) -> ServiceResponse:
     document = export_asset_file(entry.runtime_data.assets.values())
     text = json.dumps(document, indent=2, ensure_ascii=False)
     try:
-        await hass.async_add_executor_job(write_utf8_file_atomic, str(path), text)
+        await hass.async_add_executor_job(_write_asset_file, path, text)
+    except ExportRefused as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key=str(err),
+            translation_placeholders={"path": call.data[ATTR_PATH]},
+        ) from None
     except (OSError, HomeAssistantError) as err:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -326,14 +398,6 @@ def _find_bank(hass: HomeAssistant, call: ServiceCall) -> tuple[CityOpsConfigEnt
     )
 
 
-def _refused(err: LockerRefused) -> ServiceValidationError:
-    return ServiceValidationError(
-        translation_domain=DOMAIN,
-        translation_key=f"locker_{err.reason}",
-        translation_placeholders=dict(err.details),
-    )
-
-
 def _booking(bank: LockerBank, call: ServiceCall) -> Compartment:
     if ATTR_RESERVATION_ID in call.data:
         return bank.find_loan(call.data[ATTR_RESERVATION_ID])
@@ -359,7 +423,7 @@ async def _reserve(call: ServiceCall) -> ServiceResponse:
             context=call.context,
         )
     except LockerRefused as err:
-        raise _refused(err) from None
+        raise refusal(err) from None
     loan = reservation.loan
     bank = entry.runtime_data.site.locker_banks[asset_id]
     spec = bank.compartments[loan.compartment].spec
@@ -384,7 +448,7 @@ async def _release_code(call: ServiceCall) -> ServiceResponse:
             asset_id, call.data["code"], call.context
         )
     except LockerRefused as err:
-        raise _refused(err) from None
+        raise refusal(err) from None
     return {"compartment": number}
 
 
@@ -408,7 +472,7 @@ def _bank_service(
         try:
             await entry.runtime_data.lending.async_change(asset_id, run, call.context)
         except LockerRefused as err:
-            raise _refused(err) from None
+            raise refusal(err) from None
         compartment = found[0]
         loan = compartment.status.loan
         return {

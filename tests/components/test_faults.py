@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import json
 import logging
+from pathlib import Path
+from typing import Any
 
+from homeassistant.components.mqtt.models import DATA_MQTT
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.city_ops.const import DOMAIN
 from custom_components.city_ops.diagnostics import async_get_config_entry_diagnostics
+from custom_components.city_ops.model.locker import Keypad
 from custom_components.city_ops.throttled_log import ThrottledLog
 
 from .conftest import SetupSite
+from .lockers import LOCK, UNLOCK, bank_device, call, commands, loan_state, report, unlocks
 
 
 class Clock:
@@ -78,3 +86,255 @@ async def test_a_flood_on_unique_topics_adds_a_bounded_number_of_lines(
     assert messages["received"] == flood
     assert messages["rejected_total"] + messages["unknown_devices"] == flood
     assert len(ours) + messages["log_lines_suppressed"] == flood
+
+
+# -- commands that get through or say so ------------------------------------------------------
+
+
+@pytest.fixture
+async def north(hass: HomeAssistant, setup_lockers: SetupSite) -> tuple[MockConfigEntry, str]:
+    """The locker site, every compartment closed, locked and full; Locker North's device."""
+    entry = await setup_lockers()
+    for bank, numbers in (("locker-north", (1, 2, 3)), ("locker-lake", (1,))):
+        for number in numbers:
+            report(hass, bank, number, door="closed", locked=True, item_present=True)
+    await hass.async_block_till_done()
+    return entry, bank_device(hass, entry.entry_id, "Locker North")
+
+
+def broker(hass: HomeAssistant, connected: bool) -> None:
+    """Home Assistant's MQTT client loses (or regains) its broker."""
+    hass.data[DATA_MQTT].client.connected = connected
+
+
+def keypad(hass: HomeAssistant, code: str, **fields: Any) -> None:
+    async_fire_mqtt_message(
+        hass, "city_ops/locker-north/keypad", json.dumps({"code": code, **fields})
+    )
+
+
+def keypad_of(entry: MockConfigEntry) -> Keypad:
+    runtime = entry.runtime_data
+    for asset_id, bank in runtime.site.locker_banks.items():
+        if runtime.assets[asset_id].device == "locker-north":
+            return bank.keypad
+    raise AssertionError("no Locker North")
+
+
+async def refused(hass: HomeAssistant, key: str, service: str, **data: Any) -> None:
+    with pytest.raises(HomeAssistantError) as raised:
+        await call(hass, service, **data)
+    assert (raised.value.translation_domain, raised.value.translation_key) == (DOMAIN, key)
+
+
+async def test_broker_down_the_code_is_neither_used_nor_counted(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, north: tuple[MockConfigEntry, str]
+) -> None:
+    """The service fails with a translated error; after reconnecting the same code opens."""
+    entry, device_id = north
+    booking = await call(hass, "reserve", device_id=device_id, compartment=1)
+    mqtt_mock.async_publish.reset_mock()
+    broker(hass, False)
+    await refused(
+        hass, "locker_bank_unreachable", "release_code", device_id=device_id, code=booking["code"]
+    )
+    await refused(
+        hass, "locker_bank_unreachable", "open_for_maintenance", device_id=device_id, compartment=2
+    )
+    with pytest.raises(HomeAssistantError) as raised:
+        await hass.services.async_call(
+            "lock", "lock", {"entity_id": "lock.locker_north_compartment_3"}, blocking=True
+        )
+    assert raised.value.translation_key == "locker_bank_unreachable"
+    await hass.async_block_till_done()
+    assert commands(mqtt_mock) == []
+    bank = entry.runtime_data.site.locker_banks
+    assert all(
+        c.status.unlocked_for is None for b in bank.values() for c in b.compartments.values()
+    )
+    assert keypad_of(entry).failures == 0
+    assert loan_state(hass, "locker-north", 1) == "reserved"
+
+    broker(hass, True)
+    assert await call(hass, "release_code", device_id=device_id, code=booking["code"]) == {
+        "compartment": 1
+    }
+    await hass.async_block_till_done()
+    assert unlocks(mqtt_mock) == ["city_ops/locker-north/compartment/1/set"]
+
+
+async def test_a_publish_that_fails_takes_the_unlock_back(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, north: tuple[MockConfigEntry, str]
+) -> None:
+    """Connected, but the publish is refused: LOCK follows, the code works once more."""
+    entry, device_id = north
+    booking = await call(hass, "reserve", device_id=device_id, compartment=1)
+    mqtt_mock.async_publish.reset_mock()
+    mqtt_mock.async_publish.side_effect = HomeAssistantError("broker gone")
+    try:
+        keypad(hass, booking["code"])
+        await hass.async_block_till_done()
+    finally:
+        mqtt_mock.async_publish.side_effect = None
+    assert [payload for _, payload in commands(mqtt_mock)] == [UNLOCK, LOCK]
+    assert entry.runtime_data.lending.unreachable == 1
+    assert keypad_of(entry).failures == 0
+    mqtt_mock.async_publish.reset_mock()
+    keypad(hass, booking["code"])
+    await hass.async_block_till_done()
+    assert unlocks(mqtt_mock) == ["city_ops/locker-north/compartment/1/set"]
+
+
+async def test_a_light_that_cannot_be_reached_says_so(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, setup_lighting: SetupSite
+) -> None:
+    await setup_lighting()
+    mqtt_mock.async_publish.reset_mock()
+    broker(hass, False)
+    for service in ("turn_on", "turn_off"):
+        with pytest.raises(HomeAssistantError) as raised:
+            await hass.services.async_call(
+                "light", service, {"entity_id": "light.m1"}, blocking=True
+            )
+        assert (raised.value.translation_domain, raised.value.translation_key) == (
+            DOMAIN,
+            "mast_unreachable",
+        )
+    await hass.async_block_till_done()
+    assert [c for c in mqtt_mock.async_publish.call_args_list if "mast-1" in c.args[0]] == []
+    broker(hass, True)
+    await hass.services.async_call("light", "turn_on", {"entity_id": "light.m1"}, blocking=True)
+    await hass.async_block_till_done()
+    assert [c for c in mqtt_mock.async_publish.call_args_list if "mast-1/set" in c.args[0]]
+
+
+# -- keypad entries: stale, redelivered ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age_s", "opens"),
+    [(0, True), (9, True), (11, False), (21, False), (-30, False)],
+)
+@pytest.mark.parametrize("as_text", [False, True])
+async def test_a_stale_keypad_entry_opens_nothing_and_counts_not(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    north: tuple[MockConfigEntry, str],
+    age_s: int,
+    opens: bool,
+    as_text: bool,
+) -> None:
+    """An entry queued by the bank during an outage arrives late: nobody stands at the door."""
+    entry, device_id = north
+    booking = await call(hass, "reserve", device_id=device_id, compartment=1)
+    mqtt_mock.async_publish.reset_mock()
+    typed = dt_util.utcnow() - timedelta(seconds=age_s)
+    stamp: Any = typed.isoformat() if as_text else typed.timestamp()
+    keypad(hass, booking["code"], ts=stamp)
+    await hass.async_block_till_done()
+    lending = entry.runtime_data.lending
+    if opens:
+        assert unlocks(mqtt_mock) == ["city_ops/locker-north/compartment/1/set"]
+        assert lending.stale_entries == 0
+    else:
+        assert unlocks(mqtt_mock) == []
+        assert lending.stale_entries == 1
+        assert keypad_of(entry).failures == 0
+        assert loan_state(hass, "locker-north", 1) == "reserved"
+
+
+async def test_an_unreadable_timestamp_is_refused_and_counted(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, north: tuple[MockConfigEntry, str]
+) -> None:
+    entry, device_id = north
+    booking = await call(hass, "reserve", device_id=device_id, compartment=1)
+    mqtt_mock.async_publish.reset_mock()
+    for stamp in ("yesterday", True, 12, "2026-12-03T10:00:00"):
+        keypad(hass, booking["code"], ts=stamp)
+    await hass.async_block_till_done()
+    assert unlocks(mqtt_mock) == []
+    assert entry.runtime_data.stats.rejected["bad_timestamp"] == 4
+    assert keypad_of(entry).failures == 0
+
+
+async def test_a_redelivered_entry_is_recognised(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, north: tuple[MockConfigEntry, str]
+) -> None:
+    """QoS 1 may deliver an entry twice: the second opens nothing and is no wrong code."""
+    entry, device_id = north
+    booking = await call(hass, "reserve", device_id=device_id, compartment=1)
+    mqtt_mock.async_publish.reset_mock()
+    keypad(hass, booking["code"])
+    keypad(hass, booking["code"])
+    await hass.async_block_till_done()
+    report(hass, "locker-north", 1, door="open", locked=False)
+    await hass.async_block_till_done()
+    keypad(hass, booking["code"])  # the borrower, unsure, types it again
+    await hass.async_block_till_done()
+    assert unlocks(mqtt_mock) == ["city_ops/locker-north/compartment/1/set"]
+    assert entry.runtime_data.lending.codes_repeated == 2
+    assert keypad_of(entry).failures == 0
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["lockers"]["codes_repeated"] == 2
+
+
+# -- safe file services ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def site_dir(
+    hass: HomeAssistant, setup_lockers: SetupSite, tmp_path: Path
+) -> tuple[MockConfigEntry, Path]:
+    """The locker site with its config dir in a temporary folder."""
+    hass.config.config_dir = str(tmp_path)
+    (tmp_path / ".storage").mkdir()
+    return await setup_lockers(), tmp_path
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "key"),
+    [
+        ("import_assets", "assets\x00.geojson", "path_invalid"),
+        ("export_assets", "assets.geojson\x00.yaml", "path_invalid"),
+        ("export_assets", "   ", "path_invalid"),
+        ("export_assets", "configuration.yaml", "export_suffix"),
+        ("export_assets", "secrets.yaml", "export_suffix"),
+        ("export_assets", "other.json", "export_would_overwrite"),
+        ("export_assets", "broken.geojson", "export_would_overwrite"),
+        ("export_assets", "folder.json", "export_would_overwrite"),
+        ("import_assets", "deep.geojson", "file_unreadable"),
+        ("import_assets", "huge.geojson", "file_unreadable"),
+        ("import_assets", "folder.json", "file_unreadable"),
+    ],
+)
+async def test_file_services_refuse_hostile_paths_and_files(
+    hass: HomeAssistant, site_dir: tuple[MockConfigEntry, Path], service: str, path: str, key: str
+) -> None:
+    """A translated refusal, never a traceback; nothing that is not an asset file is replaced."""
+    entry, config_dir = site_dir
+    (config_dir / "configuration.yaml").write_text("default_config:\n")
+    (config_dir / "other.json").write_text('{"keep": "me"}')
+    (config_dir / "broken.geojson").write_text('{"type": "FeatureCollection", "features": [')
+    (config_dir / "folder.json").mkdir()
+    (config_dir / "deep.geojson").write_text("[" * 5000 + "]" * 5000)
+    (config_dir / "huge.geojson").write_bytes(b" " * (10 * 1024 * 1024 + 1))
+    before = {p.name: p.read_bytes() for p in config_dir.iterdir() if p.is_file()}
+    await refused(hass, key, service, config_entry_id=entry.entry_id, path=path)
+    after = {p.name: p.read_bytes() for p in config_dir.iterdir() if p.is_file()}
+    assert after == before
+
+
+async def test_export_replaces_only_its_own_asset_file(
+    hass: HomeAssistant, site_dir: tuple[MockConfigEntry, Path]
+) -> None:
+    entry, config_dir = site_dir
+    for _ in range(2):  # the second export replaces the first
+        answer = await call(hass, "export_assets", config_entry_id=entry.entry_id, path="a.geojson")
+        assert answer["count"] == 2
+    document = json.loads((config_dir / "a.geojson").read_text("utf-8"))
+    assert len(document["features"]) == 2
+    # A file nested just within the limit imports (as unchanged assets).
+    document["features"][0]["properties"]["note"] = {"a": [[[[[{"b": 1}]]]]]}
+    (config_dir / "b.geojson").write_text(json.dumps(document))
+    answer = await call(hass, "import_assets", config_entry_id=entry.entry_id, path="b.geojson")
+    assert sorted(answer["unchanged"] + answer["updated"]) == ["Locker Lake", "Locker North"]

@@ -389,7 +389,7 @@ async def test_extend_a_loan(
 async def test_release_code_service_opens_once(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, north: tuple[MockConfigEntry, str]
 ) -> None:
-    _, device_id = north
+    entry, device_id = north
     booking = await call(hass, "reserve", device_id=device_id, compartment=2)
     mqtt_mock.async_publish.reset_mock()
     # The return code opens nothing before the item left.
@@ -406,10 +406,12 @@ async def test_release_code_service_opens_once(
     assert result == {"compartment": 2}
     await hass.async_block_till_done()
     assert commands(mqtt_mock) == [("city_ops/locker-north/compartment/2/set", UNLOCK)]
+    # Typed again a moment later (or redelivered): recognised, not counted, opens nothing.
     await refused(
-        hass, "locker_code_refused", "release_code", device_id=device_id, code=booking["code"]
+        hass, "locker_code_already_used", "release_code", device_id=device_id, code=booking["code"]
     )
     assert len(unlocks(mqtt_mock)) == 1
+    assert entry.runtime_data.lending.codes_repeated == 1
     with pytest.raises(vol.Invalid):
         await call(hass, "release_code", device_id=device_id)
     with pytest.raises(vol.Invalid):
@@ -425,22 +427,23 @@ async def test_release_code_service_opens_once(
     assert result == {"compartment": 2}
 
 
-async def test_keypad_locks_after_five_wrong_codes_and_opens_again(
+async def test_keypad_waits_after_repeated_wrong_codes_and_opens_again(
     hass: HomeAssistant,
     mqtt_mock: MqttMockHAClient,
     freezer: FrozenDateTimeFactory,
     north: tuple[MockConfigEntry, str],
 ) -> None:
+    """Three typos are free; the fourth makes the keypad wait 5 s, the fifth 10 s and alerts."""
     entry, device_id = north
     recorder = Recorder(hass)
     booking = await call(hass, "reserve", device_id=device_id, compartment=1)
     bad = wrong(booking["code"], booking["return_code"])
     mqtt_mock.async_publish.reset_mock()
-    for attempt in range(1, 6):
+    for attempt in range(1, 5):
         await refused(hass, "locker_code_refused", "release_code", device_id=device_id, code=bad)
         assert recorder.of("code_refused")[-1]["failures"] == attempt
-    assert len(recorder.of("keypad_locked")) == 1
-    # Locked: the right code is refused unchecked, at the keypad and through the service.
+    assert recorder.of("keypad_locked") == []
+    # Waiting: the right code is refused unchecked, at the keypad and through the service.
     err = await refused(
         hass, "locker_keypad_locked", "release_code", device_id=device_id, code=booking["code"]
     )
@@ -450,20 +453,18 @@ async def test_keypad_locks_after_five_wrong_codes_and_opens_again(
     assert unlocks(mqtt_mock) == []
     assert loan_state(hass, NORTH, 1) == "reserved"
     assert entry.runtime_data.lending.entries_while_locked == 2
-    # The other bank's keypad is not locked.
+    # The other bank's keypad does not wait.
     lake = bank_device(hass, entry.entry_id, "Locker Lake")
     await refused(hass, "locker_code_refused", "release_code", device_id=lake, code=bad)
-    # Still locked a moment before the five minutes end...
-    freezer.tick(timedelta(minutes=4, seconds=50))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    # The fifth wrong entry in a row, after the wait, announces the attempt and waits 10 s.
+    freezer.tick(timedelta(seconds=5))
+    await refused(hass, "locker_code_refused", "release_code", device_id=device_id, code=bad)
+    assert len(recorder.of("keypad_locked")) == 1
+    freezer.tick(timedelta(seconds=9))
     await refused(
         hass, "locker_keypad_locked", "release_code", device_id=device_id, code=booking["code"]
     )
-    # ...and open after.
-    freezer.tick(timedelta(seconds=11))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
+    freezer.tick(timedelta(seconds=1))
     result = await call(hass, "release_code", device_id=device_id, code=booking["code"])
     assert result == {"compartment": 1}
     await hass.async_block_till_done()
@@ -472,25 +473,25 @@ async def test_keypad_locks_after_five_wrong_codes_and_opens_again(
         assert booking["code"] not in repr(event.data)
 
 
-async def test_keypad_lockout_doubles(
+async def test_keypad_wait_doubles_up_to_its_ceiling(
     hass: HomeAssistant,
     freezer: FrozenDateTimeFactory,
     north: tuple[MockConfigEntry, str],
 ) -> None:
-    _, device_id = north
-    recorder = Recorder(hass)
-    for _ in range(5):
+    """No live code at the bank: the ceiling is 100 s, reached after 5, 10, ... 80 s."""
+    entry, device_id = north
+    asset = next(iter(entry.runtime_data.site.locker_banks))
+    bank = entry.runtime_data.site.locker_banks[asset]
+    waits = []
+    for _ in range(10):
         await refused(hass, "locker_code_refused", "release_code", device_id=device_id, code="0000")
-    freezer.tick(timedelta(minutes=5, seconds=1))
-    async_fire_time_changed(hass)
-    await hass.async_block_till_done()
-    for _ in range(5):
-        await refused(hass, "locker_code_refused", "release_code", device_id=device_id, code="0000")
-    first, second = (
-        datetime.fromisoformat(data["locked_until"]) for data in recorder.of("keypad_locked")
-    )
-    assert second - dt_util.utcnow() == timedelta(minutes=10)
-    assert first < second
+        until = bank.keypad_locked_until(dt_util.utcnow())
+        wait = (until - dt_util.utcnow()).total_seconds() if until else 0
+        waits.append(round(wait))
+        freezer.tick(timedelta(seconds=wait))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert waits == [0, 0, 0, 5, 10, 20, 40, 80, 100, 100]
 
 
 # -- admin services ----------------------------------------------------------------------------
@@ -721,8 +722,8 @@ async def test_events_name_the_booking_and_never_a_code(
         "out_of_service",
         "in_service",
         "maintenance",
-        *["code_refused"] * 5,
-        "keypad_locked",
+        # The fifth entry came within the 5 s wait after the fourth: refused unchecked.
+        *["code_refused"] * 4,
     ]
     for event in recorder.events:
         assert event.data["config_entry_id"] == entry.entry_id
@@ -747,8 +748,8 @@ async def test_events_name_the_booking_and_never_a_code(
     assert cancelled["reservation_id"] == second["reservation_id"]
     assert recorder.of("out_of_service")[0]["compartment"] == 2
     assert recorder.of("maintenance")[0]["compartment"] == 2
-    assert [d["failures"] for d in recorder.of("code_refused")] == [1, 2, 3, 4, 5]
-    assert "compartment" not in recorder.of("keypad_locked")[0]
+    assert [d["failures"] for d in recorder.of("code_refused")] == [1, 2, 3, 4]
+    assert all("compartment" not in data for data in recorder.of("code_refused"))
 
 
 # -- time ------------------------------------------------------------------------------------
@@ -855,7 +856,7 @@ async def test_bookings_and_lockouts_survive_a_restart(
     lake_booking = await call(hass, "reserve", device_id=lake, compartment=1)
     codes = [booking["code"], booking["return_code"], lake_booking["code"]]
     codes.append(lake_booking["return_code"])
-    for _ in range(5):
+    for _ in range(4):
         await refused(
             hass, "locker_code_refused", "release_code", device_id=lake, code=wrong(*codes)
         )

@@ -147,9 +147,9 @@ async def test_export_refuses_paths_outside_config(
 
 async def test_export_reports_unwritable_file(hass: HomeAssistant, setup_site: SetupSite) -> None:
     entry = await setup_site()
-    Path(hass.config.path("a_directory")).mkdir()
-    with pytest.raises(HomeAssistantError) as raised:
-        await call(hass, "export_assets", config_entry_id=entry.entry_id, path="a_directory")
+    Path(hass.config.path("a_file")).write_text("")
+    with pytest.raises(HomeAssistantError) as raised:  # a folder that is a file
+        await call(hass, "export_assets", config_entry_id=entry.entry_id, path="a_file/x.geojson")
     assert getattr(raised.value, "translation_key", None) == "file_unwritable"
 
 

@@ -395,8 +395,11 @@ async def test_a_failing_unlock_is_counted_and_logged_not_raised(
 
     _keypad(setup_zha, bank, code)
     await hass.async_block_till_done()
-    assert _lock_commands(setup_zha) == [(1, "unlock_door")]
-    assert site_entry.runtime_data.lending.command_errors == 1
+    # The UNLOCK did not get through: a LOCK follows it, and the code works again.
+    assert _lock_commands(setup_zha) == [(1, "unlock_door"), (1, "lock_door")]
+    assert site_entry.runtime_data.lending.command_errors == 2
+    bank_model = next(iter(site_entry.runtime_data.site.locker_banks.values()))
+    assert bank_model.compartments[1].status.loan.pickup_hash is not None
     warnings = [
         record.getMessage()
         for record in caplog.records

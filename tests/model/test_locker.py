@@ -11,14 +11,14 @@ import pytest
 
 from custom_components.city_ops.model import locker
 from custom_components.city_ops.model.locker import (
+    CODE_DIGITS,
     HISTORY_KEPT,
     ITEM_SETTLE,
-    LOCKOUT,
     LOCKOUT_MEMORY,
     MAX_FAILURES,
-    MAX_LOCKOUT,
     MAX_PERIOD,
     UNLOCK_TIMEOUT,
+    USED_CODE_GRACE,
     CodeCandidate,
     CompartmentSpec,
     LoanState,
@@ -33,6 +33,7 @@ from custom_components.city_ops.model.locker import (
     find_match,
     hash_code,
     issue_codes,
+    keypad_delay,
     new_code,
     valid_code_text,
 )
@@ -96,13 +97,15 @@ def book(
     **kwargs: Any,
 ) -> Reservation:
     chosen = bank.choose(compartment, item_type)
-    reservation, _ = bank.reserve(now, chosen, issue_codes(bank.code_hashes()), **kwargs)
+    reservation, _ = bank.reserve(now, chosen, issue_codes(bank.taken_hashes()), **kwargs)
     return reservation
 
 
 def enter(bank: LockerBank, now: datetime, code: str) -> LockerUpdate:
     """A keypad entry the way the runtime handles it (match off the loop, then accept/refuse)."""
-    match = find_match(code, bank.code_candidates(now)) if valid_code_text(code) else None
+    match = find_match(code, bank.entry_candidates(now)) if valid_code_text(code) else None
+    if match is not None and bank.was_just_used(now, match):
+        return LockerUpdate()  # a code that opened its door a moment ago: not a guess
     return bank.accept_code(now, match) if match else bank.refuse_code(now)
 
 
@@ -839,8 +842,11 @@ def test_pickup_code_not_reusable_once_the_door_opened() -> None:
     bank.apply(T0 + timedelta(seconds=15), 1, door_open=False)
     bank.tick(T0 + timedelta(seconds=15) + ITEM_SETTLE)
     again = enter(bank, T0 + timedelta(minutes=5), reservation.code)
-    assert kinds(again) == ["code_refused"]
+    assert kinds(again) == []  # recognised as just used: neither counted nor opening
     assert again.commands == []
+    assert bank.keypad.failures == 0
+    later = enter(bank, T0 + USED_CODE_GRACE + timedelta(seconds=1), reservation.code)
+    assert kinds(later) == ["code_refused"]
 
 
 # -- facts from the bank ------------------------------------------------------------------------
@@ -1247,23 +1253,67 @@ def wrong(bank: LockerBank, now: datetime, times: int = 1) -> LockerUpdate:
     return update
 
 
-def test_five_wrong_codes_lock_the_keypad() -> None:
+def test_typos_are_free_then_each_wrong_entry_waits_longer() -> None:
     bank = stocked()
-    for failures in range(1, MAX_FAILURES):
+    book(bank)  # one live code: the ceiling is 200 s
+    waits = []
+    for failures in range(1, 12):
         update = bank.refuse_code(T0)
-        assert kinds(update) == ["code_refused"]
         assert update.events[0].details == {"failures": failures}
         assert update.events[0].compartment is None
-        assert bank.keypad_locked_until(T0) is None
-    fifth = bank.refuse_code(T0)
-    assert kinds(fifth) == ["code_refused", "keypad_locked"]
-    assert fifth.events[0].details == {"failures": 5}
-    assert fifth.events[1].details == {"locked_until": (T0 + LOCKOUT).isoformat()}
-    assert fifth.commands == []
-    assert bank.keypad_locked_until(T0) == T0 + LOCKOUT
-    assert bank.keypad_locked_until(T0 + LOCKOUT - timedelta(seconds=1)) == T0 + LOCKOUT
-    assert bank.keypad_locked_until(T0 + LOCKOUT) is None
-    assert bank.keypad.failures == 0
+        assert update.commands == []
+        until = bank.keypad_locked_until(T0)
+        waits.append((until - T0).total_seconds() if until else 0)
+        expected = (
+            ["code_refused", "keypad_locked"] if failures == MAX_FAILURES else ["code_refused"]
+        )
+        assert kinds(update) == expected, failures
+    assert waits == [0, 0, 0, 5, 10, 20, 40, 80, 160, 200, 200]
+    assert bank.keypad_locked_until(T0 + timedelta(seconds=199)) is not None
+    assert bank.keypad_locked_until(T0 + timedelta(seconds=200)) is None
+
+
+@pytest.mark.parametrize(
+    ("failures", "live", "seconds"),
+    [
+        (3, 6, 0),
+        (4, 6, 5),
+        (9, 0, 100),  # nothing to find, but no free guessing either
+        (40, 1, 200),
+        (40, 6, 700),
+        (40, 64, 6500),
+        (10_000, 200, 7200),
+    ],
+)
+def test_keypad_delay(failures: int, live: int, seconds: int) -> None:
+    assert keypad_delay(failures, live) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("live", [1, 3, 6])
+def test_a_brute_forcer_needs_years(live: int) -> None:
+    """Type as fast as the keypad allows for a week; the pace found gives the expected time."""
+    bank = stocked()
+    for number in range(1, live + 1):
+        book(bank, T0, number, pickup_window=MAX_PERIOD)
+    assert len(bank.code_candidates(T0)) == live
+    now, guesses = T0, 0
+    while now < T0 + timedelta(days=7):
+        now = bank.keypad_locked_until(now) or now
+        bank.refuse_code(now)
+        guesses += 1
+    per_year = guesses / 7 * 365
+    expected_guesses = (10**CODE_DIGITS + 1) / (live + 1)
+    assert expected_guesses / per_year > 3.0, (live, guesses)
+
+
+def test_an_honest_borrower_waits_minutes_at_most_under_attack() -> None:
+    bank = stocked()
+    codes = [book(bank, T0, number).code for number in range(1, 7)]
+    wrong(bank, T0, 50)  # someone hammering the keypad
+    until = bank.keypad_locked_until(T0)
+    assert until is not None
+    assert until - T0 <= timedelta(minutes=12)
+    assert kinds(enter(bank, until, codes[2])) == ["released"]
 
 
 def test_wrong_codes_through_the_keypad_path() -> None:
@@ -1273,96 +1323,90 @@ def test_wrong_codes_through_the_keypad_path() -> None:
     assert kinds(updates[-1]) == ["code_refused", "keypad_locked"]
 
 
-def test_lockout_doubles_up_to_the_cap() -> None:
+def test_a_code_just_used_is_recognised_not_counted() -> None:
+    """A redelivered entry, or a borrower typing the code again: no count, nothing opens."""
     bank = stocked()
-    now = T0
-    spans = []
-    for _ in range(7):
-        wrong(bank, now, MAX_FAILURES)
-        until = bank.keypad_locked_until(now)
-        assert until is not None
-        spans.append(until - now)
-        now = until
-        bank.tick(now)
-    assert spans == [
-        LOCKOUT,
-        2 * LOCKOUT,
-        4 * LOCKOUT,
-        8 * LOCKOUT,
-        MAX_LOCKOUT,
-        MAX_LOCKOUT,
-        MAX_LOCKOUT,
-    ]
-    assert spans[:4] == [timedelta(minutes=m) for m in (5, 10, 20, 40)]
+    reservation = book(bank)
+    assert kinds(enter(bank, T0, reservation.code)) == ["released"]
+    for seconds in (1, 30, 600):
+        later = T0 + timedelta(seconds=seconds)
+        match = find_match(reservation.code, bank.entry_candidates(later))
+        assert match is not None
+        assert bank.was_just_used(later, match)
+    assert bank.keypad.failures == 0
+    # No new code may be the one just used (a redelivery would open somebody else's door).
+    assert bank.keypad.used[0][1].hashed in bank.taken_hashes()
+    much_later = T0 + USED_CODE_GRACE + timedelta(seconds=1)
+    assert find_match(reservation.code, bank.entry_candidates(much_later)) is None
 
 
-def test_lockout_stays_capped_under_a_long_attack() -> None:
-    """Five wrong codes every hour for days: every lock-out lasts the cap, none is skipped."""
+def test_an_unlock_that_never_left_gives_the_code_back() -> None:
     bank = stocked()
-    now = T0
-    for lockout in range(1, 61):
-        update = wrong(bank, now, MAX_FAILURES)
-        assert kinds(update) == ["code_refused", "keypad_locked"], lockout
-        assert bank.keypad_locked_until(now) == now + min(
-            LOCKOUT * 2 ** min(lockout - 1, 4), MAX_LOCKOUT
-        )
-        now += MAX_LOCKOUT
-        bank.tick(now)
+    reservation = book(bank)
+    assert enter(bank, T0, reservation.code).commands == [unlock(1)]
+    update = bank.unlock_not_sent(T0, 1)
+    assert update.changed
+    assert bank.compartments[1].status.unlocked_for is None
+    assert bank.keypad.used == []
+    assert kinds(enter(bank, T0, reservation.code)) == ["released"]
+    bank.apply(T0, 1, door_open=True, locked=False)
+    assert bank.unlock_not_sent(T0, 1).changed is False  # the door opened: it got through
 
 
-def test_a_door_opened_by_a_code_resets_failures_not_the_back_off() -> None:
+def test_a_door_opened_by_a_code_resets_the_count() -> None:
     bank = stocked()
-    wrong(bank, T0, MAX_FAILURES)  # first lock-out: 5 min
-    after = T0 + LOCKOUT
-    bank.tick(after)
-    wrong(bank, after, MAX_FAILURES - 1)
-    reservation = book(bank, after)
+    wrong(bank, T0, MAX_FAILURES - 1)
+    reservation = book(bank, T0)
+    after = bank.keypad_locked_until(T0)
+    assert after is not None
     assert kinds(enter(bank, after, reservation.code)) == ["released"]
-    assert (bank.keypad.failures, bank.keypad.lockouts) == (MAX_FAILURES - 1, 1)
+    assert bank.keypad.failures == MAX_FAILURES - 1
     bank.apply(after + timedelta(seconds=3), 1, door_open=True, locked=False)
-    assert (bank.keypad.failures, bank.keypad.lockouts) == (0, 1)
+    assert bank.keypad.failures == 0
     assert kinds(wrong(bank, after, MAX_FAILURES - 1)) == ["code_refused"]
     assert kinds(bank.refuse_code(after)) == ["code_refused", "keypad_locked"]
-    assert bank.keypad_locked_until(after) == after + 2 * LOCKOUT  # the back-off goes on
 
 
-def test_guessing_around_an_own_code_still_locks_the_keypad() -> None:
-    """Four guesses, the own code (door left shut, so it comes back), one more guess: locked."""
+def test_guessing_around_an_own_code_still_counts() -> None:
+    """Four guesses, the own code (door left shut, so it comes back), one more guess: counted."""
     bank = stocked()
     reservation = book(bank)
     wrong(bank, T0, MAX_FAILURES - 1)
-    assert kinds(enter(bank, T0, reservation.code)) == ["released"]
-    bank.tick(T0 + UNLOCK_TIMEOUT)  # the door never opened: the code works once more
-    assert kinds(wrong(bank, T0 + UNLOCK_TIMEOUT)) == ["code_refused", "keypad_locked"]
+    later = bank.keypad_locked_until(T0)
+    assert later is not None
+    assert kinds(enter(bank, later, reservation.code)) == ["released"]
+    bank.tick(later + UNLOCK_TIMEOUT)  # the door never opened: the code works once more
+    assert kinds(wrong(bank, later + UNLOCK_TIMEOUT)) == ["code_refused", "keypad_locked"]
 
 
 @pytest.mark.parametrize(
-    ("quiet", "span"),
+    ("quiet", "failures"),
     [
-        pytest.param(LOCKOUT_MEMORY, 2 * LOCKOUT, id="remembered"),
-        pytest.param(LOCKOUT_MEMORY + timedelta(seconds=1), LOCKOUT, id="forgotten"),
+        pytest.param(LOCKOUT_MEMORY, 6, id="remembered"),
+        pytest.param(LOCKOUT_MEMORY + timedelta(seconds=1), 1, id="forgotten"),
     ],
 )
-def test_lockout_memory(quiet: timedelta, span: timedelta) -> None:
+def test_lockout_memory(quiet: timedelta, failures: int) -> None:
     bank = stocked()
     wrong(bank, T0, MAX_FAILURES)
     later = T0 + quiet
     bank.tick(later)
-    wrong(bank, later, MAX_FAILURES)
-    assert bank.keypad_locked_until(later) == later + span
+    wrong(bank, later)
+    assert bank.keypad.failures == failures
 
 
-def test_tick_clears_an_expired_lockout() -> None:
+def test_tick_clears_an_expired_wait() -> None:
     bank = stocked()
     wrong(bank, T0, MAX_FAILURES)
-    early = bank.tick(T0 + LOCKOUT - timedelta(seconds=1))
+    wait = keypad_delay(MAX_FAILURES, 0)
+    early = bank.tick(T0 + wait - timedelta(seconds=1))
     assert (early.events, early.changed) == ([], False)
-    assert bank.keypad.locked_until == T0 + LOCKOUT
-    cleared = bank.tick(T0 + LOCKOUT)
+    assert bank.keypad.locked_until == T0 + wait
+    cleared = bank.tick(T0 + wait)
     assert (cleared.events, cleared.commands, cleared.changed) == ([], [], True)
     assert bank.keypad.locked_until is None
-    assert bank.keypad.lockouts == 1  # the back-off is remembered
-    assert bank.tick(T0 + LOCKOUT + timedelta(seconds=1)).changed is False
+    assert bank.keypad.failures == MAX_FAILURES  # the count is remembered
+    assert bank.tick(T0 + wait + timedelta(seconds=1)).changed is False
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -1447,7 +1491,7 @@ def test_round_trip_mid_workflow() -> None:
     }
     assert again.history == bank.history
     assert again.keypad == bank.keypad
-    assert again.keypad_locked_until(now) == now + LOCKOUT
+    assert again.keypad_locked_until(now) == bank.keypad_locked_until(now) is not None
     assert again.unexpected == bank.unexpected == {"item_taken_without_code": 1}
     assert again.code_candidates(now) == bank.code_candidates(now)
     assert again.compartments[5].status.unlocked_for is Unlock.MAINTENANCE
@@ -1455,7 +1499,8 @@ def test_round_trip_mid_workflow() -> None:
 
     # The restored bank carries on where the old one stopped.
     _, _, overdue, lent, reserved = reservations
-    later = now + LOCKOUT
+    later = again.keypad.locked_until
+    assert later is not None
     again.tick(later)
     assert enter(again, later, reserved.code).commands == [unlock(1)]
     assert enter(again, later, lent.return_code).commands == [unlock(2)]
@@ -1557,7 +1602,8 @@ def test_damaged_compartment_is_skipped(
         pytest.param("keypad", {"failures": "many"}, {1}, id="keypad-failures-text"),
         pytest.param("keypad", {"locked_until": NAIVE}, {1}, id="keypad-naive"),
         pytest.param("keypad", {"last_failure": 5}, {1}, id="keypad-number-time"),
-        pytest.param("keypad", {"lockouts": float("inf")}, {1}, id="keypad-infinite"),
+        pytest.param("keypad", {"failures": float("inf")}, {1}, id="keypad-infinite"),
+        pytest.param("keypad", {"used": [{"at": "x"}]}, {1}, id="keypad-used-damaged"),
         pytest.param("keypad", "locked", {0, 1}, id="keypad-not-an-object"),
         pytest.param("history", ["junk", {"reservation_id": "x"}], {2}, id="history-items"),
         pytest.param("history", 5, {0, 1}, id="history-not-a-list"),

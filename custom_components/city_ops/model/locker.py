@@ -29,15 +29,31 @@ CODE_DIGITS = 6
 SCRYPT_N = 2**12  # about 14 ms per hash on the target machines; a keypad entry checks a few
 SCRYPT_R = 8
 SCRYPT_P = 1
-MAX_FAILURES = 5
-LOCKOUT = timedelta(minutes=5)
-MAX_LOCKOUT = timedelta(hours=1)
-LOCKOUT_MEMORY = timedelta(hours=24)  # quiet this long and the back-off starts over
+# The keypad's answer to wrong codes: a growing wait per wrong entry, never a long lock-out of
+# the whole bank. Typos are free; from the fourth wrong entry in a row the keypad takes the next
+# entry only after a wait that doubles from 5 s up to a ceiling of 100 s * (L + 1), L being the
+# codes that can open something at the bank right now (one per booked compartment). Guessing
+# 6-digit codes at random without repeats finds one of L after (10**6 + 1) / (L + 1) guesses on
+# average; one guess per ceiling makes that 10**6 * 100 s = 10**8 s, about 3.2 years, whatever
+# the bank's size. An honest borrower waits at most the ceiling while somebody hammers the
+# keypad (3 min 20 s with one live code, 11 min 40 s with six) and nothing or seconds after
+# other people's typos (three are free, then 5 s, 10 s, 20 s).
+FREE_FAILURES = 3
+FIRST_DELAY = timedelta(seconds=5)
+DELAY_PER_LIVE_CODE = timedelta(seconds=100)
+MAX_DELAY_CEILING = timedelta(hours=2)  # 64 compartments reach 108 min
+MAX_FAILURES = 5  # this many wrong in a row announces `keypad_locked` (someone may be guessing)
+LOCKOUT_MEMORY = timedelta(hours=24)  # quiet this long and the count starts over
+# A code that opened a door this recently is recognised when it comes again (a QoS-1 redelivery,
+# a borrower retyping it) and neither counted wrong nor opening anything.
+USED_CODE_GRACE = timedelta(minutes=10)
+# A keypad entry that says when it was typed is refused once this old (queued during an outage:
+# nobody stands at the door any more) or this far in the future (a controller clock gone wrong).
+ENTRY_MAX_AGE = timedelta(seconds=10)
 UNLOCK_TIMEOUT = timedelta(seconds=90)  # unlocked but the door never opened: lock again
 # Item sensors may report a little after the door: what moves this soon after the door closed
 # still belongs to the unlock that opened it.
 ITEM_SETTLE = timedelta(seconds=60)
-MAX_LOCKOUT_DOUBLINGS = 8
 HISTORY_KEPT = timedelta(days=60)
 MAX_HISTORY = 500
 MAX_PERIOD = timedelta(days=30)
@@ -340,16 +356,31 @@ class LockerUpdate:
 
 @dataclass(slots=True)
 class Keypad:
-    """Wrong codes typed at a bank, and the lock-out they earned."""
+    """Wrong codes typed at a bank in a row, the wait they earned, and codes just used."""
 
     failures: int = 0
-    lockouts: int = 0
-    locked_until: datetime | None = None
+    locked_until: datetime | None = None  # entries before this are refused unchecked
     last_failure: datetime | None = None
+    used: list[tuple[datetime, CodeCandidate]] = field(default_factory=list)
 
     def locked(self, now: datetime) -> bool:
         """Whether the keypad refuses every entry right now."""
         return self.locked_until is not None and now < self.locked_until
+
+    def recently_used(self, now: datetime) -> list[CodeCandidate]:
+        """Codes that opened a door within USED_CODE_GRACE (oldest first)."""
+        self.used = [(at, code) for at, code in self.used if now - at <= USED_CODE_GRACE]
+        return [code for _, code in self.used]
+
+
+def keypad_delay(failures: int, live_codes: int) -> timedelta:
+    """How long the keypad waits after `failures` wrong entries in a row."""
+    if failures <= FREE_FAILURES:
+        return timedelta(0)
+    ceiling = min(DELAY_PER_LIVE_CODE * (live_codes + 1), MAX_DELAY_CEILING)
+    doublings = min(failures - FREE_FAILURES - 1, 32)  # 5 s * 2**32 is beyond any ceiling
+    grown: timedelta = FIRST_DELAY * (1 << doublings)
+    return min(grown, ceiling)
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +447,13 @@ class LockerBank:
             )
             hashes += [h for h in live if h is not None]
         return hashes
+
+    def taken_hashes(self) -> list[str]:
+        """Hashes a new code must not match: live ones and those just used.
+
+        A code just used may come again (a redelivery); it must not open somebody else's door.
+        """
+        return [*self.code_hashes(), *(used.hashed for _, used in self.keypad.used)]
 
     def code_candidates(self, now: datetime) -> list[CodeCandidate]:
         """Codes that can open something right now."""
@@ -571,6 +609,16 @@ class LockerBank:
         """When the keypad opens again, if it is locked now."""
         return self.keypad.locked_until if self.keypad.locked(now) else None
 
+    def entry_candidates(self, now: datetime) -> list[CodeCandidate]:
+        """What an entered code is checked against: live codes first, then codes just used."""
+        return [*self.code_candidates(now), *self.keypad.recently_used(now)]
+
+    def was_just_used(self, now: datetime, candidate: CodeCandidate) -> bool:
+        """Whether a match is a code that opened its door a moment ago (not counted wrong)."""
+        return candidate not in self.code_candidates(now) and candidate in (
+            self.keypad.recently_used(now)
+        )
+
     def accept_code(self, now: datetime, candidate: CodeCandidate) -> LockerUpdate:
         """Open the compartment a matching code belongs to; each code opens once.
 
@@ -591,25 +639,53 @@ class LockerBank:
         update = LockerUpdate()
         self._unlock(now, compartment, candidate.purpose, update)
         compartment.status.unlock_hash = candidate.hashed
+        self.keypad.used.append((now, candidate))
+        del self.keypad.used[: -2 * len(self.compartments)]
         update.add("released", compartment, purpose=candidate.purpose.value)
         return update
 
+    def unlock_not_sent(self, now: datetime, number: int) -> LockerUpdate:
+        """The UNLOCK never left: the code opened nothing, so it works again, as before."""
+        compartment = self.compartment(number)
+        status = compartment.status
+        update = LockerUpdate()
+        if status.unlocked_for is None or status.door_open or status.closed_at is not None:
+            return update  # the door opened after all: the bank got it
+        self._give_back(compartment)
+        _end_session(status)
+        update.changed = True
+        return update
+
+    def _give_back(self, compartment: Compartment) -> None:
+        """Hand the code of an unlock whose door never opened back to its booking."""
+        status = compartment.status
+        loan = status.loan
+        if loan is not None and status.unlock_hash is not None:
+            if status.unlocked_for is Unlock.PICKUP and not loan.collected:
+                loan.pickup_hash = status.unlock_hash
+            elif status.unlocked_for is Unlock.RETURN and loan.collected:
+                loan.return_hash = status.unlock_hash
+            number = compartment.spec.number
+            self.keypad.used = [
+                (at, used)
+                for at, used in self.keypad.used
+                if (used.compartment, used.hashed) != (number, status.unlock_hash)
+            ]
+
     def refuse_code(self, now: datetime) -> LockerUpdate:
-        """Count a wrong code; the fifth in a row locks the keypad for a growing back-off."""
+        """Count a wrong code; from the fourth in a row the keypad waits, longer each time."""
         keypad = self.keypad
         update = LockerUpdate()
         if keypad.last_failure is not None and now - keypad.last_failure > LOCKOUT_MEMORY:
-            keypad.lockouts = 0
+            keypad.failures = 0
         keypad.failures += 1
         keypad.last_failure = now
         update.add("code_refused", failures=keypad.failures)
-        if keypad.failures >= MAX_FAILURES:
-            keypad.failures = 0
-            keypad.lockouts += 1
-            doublings = min(keypad.lockouts - 1, MAX_LOCKOUT_DOUBLINGS)
-            span = min(LOCKOUT * 2**doublings, MAX_LOCKOUT)
-            keypad.locked_until = now + span
-            update.add("keypad_locked", locked_until=keypad.locked_until.isoformat())
+        delay = keypad_delay(keypad.failures, len(self.code_candidates(now)))
+        if delay:
+            keypad.locked_until = now + delay
+        if keypad.failures == MAX_FAILURES:
+            update.add("keypad_locked", locked_until=_iso(keypad.locked_until))
         return update
 
     def _unlock(
@@ -705,6 +781,7 @@ class LockerBank:
         if keypad.locked_until is not None and now >= keypad.locked_until:
             keypad.locked_until = None
             update.changed = True
+        keypad.recently_used(now)  # forget codes used a while ago
         self.history = [
             loan
             for loan in self.history[-MAX_HISTORY:]
@@ -712,8 +789,9 @@ class LockerBank:
         ]
         return update
 
-    @staticmethod
-    def _end_stale_session(now: datetime, compartment: Compartment, update: LockerUpdate) -> None:
+    def _end_stale_session(
+        self, now: datetime, compartment: Compartment, update: LockerUpdate
+    ) -> None:
         """End an unlock whose door closed a while ago, or never opened (then lock it again)."""
         status = compartment.status
         if status.unlocked_for is None:
@@ -728,12 +806,7 @@ class LockerBank:
         if now - status.unlocked_at < UNLOCK_TIMEOUT:
             return
         # Nobody opened the door: the code opened nothing, so it may open it again.
-        loan = status.loan
-        if loan is not None and status.unlock_hash is not None:
-            if status.unlocked_for is Unlock.PICKUP and not loan.collected:
-                loan.pickup_hash = status.unlock_hash
-            elif status.unlocked_for is Unlock.RETURN and loan.collected:
-                loan.return_hash = status.unlock_hash
+        self._give_back(compartment)
         _end_session(status)
         update.commands.append(LockCommand(compartment.spec.number, True))
         update.changed = True
@@ -795,9 +868,17 @@ class LockerBank:
             },
             "keypad": {
                 "failures": keypad.failures,
-                "lockouts": keypad.lockouts,
                 "locked_until": _iso(keypad.locked_until),
                 "last_failure": _iso(keypad.last_failure),
+                "used": [
+                    {
+                        "at": at.isoformat(),
+                        "compartment": used.compartment,
+                        "purpose": used.purpose.value,
+                        "unlock_hash": used.hashed,  # redacted in diagnostics by name
+                    }
+                    for at, used in keypad.used
+                ],
             },
             "history": [loan.to_dict() for loan in self.history],
             "unexpected": dict(self.unexpected),
@@ -825,11 +906,21 @@ class LockerBank:
             try:
                 self.keypad = Keypad(
                     failures=int(keypad.get("failures", 0)),
-                    lockouts=int(keypad.get("lockouts", 0)),
                     locked_until=_parse_optional(keypad.get("locked_until")),
                     last_failure=_parse_optional(keypad.get("last_failure")),
+                    used=[
+                        (
+                            _parse(used["at"]),
+                            CodeCandidate(
+                                int(used["compartment"]),
+                                Unlock(used["purpose"]),
+                                str(used["unlock_hash"]),
+                            ),
+                        )
+                        for used in keypad.get("used") or ()
+                    ],
                 )
-            except (TypeError, ValueError, OverflowError) as err:
+            except (KeyError, TypeError, ValueError, OverflowError) as err:
                 warn(f"keypad: {err!r}"[:200])
         history = data.get("history") or []
         if not isinstance(history, list):

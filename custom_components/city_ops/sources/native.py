@@ -2,12 +2,15 @@
 
 Containers publish `<base>/<device>/state`. Locker banks publish
 `<base>/<bank>/compartment/<n>/state` (`door`, `locked`, `item_present`) and
-`<base>/<bank>/keypad` (`{"code": "123456"}` or the bare digits) and take
+`<base>/<bank>/keypad` (`{"code": "123456"}`, optionally with `"ts"`: when it was typed, Unix
+seconds or ISO 8601 with a time zone; or the bare digits) and take
 `{"lock": "LOCK"|"UNLOCK"}` on `<base>/<bank>/compartment/<n>/set`.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+import math
 from typing import Any, Final
 
 from .reading import (
@@ -89,7 +92,8 @@ def decode_locker(base: str, topic: str, payload: bytes | str) -> CompartmentRea
     if topic.startswith(prefix):
         match topic[len(prefix) :].split("/"):
             case [device, "keypad"] if device:
-                return KeypadEntry(device=device, code=_keypad(payload))
+                code, sent_at = _keypad(payload)
+                return KeypadEntry(device=device, code=code, sent_at=sent_at)
             case [device, "compartment", number, "state"] if device:
                 compartment = _compartment_number(number)
                 if compartment is not None:
@@ -138,8 +142,11 @@ def _compartment(device: str, compartment: int, fields: dict[str, Any]) -> Compa
     return reading
 
 
-def _keypad(payload: bytes | str) -> str:
-    """Return the code of a keypad message; no error detail ever carries the payload."""
+def _keypad(payload: bytes | str) -> tuple[str, datetime | None]:
+    """Return the code of a keypad message and when it was typed, if the message says.
+
+    No error detail ever carries the payload.
+    """
     raw = payload if isinstance(payload, bytes) else payload.encode(errors="replace")
     if len(raw) > MAX_KEYPAD_BYTES:
         raise DecodeError("too_large", f"{len(raw)} bytes")
@@ -148,10 +155,33 @@ def _keypad(payload: bytes | str) -> str:
     except UnicodeDecodeError:
         raise DecodeError("bad_code", f"{len(raw)} bytes, not UTF-8") from None
     if not text.startswith("{"):
-        return keypad_code(text)
+        return keypad_code(text), None
     try:
         fields = load_json_object(raw)
     except DecodeError as err:
         # The JSON parser's message may quote the document in a later version: keep only why.
         raise DecodeError(err.reason, f"{len(raw)} bytes") from None
-    return keypad_code(fields.get("code"))
+    code = keypad_code(fields.get("code"))
+    stamp = fields.get("ts")
+    return code, None if stamp is None else _typed_at(stamp)
+
+
+# Keypad clocks from 2001 to 2286 (10 digits of Unix seconds); anything else is no time.
+_EARLIEST_TS = 1e9
+_LATEST_TS = 1e10
+
+
+def _typed_at(stamp: Any) -> datetime:
+    """When an entry was typed: Unix seconds or ISO 8601 with a time zone."""
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+        if math.isfinite(stamp) and _EARLIEST_TS <= stamp < _LATEST_TS:
+            return datetime.fromtimestamp(stamp, UTC)
+    elif isinstance(stamp, str) and len(stamp) <= 40:
+        try:
+            parsed = datetime.fromisoformat(stamp)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+    raise DecodeError("bad_timestamp", "ts must be Unix seconds or ISO 8601 with a time zone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 import math
 from typing import Any
@@ -223,6 +224,7 @@ class KeypadEntry:
 
     device: str
     code: str = field(repr=False)
+    sent_at: datetime | None = None  # when typed, if the controller says (native `ts`)
 
 
 type LockerReading = CompartmentReading | KeypadEntry
