@@ -43,6 +43,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     """Set up a site: wait for MQTT, restore state, subscribe, create entities."""
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
+    devices_before = _device_ids(hass, entry)
     runtime = CityOpsRuntime(hass, entry)
     await runtime.async_start()
     entry.runtime_data = runtime
@@ -62,7 +63,29 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     _remove_dropped_compartments(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if _device_ids(hass, entry) - devices_before:
+        await _async_write_device_registry(hass)
     return True
+
+
+def _device_ids(hass: HomeAssistant, entry: CityOpsConfigEntry) -> set[str]:
+    return {
+        device.id
+        for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    }
+
+
+async def _async_write_device_registry(hass: HomeAssistant) -> None:
+    """Write the device registry now that this setup created devices.
+
+    Home Assistant writes it up to 10 s later (3 min while starting), while the subentry that
+    made the device is written within a second. A crash in between gave a bank a new device id
+    on the next start, stranding every caller (a booking portal) that held the old one.
+    """
+    registry = dr.async_get(hass)
+    # No public way to flush a registry; the store and its data are what its own delayed save
+    # writes, so writing them early changes nothing but the timing.
+    await registry._store.async_save(registry._data_to_save())
 
 
 def _remove_dropped_compartments(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:

@@ -6,9 +6,11 @@ from datetime import timedelta
 import json
 import logging
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from homeassistant.components.mqtt.models import DATA_MQTT
+from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
@@ -21,7 +23,7 @@ from custom_components.city_ops.diagnostics import async_get_config_entry_diagno
 from custom_components.city_ops.model.locker import Keypad
 from custom_components.city_ops.throttled_log import ThrottledLog
 
-from .conftest import SetupSite
+from .conftest import SetupSite, locker_bank
 from .lockers import LOCK, UNLOCK, bank_device, call, commands, loan_state, report, unlocks
 
 
@@ -338,3 +340,34 @@ async def test_export_replaces_only_its_own_asset_file(
     (config_dir / "b.geojson").write_text(json.dumps(document))
     answer = await call(hass, "import_assets", config_entry_id=entry.entry_id, path="b.geojson")
     assert sorted(answer["unchanged"] + answer["updated"]) == ["Locker Lake", "Locker North"]
+
+
+# -- stable bank identity ----------------------------------------------------------------------
+
+
+async def test_a_new_bank_device_is_on_disk_when_setup_ends(
+    hass: HomeAssistant, hass_storage: dict[str, Any], setup_lockers: SetupSite
+) -> None:
+    """Not 10 s later: a crash right after adding a bank must not give it a new device id."""
+    entry = await setup_lockers()
+    north = bank_device(hass, entry.entry_id, "Locker North")
+    lake = bank_device(hass, entry.entry_id, "Locker Lake")
+    stored = {device["id"] for device in hass_storage["core.device_registry"]["data"]["devices"]}
+    assert {north, lake} <= stored
+
+    # A bank added later (the site reloads) is written at once, too.
+    hass.config_entries.async_add_subentry(
+        entry,
+        ConfigSubentry(
+            data=MappingProxyType(
+                dict(locker_bank("Locker Meadow", "locker-meadow", ("Walker", "walker"))["data"])
+            ),
+            subentry_type="locker_bank",
+            title="Locker Meadow",
+            unique_id="native:locker-meadow",
+        ),
+    )
+    await hass.async_block_till_done()
+    meadow = bank_device(hass, entry.entry_id, "Locker Meadow")
+    stored = {device["id"] for device in hass_storage["core.device_registry"]["data"]["devices"]}
+    assert meadow in stored
