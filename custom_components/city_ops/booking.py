@@ -656,7 +656,9 @@ class BookingReserveView(HomeAssistantView):
             return_code=reservation.return_code,
             pickup_until=reservation.loan.pickup_until,
             loan_minutes=int(reservation.loan.loan_period.total_seconds() // 60),
-            manage_url=f"{visit.base}/booking/{token}",
+            # In full: residents save or forward it; behind the city's proxy Home Assistant's
+            # forwarded-headers handling gives the public scheme and host.
+            manage_url=f"{request.scheme}://{request.host}{visit.base}/booking/{token}",
         )
         return page_response(render_booked(lang, visit.site_name, booked, now), 201)
 

@@ -170,8 +170,8 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "contact": "Ihre Kontaktangabe",
         "contact_hint": (
             "Ein Name, eine Telefonnummer oder ein Wort Ihrer Wahl (3 bis 64 Zeichen). "
-            "Damit begrenzen wir, wie viel eine Person bucht; wir speichern nur eine "
-            "verschlüsselte Form davon."
+            "Damit begrenzen wir, wie viel eine Person bucht; wir speichern sie nur in "
+            "unkenntlich gemachter Form."
         ),
         "access_key": "Zugangsschlüssel",
         "access_key_hint": (

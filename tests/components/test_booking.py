@@ -124,9 +124,10 @@ def codes_in(body: str) -> list[str]:
 
 
 def manage_path(body: str) -> str:
-    found = re.search(r'id="manage" href="([^"?]+)', body)
+    """The path of the result page's manage link (shown in full, with scheme and host)."""
+    found = re.search(r'id="manage" href="(http://127\.0\.0\.1:\d+)(/[^"?]+)', body)
     assert found, body
-    return found.group(1)
+    return found.group(2)
 
 
 async def browser(hass_client_no_auth: Client, language: str = "de") -> Browser:

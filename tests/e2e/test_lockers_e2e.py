@@ -3,9 +3,11 @@
 Reserve over REST, collect with the code at the keypad (native MQTT), wrong codes make the
 keypad wait (the fifth in a row is announced); then hass is killed (SIGKILL) in the middle of
 it all and started again on the same config dir: the bookings, the loan and the wrong-entry
-count are still there. Chromium renders the Lockers view, and at the end every code hass issued
-is searched for in everything it wrote (logs, .storage, the recorder database) and everything it
-showed (events, diagnostics, calendars).
+count are still there. Chromium renders the Lockers view; a resident books on the public
+booking page at phone size, in German, and cancels a second booking through its link. At the
+end every code hass issued is searched for in everything it wrote (logs, .storage, the recorder
+database) and everything it showed (events, diagnostics, calendars, the booking page's
+responses).
 
 The module runs its own mosquitto and hass (private_* fixtures): killing the session's hass
 would take the other modules' hass down, and the session's demo site has a `locker-north` too.
@@ -26,8 +28,10 @@ import secrets
 import sqlite3
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import paho.mqtt.publish as mqtt_publish
+from playwright.sync_api import Page, Route, ViewportSize, sync_playwright
 import pytest
 
 from demo import REPO_ROOT
@@ -37,10 +41,18 @@ from demo.homeassistant import (
     HomeAssistantError,
     HomeAssistantEvents,
     HomeAssistantProcess,
+    form_defaults,
 )
 
 from .conftest import MqttMessage, MqttRecorder
-from .test_containers_e2e import create_site, render_waste_view, wait_for
+from .test_console_e2e import outside
+from .test_containers_e2e import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    create_site,
+    render_waste_view,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -102,6 +114,11 @@ class LockerSite:
     compartments: dict[str, list[int]]  # bank name -> compartment numbers
     issued: list[str] = field(default_factory=list)  # every code a reserve response carried
     reservation_ids: list[str] = field(default_factory=list)
+    # The booking page: every response the browser got (label -> body), the codes each showed,
+    # and what residents typed or were given that must stay out of logs and storage.
+    page_responses: dict[str, bytes] = field(default_factory=dict)
+    page_codes: dict[str, list[str]] = field(default_factory=dict)
+    page_secrets: list[str] = field(default_factory=list)
 
     def publish(self, topic: str, payload: dict[str, Any], *, retain: bool = False) -> None:
         """Publish one JSON message (QoS 1) as a bank's controller would."""
@@ -535,10 +552,198 @@ def test_lockers_view_renders_after_the_workflow(lockers: LockerSite) -> None:
     assert problems == {}, problems
 
 
+BOOKING_PAGE = "/city_ops/book/stadtpark-norderstedt"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SHOTS = REPO_ROOT / "artifacts" / "screenshots"
+CONTACT = "Erna Schulz 0171 555"
+
+
+@dataclass
+class PageResponse:
+    """One answer the resident's browser got."""
+
+    label: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def record_local(base_url: str, seen: list[PageResponse]) -> Callable[[Route], None]:
+    """A route handler: this hass only, and every answer kept (the scan reads them later)."""
+    own = urlsplit(base_url).netloc
+
+    def handle(route: Route) -> None:
+        url = urlsplit(route.request.url)
+        if url.netloc != own:
+            route.abort()
+            return
+        response = route.fetch()
+        body = response.body()
+        # Labels end up in test reports: a cancel link's token stays out of them.
+        path = re.sub(r"/booking/[^/]+", "/booking/(token)", url.path)
+        label = f"{len(seen):02d} {route.request.method} {path}"
+        seen.append(PageResponse(label, response.status, response.headers, body))
+        route.fulfill(response=response, body=body)
+
+    return handle
+
+
+def switch_on_booking_page(site: LockerSite) -> None:
+    """The operator switches the page and the feed on in the site's options (REST, as the UI)."""
+    ha = site.ha
+    flow = ha.request(
+        "POST", "/api/config/config_entries/options/flow", json_data={"handler": site.entry_id}
+    )
+    data = {
+        **form_defaults(flow["data_schema"]),
+        "booking_page": True,
+        "availability_feed": True,
+    }
+    done = ha.request(
+        "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", json_data=data
+    )
+    assert done["type"] == "create_entry", done
+    time.sleep(3)  # the site reloads with its new options
+    ha.wait_entry_loaded(site.entry_id)
+    wait_received(site)
+
+
+def reserve_on_page(page: Page, item: str, seen: list[PageResponse]) -> PageResponse:
+    """Choose an item at Locker Lake, give the contact, send; return the result's response."""
+    page.get_by_label(re.compile(rf"^{item} · {LAKE}")).check()
+    page.get_by_role("textbox", name=re.compile("Ihre Kontaktangabe")).fill(CONTACT)
+    before = len(seen)
+    page.get_by_role("button", name="Jetzt reservieren").click()
+    page.wait_for_load_state("domcontentloaded")
+    posts = [r for r in seen[before:] if " POST " in r.label]
+    assert len(posts) == 1, [r.label for r in seen[before:]]
+    assert posts[0].status == 201, posts[0].body[:3000]
+    return posts[0]
+
+
+def codes_shown(page: Page) -> list[str]:
+    """The pickup and return code of a result page, as a screen reader reads them."""
+    return [
+        (page.locator(".code strong").nth(i).get_attribute("aria-label") or "").replace(" ", "")
+        for i in range(2)
+    ]
+
+
+def compartment_shown(page: Page) -> int:
+    """The compartment a result page names ("Fach 2")."""
+    status = page.get_by_role("status").inner_text()
+    found = re.search(r"Fach (\d+)", status)
+    assert found, status
+    return int(found.group(1))
+
+
+def test_residents_book_on_the_page_in_german(lockers: LockerSite) -> None:
+    """A resident reserves a walker on a phone in German, the keypad opens it; a second booking
+    is cancelled through its link. Everything goes through the site's lending, like a service."""
+    site = lockers
+    ha = site.ha
+    switch_on_booking_page(site)
+    url = f"{site.process.base_url}{BOOKING_PAGE}"
+    seen: list[PageResponse] = []
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                viewport=PHONE, locale="de-DE", is_mobile=True, has_touch=True
+            )
+            context.route("**/*", record_local(site.process.base_url, seen))
+            page = context.new_page()
+            page.goto(url)
+            assert page.locator("html").get_attribute("lang") == "de"
+            assert page.get_by_role("main").count() == 1
+            page.screenshot(path=str(SHOTS / "booking_page_de.png"), full_page=True)
+
+            # -- 1. a walker: the codes, once, and the keypad opens that compartment alone --
+            walker = reserve_on_page(page, "Rollator", seen)
+            page.screenshot(path=str(SHOTS / "booking_codes_de.png"), full_page=True)
+            codes = codes_shown(page)
+            site.issued.extend(codes)
+            site.page_codes[walker.label] = codes
+            six_digits = all(re.fullmatch(r"[0-9]{6}", code) for code in codes)
+            assert six_digits, "the page shows no two 6-digit codes"
+            number = compartment_shown(page)
+            assert page.get_by_text("Abholcode", exact=True).count() == 1
+            assert walker.headers.get("cache-control") == "no-store"
+            assert "frame-ancestors 'none'" in walker.headers.get("content-security-policy", "")
+            site.page_secrets.append(str(page.locator("#manage").get_attribute("href")))
+
+            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, number), "reserved"))
+            typed = site.type_code(LAKE, codes[0])
+            outside(lambda: first_command(site, typed))
+            time.sleep(1.0)  # a second command, had there been one, would be here by now
+            assert sent_commands(site, typed) == [(command_topic(site, LAKE, number), UNLOCK)]
+            site.report(LAKE, number, door_open=True, locked=False, item_present=False)
+            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, number), "on_loan"))
+            site.report(LAKE, number, door_open=False, locked=True, item_present=False)
+
+            # -- 2. a hand cart, cancelled through its link --------------------------------
+            page.goto(url)
+            cart = reserve_on_page(page, "Handwagen", seen)
+            cart_codes = codes_shown(page)
+            site.issued.extend(cart_codes)
+            site.page_codes[cart.label] = cart_codes
+            cart_number = compartment_shown(page)
+            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, cart_number), "reserved"))
+            link = str(page.locator("#manage").get_attribute("href"))
+            site.page_secrets.append(link)
+            page.locator("#manage").click()
+            page.wait_for_load_state("domcontentloaded")
+            page.screenshot(path=str(SHOTS / "booking_manage_de.png"), full_page=True)
+            assert page.get_by_text("Ausleihe verlängern").count() == 0
+            cancelled_at = time.monotonic()
+            page.get_by_role("button", name="Reservierung stornieren").click()
+            page.wait_for_load_state("domcontentloaded")
+            page.get_by_text("Ihre Reservierung ist storniert").wait_for(timeout=10_000)
+            page.screenshot(path=str(SHOTS / "booking_cancelled_de.png"), full_page=True)
+            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, cart_number), "available"))
+            assert sent_commands(site, cancelled_at) == [], "a cancel opens nothing"
+
+            # The open feed says what is free now (the walker is out).
+            feed = page.request.get(f"{url}/feed/station_status.json")
+            assert feed.ok, feed.status
+            lake = next(
+                s for s in feed.json()["data"]["stations"] if s["station_id"] == "locker-lake"
+            )
+            counts = {i["item_type"]: i["count"] for i in lake["items_available"]}
+            assert counts["walker"] == 0, counts
+            assert counts["hand_cart"] == 1, counts
+        finally:
+            browser.close()
+
+    # Operators see the page's booking like any other: the calendar of the bank.
+    now = datetime.now(UTC)
+    events = ha.calendar_events(
+        "calendar.locker_lake_reservations", now - timedelta(hours=1), now + timedelta(days=1)
+    )
+    assert events, "the page's booking is not in the bank's calendar"
+    site.page_secrets.append(CONTACT)
+    site.page_responses = {r.label: r.body for r in seen}
+    for response in seen:
+        shown = sorted(c for c in site.issued if page_shows(c, response.body))
+        assert shown == sorted(site.page_codes.get(response.label, [])), response.label
+    print(
+        f"\nbooking page: {len(seen)} responses, "
+        + ", ".join(f"{r.label} {r.status}" for r in seen)
+        + f"; screenshots in {SHOTS}"
+    )
+
+
 # A code stands alone: not inside a longer number, and not the fraction of a decimal (the
 # microseconds of every timestamp are six digits too, and would match one code in a million).
 def _code_pattern(code: str) -> re.Pattern[bytes]:
     return re.compile(rb"(?<![0-9])(?<![0-9]\.)" + re.escape(code.encode()) + rb"(?![0-9])")
+
+
+def page_shows(code: str, body: bytes) -> bool:
+    """Whether a page holds a code in any form a person or a screen reader could read it."""
+    forms = (code, f"{code[:3]}&#8239;{code[3:]}", " ".join(code))
+    return any(_code_pattern(form).search(body) for form in forms)
 
 
 def test_no_issued_code_is_written_or_shown_anywhere(lockers: LockerSite) -> None:
@@ -546,7 +751,7 @@ def test_no_issued_code_is_written_or_shown_anywhere(lockers: LockerSite) -> Non
     site = lockers
     ha = site.ha
     # A booking at the other bank too, so the scan has codes even when the workflow failed.
-    site.reserve(LAKE, 1, "e2e-borrower-3")
+    site.reserve(LAKE, 3, "e2e-borrower-3")
     marker = site.reservation_ids[0]  # a value every source must hold: proof it was read
     assert len(site.issued) >= 2, "no codes to look for"
 
@@ -603,6 +808,18 @@ def test_no_issued_code_is_written_or_shown_anywhere(lockers: LockerSite) -> Non
         f"{sorted(recorded)}"
     )
     assert hits == {"canary": ["home-assistant.log"]}, hits
+    # The booking page: a code only in the one response that showed it; what residents typed
+    # (their contact) and the cancel links' tokens in nothing Home Assistant wrote or showed.
+    for label, body in site.page_responses.items():
+        in_page = sorted(code for code in site.issued if page_shows(code, body))
+        assert in_page == sorted(site.page_codes.get(label, [])), f"codes in {label}"
+    leaked = {
+        name
+        for secret in site.page_secrets
+        for name, content in sources.items()
+        if secret.encode() in content
+    }
+    assert leaked == set(), leaked
 
     # The scan read real content: the first booking's id is in every place that shows bookings.
     store = f".storage/city_ops.{site.entry_id}"
