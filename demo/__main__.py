@@ -12,7 +12,6 @@ from collections.abc import Callable
 import json
 import os
 from pathlib import Path
-import re
 import signal
 import sys
 import threading
@@ -31,14 +30,10 @@ SITE_NAME = "Stadtpark Norderstedt"
 ASSET_FILE = "demo_park.geojson"
 # Git-ignored; keeps the long-lived token so a re-run needs no onboarding or login.
 TOKEN_FILE = CONFIG_DIR / ".city_ops_demo_token"
-DASHBOARD_PATH = "/city-operations/waste"
-LIGHTING_PATH = "/city-operations/lighting"
-LOCKERS_PATH = "/city-operations/lockers"
-
-
-def slugify(name: str) -> str:
-    """Entity id part of a name, as Home Assistant makes it for plain ASCII names."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+# The dashboard strategy gives each site its views under the site's name.
+DASHBOARD_PATH = "/city-operations/stadtpark-norderstedt-waste"
+LIGHTING_PATH = "/city-operations/stadtpark-norderstedt-lighting"
+LOCKERS_PATH = "/city-operations/stadtpark-norderstedt-lockers"
 
 
 def log(message: str) -> None:
@@ -204,12 +199,14 @@ class Demo:
         )
         # Residents book only once Home Assistant has heard from the banks (its MQTT client
         # connects a few seconds after start-up; until then nothing counts as lendable).
+        # Entity ids follow the installation's language: find the sensors by translation key.
+        devices = {device["name"]: device["id"] for device in client.device_registry()}
         for bank in lockers.banks.values():
-            sensor = f"sensor.{slugify(bank.name)}_items_available"
             try:
+                sensor = client.find_entity_id("items_available", device_id=devices.get(bank.name))
                 client.wait_for_state(sensor, lambda value: value.isdigit() and int(value) > 0)
             except HomeAssistantError:
-                log(f"{sensor} shows no lendable item yet; residents will retry")
+                log(f"{bank.name} shows no lendable item yet; residents will retry")
         base_url, token, log_tail = self.hass.base_url, client.token, self.hass.log_tail
         self.residents = start_residents(
             lockers,

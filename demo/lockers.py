@@ -206,11 +206,12 @@ class HomeAssistantDesk:
         self.client = client
 
     def bank_device_id(self, bank: SimulatedBank) -> str:
-        """Ask HA's template endpoint for the device of the bank's first compartment lock."""
-        number = min(bank.compartments)
+        """Ask HA's template endpoint for the bank's device, by the bank's name."""
+        # Entity ids follow the installation's language; the device's name does not.
         template = (
-            f"{{{{ device_id('lock.' ~ ({json.dumps(bank.name)} | slugify) ~ "
-            f"'_compartment_{number}') or '' }}}}"
+            "{{ integration_entities('city_ops') | map('device_id') | reject('none') | unique"
+            f" | select('is_device_attr', 'name', {json.dumps(bank.name)}) | first"
+            " | default('') }}"
         )
         status, body = self.client.send("POST", "/api/template", json_data={"template": template})
         if status != 200 or not body.strip():

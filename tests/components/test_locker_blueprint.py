@@ -421,24 +421,45 @@ async def test_demo_automation_puts_alerts_in_the_sidebar(
         hass, lambda _update, notifications: shown.update(notifications)
     )
     await fire(hass, banks, OVERDUE, "Locker North", **loan(3, "Hand cart"))
-    await set_door(hass, door("Locker North", 1), STATE_ON)
+    # The demo runs in German: its doors' entity ids come from German names.
+    await set_door(hass, german_door(hass, banks, "Locker North", 1), STATE_ON)
     await wait(hass, freezer, minutes=2, seconds=1)  # the demo's shorter door time
     await fire(hass, banks, KEYPAD_LOCKED, "Locker North")
     await fire(hass, banks, KEYPAD_LOCKED, "Locker North")  # replaces the first
     assert {key: (n["title"], n["message"].split(":")[0]) for key, n in shown.items()} == {
         "city_ops_locker_overdue_locker_north_3": (
-            "Loan overdue",
-            "Hand cart from Locker North, compartment 3 is overdue",
+            "Ausleihe überfällig",
+            "Hand cart aus Locker North, Fach 3, ist überfällig",
         ),
         "city_ops_locker_door_open_locker_north_1": (
-            "Locker door open",
-            "Locker North, compartment 1 (Walker)",
+            "Schließfachtür offen",
+            "Locker North, Fach 1 (Walker)",
         ),
         "city_ops_locker_keypad_locked_locker_north_": (
-            "Locker keypad locked",
-            "The keypad of Locker North is locked after repeated wrong entries.",
+            "Tastenfeld gesperrt",
+            "Das Tastenfeld von Locker North ist nach mehreren Fehleingaben gesperrt.",
         ),
     }
+
+
+def german_door(hass: HomeAssistant, banks: Banks, bank: str, number: int) -> str:
+    """A compartment door as a German installation registers it ("Locker North Fach 3 Tür")."""
+    entry = er.async_get(hass).async_get_or_create(
+        "binary_sensor",
+        DOMAIN,
+        f"{slug(bank)}-{number}-door-de",
+        config_entry=banks.entry,
+        device_id=banks.device_ids[bank],
+        suggested_object_id=f"{slug(bank)}_fach_{number}_tur",
+        original_device_class="door",
+        translation_key="door",
+    )
+    hass.states.async_set(
+        entry.entity_id,
+        STATE_OFF,
+        {"device_class": "door", "friendly_name": f"{bank} Fach {number} Tür"},
+    )
+    return entry.entity_id
 
 
 GERMAN_TEXTS = {
@@ -457,24 +478,9 @@ async def test_german_installation_with_german_texts(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     """German entity ids and names ("Locker North Fach 3 Tür"): the item is still found."""
-    entities = er.async_get(hass)
-    german = entities.async_get_or_create(
-        "binary_sensor",
-        DOMAIN,
-        "locker_north-3-door-de",
-        config_entry=banks.entry,
-        device_id=banks.device_ids["Locker North"],
-        suggested_object_id="locker_north_fach_3_tur",
-        original_device_class="door",
-        translation_key="door",
-    )
-    hass.states.async_set(
-        german.entity_id,
-        STATE_OFF,
-        {"device_class": "door", "friendly_name": "Locker North Fach 3 Tür"},
-    )
-    calls = await setup_alerts(doors=[german.entity_id], **GERMAN_TEXTS)
-    await set_door(hass, german.entity_id, STATE_ON)
+    german = german_door(hass, banks, "Locker North", 3)
+    calls = await setup_alerts(doors=[german], **GERMAN_TEXTS)
+    await set_door(hass, german, STATE_ON)
     await wait(hass, freezer, minutes=5, seconds=1)
     assert [(c.data["title"], c.data["message"]) for c in calls] == [
         (

@@ -77,6 +77,9 @@ def e2e_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     """Run mosquitto on a free loopback port for the session."""
+    # Session fixtures start with the first test that needs them, possibly after a module of
+    # private_* fixtures: by then phcc has blocked sockets for that test again.
+    pytest_socket.enable_socket()
     mosquitto = Broker(free_port())
     mosquitto.start()
     try:
@@ -88,6 +91,7 @@ def broker() -> Iterator[Broker]:
 @pytest.fixture(scope="session")
 def hass_process(e2e_config_dir: Path, broker: Broker) -> Iterator[HomeAssistantProcess]:
     """Run one real hass for the session and stop it at the end."""
+    pytest_socket.enable_socket()
     process = HomeAssistantProcess(e2e_config_dir, free_port())
     started = time.monotonic()
     process.start()
@@ -103,6 +107,7 @@ def hass_process(e2e_config_dir: Path, broker: Broker) -> Iterator[HomeAssistant
 @pytest.fixture(scope="session")
 def ha(hass_process: HomeAssistantProcess, broker: Broker) -> Iterator[HomeAssistantClient]:
     """Return a client of the onboarded hass with MQTT set up against the test broker."""
+    pytest_socket.enable_socket()
     client = HomeAssistantClient(hass_process.base_url, log_tail=hass_process.log_tail)
     try:
         client.authenticate()

@@ -83,7 +83,6 @@ RESERVE_RESPONSE = {
     "pickup_until",
     "loan_period_min",
 }
-CALENDARS = ("calendar.locker_north_reservations", "calendar.locker_lake_reservations")
 
 
 @dataclass(frozen=True)
@@ -153,11 +152,25 @@ class LockerSite:
         return sent
 
     def device_id(self, bank: str) -> str:
-        """The bank's device, found the way a booking page would: from a compartment lock."""
-        entity_id = f"lock.{slug(bank)}_compartment_{self.compartments[bank][0]}"
-        found = self.ha.render_template(f"{{{{ device_id('{entity_id}') }}}}").strip()
-        assert re.fullmatch(r"[0-9a-f]{32}", found), (entity_id, found)
+        """The bank's device, found the way a booking page would: by the bank's name."""
+        found = self.ha.render_template(
+            "{{ integration_entities('city_ops') | map('device_id') | reject('none') | unique"
+            f" | select('is_device_attr', 'name', '{bank}') | first | default('') }}}}"
+        ).strip()
+        assert re.fullmatch(r"[0-9a-f]{32}", found), (bank, found)
         return found
+
+    def entity_id(self, bank: str, key: str, number: int | None = None) -> str:
+        """A bank's entity by its key (and compartment): entity ids follow the language."""
+        parts = (self.asset_ids[bank], number, key)
+        unique_id = "_".join(str(part) for part in parts if part is not None)
+        found = [
+            entry["entity_id"]
+            for entry in self.ha.entity_registry()
+            if entry["platform"] == "city_ops" and entry["unique_id"] == unique_id
+        ]
+        assert len(found) == 1, (unique_id, found)
+        return str(found[0])
 
     def reserve(self, bank: str, compartment: int, borrower: str) -> Booking:
         """city_ops.reserve with ?return_response; every code it hands out is remembered."""
@@ -195,19 +208,10 @@ class LockerSite:
 
     def loan_state(self, bank: str, number: int) -> dict[str, Any]:
         """The loan_state sensor of a compartment."""
-        found = self.ha.state(loan_state_id(bank, number))
-        assert found is not None, loan_state_id(bank, number)
+        entity_id = self.entity_id(bank, "loan_state", number)
+        found = self.ha.state(entity_id)
+        assert found is not None, entity_id
         return found
-
-
-def slug(name: str) -> str:
-    """An asset name as Home Assistant puts it into entity ids."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
-
-
-def loan_state_id(bank: str, number: int) -> str:
-    """The entity id of a compartment's loan_state sensor (the dashboard relies on it)."""
-    return f"sensor.{slug(bank)}_compartment_{number}_loan_state"
 
 
 def command_topic(site: LockerSite, bank: str, number: int) -> str:
@@ -371,8 +375,8 @@ def lockers(
         wait_received(site)
         for bank, numbers in site.compartments.items():
             for number in numbers:
-                ha.wait_for_state(f"binary_sensor.{slug(bank)}_compartment_{number}_item", "on")
-            available = ha.state(f"sensor.{slug(bank)}_items_available") or {}
+                ha.wait_for_state(site.entity_id(bank, "item", number), "on")
+            available = ha.state(site.entity_id(bank, "items_available")) or {}
             assert available.get("state") == str(len(numbers)), available
         yield site
     finally:
@@ -403,7 +407,7 @@ def test_reserve_collect_lock_out_and_survive_a_crash(lockers: LockerSite) -> No
     # The store holds code hashes: only Home Assistant's own user may read it.
     store_file = site.config_dir / ".storage" / f"city_ops.{site.entry_id}"
     assert store_file.stat().st_mode & 0o077 == 0, oct(store_file.stat().st_mode)
-    ha.wait_for_state(loan_state_id(NORTH, 2), "reserved")
+    ha.wait_for_state(lockers.entity_id(NORTH, "loan_state", 2), "reserved")
 
     typed = site.type_code(NORTH, first.code)
     unlock = first_command(site, typed)
@@ -416,7 +420,7 @@ def test_reserve_collect_lock_out_and_survive_a_crash(lockers: LockerSite) -> No
 
     # The borrower opens the door and takes the walker.
     site.report(NORTH, 2, door_open=True, locked=False, item_present=False)
-    ha.wait_for_state(loan_state_id(NORTH, 2), "on_loan")
+    ha.wait_for_state(lockers.entity_id(NORTH, "loan_state", 2), "on_loan")
     collected_at = time.monotonic()
     site.events.wait_for("city_ops_locker_collected", of_north, since=typed)
     collection_saved = wait_saved(
@@ -535,10 +539,10 @@ def test_lockers_view_renders_after_the_workflow(lockers: LockerSite) -> None:
     states = {
         entity_id: (ha.state(entity_id) or {}).get("state")
         for entity_id in [
-            "sensor.locker_north_items_available",
-            "sensor.locker_lake_items_available",
+            lockers.entity_id(NORTH, "items_available"),
+            lockers.entity_id(LAKE, "items_available"),
         ]
-        + [loan_state_id(NORTH, n) for n in lockers.compartments[NORTH]]
+        + [lockers.entity_id(NORTH, "loan_state", n) for n in lockers.compartments[NORTH]]
     }
     print("\n" + ", ".join(f"{k.split('.')[1]}={v}" for k, v in states.items()))
     blocked: list[str] = []
@@ -673,13 +677,17 @@ def test_residents_book_on_the_page_in_german(lockers: LockerSite) -> None:
             assert "frame-ancestors 'none'" in walker.headers.get("content-security-policy", "")
             site.page_secrets.append(str(page.locator("#manage").get_attribute("href")))
 
-            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, number), "reserved"))
+            outside(
+                lambda: ha.wait_for_state(site.entity_id(LAKE, "loan_state", number), "reserved")
+            )
             typed = site.type_code(LAKE, codes[0])
             outside(lambda: first_command(site, typed))
             time.sleep(1.0)  # a second command, had there been one, would be here by now
             assert sent_commands(site, typed) == [(command_topic(site, LAKE, number), UNLOCK)]
             site.report(LAKE, number, door_open=True, locked=False, item_present=False)
-            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, number), "on_loan"))
+            outside(
+                lambda: ha.wait_for_state(site.entity_id(LAKE, "loan_state", number), "on_loan")
+            )
             site.report(LAKE, number, door_open=False, locked=True, item_present=False)
 
             # -- 2. a hand cart, cancelled through its link --------------------------------
@@ -689,7 +697,11 @@ def test_residents_book_on_the_page_in_german(lockers: LockerSite) -> None:
             site.issued.extend(cart_codes)
             site.page_codes[cart.label] = cart_codes
             cart_number = compartment_shown(page)
-            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, cart_number), "reserved"))
+            outside(
+                lambda: ha.wait_for_state(
+                    site.entity_id(LAKE, "loan_state", cart_number), "reserved"
+                )
+            )
             link = str(page.locator("#manage").get_attribute("href"))
             site.page_secrets.append(link)
             page.locator("#manage").click()
@@ -701,7 +713,11 @@ def test_residents_book_on_the_page_in_german(lockers: LockerSite) -> None:
             page.wait_for_load_state("domcontentloaded")
             page.get_by_text("Ihre Reservierung ist storniert").wait_for(timeout=10_000)
             page.screenshot(path=str(SHOTS / "booking_cancelled_de.png"), full_page=True)
-            outside(lambda: ha.wait_for_state(loan_state_id(LAKE, cart_number), "available"))
+            outside(
+                lambda: ha.wait_for_state(
+                    site.entity_id(LAKE, "loan_state", cart_number), "available"
+                )
+            )
             assert sent_commands(site, cancelled_at) == [], "a cancel opens nothing"
 
             # The open feed says what is free now (the walker is out).
@@ -759,7 +775,8 @@ def test_no_issued_code_is_written_or_shown_anywhere(lockers: LockerSite) -> Non
         "diagnostics": json.dumps(ha.config_entry_diagnostics(site.entry_id)).encode()
     }
     now = datetime.now(UTC)
-    for calendar in CALENDARS:
+    calendar_ids = [site.entity_id(bank, "reservations") for bank in (NORTH, LAKE)]
+    for calendar in calendar_ids:
         events = ha.calendar_events(calendar, now - timedelta(days=1), now + timedelta(days=2))
         sources[f"GET /api/calendars/{calendar}"] = json.dumps(events).encode()
     # Everything is on disk once hass has stopped: the recorder's last commit, the last log line.
@@ -829,7 +846,7 @@ def test_no_issued_code_is_written_or_shown_anywhere(lockers: LockerSite) -> Non
         shown = any(marker.encode() in sources.get(name, b"") for name in names)
         assert shown, f"{what} do(es) not show the first booking"
     # Every user reads calendars: they show the bookings, never who booked.
-    calendars = b"".join(sources.get(f"GET /api/calendars/{c}", b"") for c in CALENDARS)
+    calendars = b"".join(sources.get(f"GET /api/calendars/{c}", b"") for c in calendar_ids)
     assert calendars.count(b'"summary"') >= 2, calendars[:300]
     for reference in (*site.reservation_ids, "e2e-borrower-1", "e2e-borrower-2"):
         assert reference.encode() not in calendars, "a calendar shows who booked"
