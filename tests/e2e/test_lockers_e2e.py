@@ -735,7 +735,7 @@ def test_residents_book_on_the_page_in_german(lockers: LockerSite) -> None:
     # Operators see the page's booking like any other: the calendar of the bank.
     now = datetime.now(UTC)
     events = ha.calendar_events(
-        "calendar.locker_lake_reservations", now - timedelta(hours=1), now + timedelta(days=1)
+        site.entity_id(LAKE, "reservations"), now - timedelta(hours=1), now + timedelta(days=1)
     )
     assert events, "the page's booking is not in the bank's calendar"
     site.page_secrets.append(CONTACT)
