@@ -156,6 +156,11 @@ class CompartmentEntity(LockerBankEntity):
         self._attr_unique_id = f"{asset_id}_{number}_{description.key}"
         self._attr_translation_placeholders = {"number": str(number)}
 
+    @property
+    def available(self) -> bool:
+        """A bank that went silent (or whose radio is gone) shows no compartment state."""
+        return self.bank.online
+
 
 class SiteEntity(Entity):
     """An entity of the site as a whole, refreshed (debounced) when anything on it changes."""

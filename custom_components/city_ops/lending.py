@@ -64,6 +64,11 @@ def locker_bank_spec(asset: Asset) -> LockerBankSpec:
         ),
         pickup_window=timedelta(minutes=float(params.get("pickup_window_min", 120))),
         loan_period=timedelta(minutes=float(params.get("loan_period_min", 240))),
+        report_interval=(
+            timedelta(seconds=int(params["report_interval_s"]))
+            if params.get("report_interval_s")
+            else None
+        ),
     )
 
 
@@ -152,6 +157,8 @@ class Lending:
         if self.stopped:
             return
         bank = self.banks[asset_id]
+        if bank.heard(dt_util.utcnow()):
+            self._availability(asset_id, online=True)
         if isinstance(reading, KeypadEntry):
             if reading.sent_at is not None and self._stale(asset_id, reading.sent_at):
                 return
@@ -347,11 +354,36 @@ class Lending:
 
     @callback
     def tick(self, now: datetime) -> None:
-        """Deadlines on every bank."""
+        """Deadlines on every bank, and whether each is still there."""
         for asset_id, bank in self.banks.items():
+            self._check_there(asset_id, bank, now)
             update = bank.tick(now)
             if update.changed or update.commands:
                 self._apply_then_save(asset_id, update)
+
+    def _check_there(self, asset_id: str, bank: LockerBank, now: datetime) -> None:
+        """Silence beyond the report interval, or ZHA's radio gone, makes a bank unavailable."""
+        if self.assets[asset_id].source_kind == "zha":
+            zha = self.zha
+            if zha is None or not delivery.zha_reachable(self.hass, zha):
+                if bank.set_online(False):
+                    self._availability(asset_id, online=False, why="ZHA is not running")
+                return
+            seen = zha.last_seen(self.assets[asset_id].device)
+            fresh = seen is not None and (bank.last_heard is None or seen > bank.last_heard)
+            if fresh and seen is not None and bank.heard(seen):
+                self._availability(asset_id, online=True)
+        if bank.check_silence(now):
+            self._availability(asset_id, online=False, why="it missed its reports")
+
+    def _availability(self, asset_id: str, *, online: bool, why: str = "") -> None:
+        """Logged once each way; the compartments' entities follow."""
+        name = self.assets[asset_id].name
+        if online:
+            LOGGER.info("%s reports again; its compartments are available", name)
+        else:
+            LOGGER.warning("%s is unavailable (%s); so are its compartments", name, why)
+        self._notify(asset_id)
 
     # -- results ------------------------------------------------------------------------------
 

@@ -9,16 +9,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.mqtt.models import DATA_MQTT
 from homeassistant.config_entries import ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_mqtt_message
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_mqtt_message,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from custom_components.city_ops.const import DOMAIN
+from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 from custom_components.city_ops.diagnostics import async_get_config_entry_diagnostics
 from custom_components.city_ops.model.locker import Keypad
 from custom_components.city_ops.throttled_log import ThrottledLog
@@ -371,3 +376,63 @@ async def test_a_new_bank_device_is_on_disk_when_setup_ends(
     meadow = bank_device(hass, entry.entry_id, "Locker Meadow")
     stored = {device["id"] for device in hass_storage["core.device_registry"]["data"]["devices"]}
     assert meadow in stored
+
+
+# -- availability from the devices ----------------------------------------------------------------
+
+
+async def test_a_silent_bank_makes_its_compartments_unavailable_logged_once_each_way(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A controller with a 60 s heartbeat that misses three reports is gone until it reports."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Stadtpark",
+        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
+        subentries_data=[
+            locker_bank("Locker North", "locker-north", ("Walker", "walker"), report_interval_s=60)
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    report(hass, "locker-north", 1, door="closed", locked=True, item_present=True)
+    await hass.async_block_till_done()
+    lock = "lock.locker_north_compartment_1"
+    assert hass.states.get(lock).state == "locked"
+
+    def lines(text: str) -> int:
+        return sum(text in record.getMessage() for record in caplog.records)
+
+    for _ in range(20):  # 200 s in lending ticks; three missed 60 s reports after 180 s
+        freezer.tick(timedelta(seconds=10))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert hass.states.get(lock).state == "unavailable"
+    assert hass.states.get("sensor.locker_north_compartment_1_loan_state").state == "unavailable"
+    assert lines("Locker North is unavailable") == 1
+    for _ in range(10):
+        freezer.tick(timedelta(seconds=10))
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+    assert lines("Locker North is unavailable") == 1
+
+    report(hass, "locker-north", 1, door="closed", locked=True, item_present=True)
+    await hass.async_block_till_done()
+    assert hass.states.get(lock).state == "locked"
+    assert lines("Locker North reports again") == 1
+
+
+async def test_a_bank_without_a_heartbeat_stays_available(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    north: tuple[MockConfigEntry, str],
+) -> None:
+    """Controllers that only report changes say nothing by silence."""
+    freezer.tick(timedelta(days=2))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get("lock.locker_north_compartment_1").state == "locked"

@@ -24,7 +24,7 @@ MAST_KEYS = (
     "boost_level",
     "hold_s",
 )
-LOCKER_BANK_KEYS = ("compartments", "pickup_window_min", "loan_period_min")
+LOCKER_BANK_KEYS = ("compartments", "pickup_window_min", "loan_period_min", "report_interval_s")
 PARAM_KEYS = {"container": CONTAINER_KEYS, "mast": MAST_KEYS, "locker_bank": LOCKER_BANK_KEYS}
 MAST_SOURCE_KINDS = ("zigbee2mqtt", "zha")
 LOCKER_BANK_SOURCE_KINDS = ("native", "zha")
@@ -149,11 +149,14 @@ def mast_params(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def locker_bank_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a locker bank's parameters (one place for the flow and the file import)."""
-    return {
+    params = {
         "compartments": compartments_param(values.get("compartments")),
         "pickup_window_min": _int(values, "pickup_window_min", 120, 1, 7 * 1440),
         "loan_period_min": _int(values, "loan_period_min", 240, 1, 30 * 1440),
     }
+    if values.get("report_interval_s") is not None:  # controllers with a heartbeat only
+        params["report_interval_s"] = _int(values, "report_interval_s", 300, 10, 86_400)
+    return params
 
 
 def source_binding(source: Any) -> tuple[str, str]:

@@ -24,6 +24,7 @@ import secrets
 from typing import Any
 
 from ..sources.reading import MAX_COMPARTMENTS, valid_code_text
+from .container import OFFLINE_AFTER_INTERVALS
 
 CODE_DIGITS = 6
 SCRYPT_N = 2**12  # about 14 ms per hash on the target machines; a keypad entry checks a few
@@ -182,6 +183,9 @@ class LockerBankSpec:
     compartments: tuple[CompartmentSpec, ...]
     pickup_window: timedelta = timedelta(hours=2)
     loan_period: timedelta = timedelta(hours=4)
+    # How often the controller reports at least (a heartbeat); None: it only reports changes,
+    # and silence says nothing.
+    report_interval: timedelta | None = None
 
 
 @dataclass(slots=True)
@@ -402,6 +406,34 @@ class LockerBank:
         self.keypad = Keypad()
         self.history: list[Loan] = []
         self.unexpected: dict[str, int] = {}
+        self.online = True
+        self.last_heard: datetime | None = None
+
+    # -- is the bank there? --------------------------------------------------------------------
+
+    def heard(self, now: datetime) -> bool:
+        """The bank reported; True when that brings it back from silence."""
+        self.last_heard = now
+        return self.set_online(True)
+
+    def set_online(self, online: bool) -> bool:
+        """The bank's reachability as its radio or gateway tells it; True when it changed."""
+        changed = online != self.online
+        self.online = online
+        return changed
+
+    def check_silence(self, now: datetime) -> bool:
+        """True when the bank just missed OFFLINE_AFTER_INTERVALS report intervals."""
+        interval = self.spec.report_interval
+        if interval is None or not self.online:
+            return False
+        if self.last_heard is None:
+            self.last_heard = now  # the time starts with Home Assistant
+            return False
+        if now - self.last_heard <= interval * OFFLINE_AFTER_INTERVALS:
+            return False
+        self.online = False
+        return True
 
     # -- queries -------------------------------------------------------------------------------
 

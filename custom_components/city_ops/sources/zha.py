@@ -23,6 +23,7 @@ KeypadEntry of the bank. `async_set_locked` sends lock_door / unlock_door withou
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from functools import partial
 import logging
 import math
@@ -489,6 +490,17 @@ class ZhaDevices:
         if cluster is None:
             raise ZhaCommandError("no_door_lock", f"{key} compartment {compartment}")
         await self._request(key, cluster.lock_door() if locked else cluster.unlock_door())
+
+    def last_seen(self, ieee: str) -> datetime | None:
+        """When zigpy last heard from a device (any frame), or None; never raises."""
+        try:
+            _, device = self._device(ieee)
+        except ZhaCommandError:
+            return None
+        seen = getattr(device, "last_seen", None)
+        if isinstance(seen, int | float):  # older zigpy: Unix seconds
+            return datetime.fromtimestamp(seen, UTC)
+        return seen if isinstance(seen, datetime) and seen.tzinfo is not None else None
 
     def _device(self, ieee: str) -> tuple[str, Device]:
         """The IEEE key and zigpy device a command goes to, or the ZhaCommandError why not."""
