@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 import json
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -205,6 +206,7 @@ def german_page(
 ) -> Iterator[tuple[Page, list[str]]]:
     """A Chromium page set to German that talks to this hass only (blocked requests listed)."""
     blocked: list[str] = []
+    before = set(threading.enumerate())
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -215,6 +217,10 @@ def german_page(
             yield context.new_page(), blocked
         finally:
             browser.close()
+    # Playwright's loop lets its executor threads end after it closed; on a busy machine
+    # they outlive the test, and phcc fails a test that leaves threads behind.
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=10)
 
 
 def headings(page: Page) -> list[str]:
