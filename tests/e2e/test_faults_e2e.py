@@ -42,10 +42,8 @@ from .test_lockers_e2e import (
     LockerSite,
     command_topic,
     first_command,
-    loan_state_id,
     lockers,
     sent_commands,
-    slug,
     wait_received,
 )
 
@@ -55,7 +53,6 @@ __all__ = ["lockers"]  # the module-scoped site fixture, shared with test_locker
 
 MAST = "Fault Mast"
 MAST_DEVICE = "fault-mast"
-LIGHT = f"light.{slug(MAST)}"
 BIN = "Fault Bin"
 EXTRAS_FILE = "fault_extras.geojson"
 FLOOD = 5_000
@@ -74,6 +71,7 @@ class FaultSite:
 
     lockers: LockerSite
     lamp_commands: MqttRecorder
+    light: str  # the mast's light (entity ids follow the language: found in the registry)
     log_lines: list[int] = field(default_factory=list)
 
     @property
@@ -133,13 +131,21 @@ def faults(lockers: LockerSite) -> Iterator[FaultSite]:
     )
     assert sorted(added["added"]) == sorted([MAST, BIN]), added
     site.ha.wait_entry_loaded(site.entry_id)
-    wait_for("the mast's light", lambda: site.ha.state(LIGHT), site.ha, timeout=60)
+    lights = wait_for(
+        "the mast's light",
+        lambda: site.ha.find_entities(platform="city_ops", domain="light"),
+        site.ha,
+        timeout=60,
+    )
+    assert len(lights) == 1, lights
+    light = str(lights[0]["entity_id"])
+    wait_for("the light's state", lambda: site.ha.state(light), site.ha, timeout=60)
     wait_received(site)
     recorder = MqttRecorder(
         site.broker.host, site.broker.port, "zigbee2mqtt/+/set", client_id="e2e-fault-lamps"
     )
     try:
-        yield FaultSite(site, recorder)
+        yield FaultSite(site, recorder, light)
     finally:
         recorder.close()
 
@@ -189,15 +195,15 @@ def test_read_only_and_non_admin_users_against_every_service_and_action(
         "read-only": create_user(ha, "Reader", "system-read-only"),
         "operator": create_user(ha, "Operator", "system-users"),
     }
-    lock_2 = f"lock.{slug(NORTH)}_compartment_2"
+    lock_2 = site.entity_id(NORTH, "compartment", 2)
     calls: list[tuple[str, str, dict[str, Any], set[str]]] = [
         # (domain, service, data, the roles allowed)
         ("city_ops", "reserve", {"device_id": north, "compartment": 3}, {"operator"}),
         ("city_ops", "extend", {"device_id": north, "compartment": 1, "minutes": 5}, {"operator"}),
         ("city_ops", "release_code", {"device_id": north, "code": "000000"}, {"operator"}),
-        ("city_ops", "boost", {"entity_id": LIGHT}, {"operator"}),
-        ("light", "turn_on", {"entity_id": LIGHT, "brightness": 200}, {"operator"}),
-        ("light", "turn_off", {"entity_id": LIGHT}, {"operator"}),
+        ("city_ops", "boost", {"entity_id": faults.light}, {"operator"}),
+        ("light", "turn_on", {"entity_id": faults.light, "brightness": 200}, {"operator"}),
+        ("light", "turn_off", {"entity_id": faults.light}, {"operator"}),
         ("lock", "lock", {"entity_id": lock_2}, {"operator"}),
         ("lock", "unlock", {"entity_id": lock_2}, set()),
         ("city_ops", "open_for_maintenance", {"device_id": north, "compartment": 2}, set()),
@@ -326,7 +332,7 @@ def test_broker_down_and_back_during_keypad_use_and_a_light_command(faults: Faul
         assert status == 400, (status, body)
         for domain, service, data in (
             ("city_ops", "open_for_maintenance", {"device_id": north, "compartment": 6}),
-            ("light", "turn_on", {"entity_id": LIGHT, "brightness": 255}),
+            ("light", "turn_on", {"entity_id": faults.light, "brightness": 255}),
         ):
             status, body = ha.send("POST", f"/api/services/{domain}/{service}", json_data=data)
             tried += 1
@@ -388,7 +394,7 @@ def test_broker_down_and_back_during_keypad_use_and_a_light_command(faults: Faul
 
     # The operator's lamp command goes through now.
     lamp = time.monotonic()
-    ha.call_service("light", "turn_on", {"entity_id": LIGHT, "brightness": 255})
+    ha.call_service("light", "turn_on", {"entity_id": faults.light, "brightness": 255})
     wait_for("the lamp command on the broker", lambda: faults.lamp_commands.since(lamp), ha)
     print(
         f"\nbroker outage: {tried} calls during {outage_s:.1f} s, {refused} refused with the "
@@ -535,7 +541,7 @@ def test_sigkill_during_bursts_of_bookings_loses_nothing_acknowledged(faults: Fa
         assert (figures["lost"], figures["duplicated"]) == (0, 0), figures
         for ledger in ledgers:
             shown = ha.wait_for_state(
-                loan_state_id(ledger.bank, ledger.compartment),
+                site.entity_id(ledger.bank, "loan_state", ledger.compartment),
                 lambda state: state in ("reserved", "available"),
             )
             loan = site.stored(ledger.bank)["compartments"][str(ledger.compartment)]["loan"]
