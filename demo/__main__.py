@@ -34,6 +34,7 @@ TOKEN_FILE = CONFIG_DIR / ".city_ops_demo_token"
 DASHBOARD_PATH = "/city-operations/stadtpark-norderstedt-waste"
 LIGHTING_PATH = "/city-operations/stadtpark-norderstedt-lighting"
 LOCKERS_PATH = "/city-operations/stadtpark-norderstedt-lockers"
+BOOKING_PATH = "/city_ops/book/stadtpark-norderstedt"  # the site's name, as the page makes it
 
 
 def log(message: str) -> None:
@@ -184,6 +185,8 @@ class Demo:
         log(f"MQTT integration connected to {HOST}:{port}")
         entry_id = ensure_site(client, SITE_NAME)
         ensure_assets(client, entry_id, config_dir / ASSET_FILE)
+        # Residents may also book on the site's own page (off unless an operator switches it on).
+        client.update_options(entry_id, {"booking_page": True, "availability_feed": True})
         if self.stop_event.is_set():
             return 0
 
@@ -223,6 +226,7 @@ class Demo:
             f"\n  City Operations: {self.hass.base_url}{DASHBOARD_PATH}\n"
             f"  Park lighting:   {self.hass.base_url}{LIGHTING_PATH}\n"
             f"  Lending lockers: {self.hass.base_url}{LOCKERS_PATH}\n"
+            f"  Booking page:    {self.hass.base_url}{BOOKING_PATH}\n"
             "  (no login from this machine; Ctrl-C stops the demo)\n",
             flush=True,
         )

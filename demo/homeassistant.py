@@ -799,6 +799,29 @@ class HomeAssistantClient:
         self.wait_entry_loaded(entry_id)
         return entry_id
 
+    def update_options(self, entry_id: str, changes: dict[str, Any]) -> None:
+        """Run an entry's options flow as the UI would (untouched fields keep their values).
+
+        A site reloads with new options; this returns once it is loaded again.
+        """
+        flow = self.request(
+            "POST", "/api/config/config_entries/options/flow", json_data={"handler": entry_id}
+        )
+        data = {**form_defaults(flow["data_schema"]), **changes}
+        done = self.request(
+            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", json_data=data
+        )
+        if done.get("type") != "create_entry":
+            raise HomeAssistantError(f"options flow of {entry_id} ended with {json.dumps(done)}")
+        # The reload is scheduled: see the entry leave "loaded" (briefly), then come back.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+            entry["entry_id"] == entry_id and entry.get("state") == "loaded"
+            for entry in self.config_entries()
+        ):
+            time.sleep(0.1)
+        self.wait_entry_loaded(entry_id)
+
     def _mqtt_broker(self, entry_id: str) -> tuple[str, int] | None:
         """Return the broker host and port an MQTT entry uses (from its diagnostics)."""
         status, body = self.send("GET", f"/api/diagnostics/config_entry/{entry_id}")

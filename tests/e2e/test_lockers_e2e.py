@@ -41,7 +41,6 @@ from demo.homeassistant import (
     HomeAssistantError,
     HomeAssistantEvents,
     HomeAssistantProcess,
-    form_defaults,
 )
 
 from .conftest import MqttMessage, MqttRecorder
@@ -594,21 +593,7 @@ def record_local(base_url: str, seen: list[PageResponse]) -> Callable[[Route], N
 
 def switch_on_booking_page(site: LockerSite) -> None:
     """The operator switches the page and the feed on in the site's options (REST, as the UI)."""
-    ha = site.ha
-    flow = ha.request(
-        "POST", "/api/config/config_entries/options/flow", json_data={"handler": site.entry_id}
-    )
-    data = {
-        **form_defaults(flow["data_schema"]),
-        "booking_page": True,
-        "availability_feed": True,
-    }
-    done = ha.request(
-        "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", json_data=data
-    )
-    assert done["type"] == "create_entry", done
-    time.sleep(3)  # the site reloads with its new options
-    ha.wait_entry_loaded(site.entry_id)
+    site.ha.update_options(site.entry_id, {"booking_page": True, "availability_feed": True})
     wait_received(site)
 
 
