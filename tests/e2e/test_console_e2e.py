@@ -195,6 +195,9 @@ def german_sites(private_ha: HomeAssistantClient, private_broker: Broker) -> dic
         )
 
     wait_for("readings of every container", all_reported, ha, timeout=60)
+    bank = next(device["id"] for device in ha.device_registry() if device["name"] == BANK)
+    available = ha.find_entity_id("items_available", device_id=bank)
+    ha.wait_for_state(available, str(len(COMPARTMENTS)), timeout=60)
     route = ha.find_entity_id("collection_route", config_entry_id=entry_id)
     wait_for("two stops on the route", lambda: (ha.state(route) or {}).get("state") == "2", ha)
     return {"entry_id": entry_id, "other_id": other_id, "route": route, "fill": fill_by_name}
