@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from homeassistant.components.binary_sensor import (
     BinarySensorEntity,
@@ -12,7 +13,6 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.util import dt as dt_util
 
 from .const import SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
 from .entity import CompartmentEntity, ContainerEntity, MastEntity
@@ -49,11 +49,22 @@ CONTAINER_BINARY_SENSORS: tuple[ContainerBinarySensorDescription, ...] = (
 
 @dataclass(frozen=True, kw_only=True)
 class MastBinarySensorDescription(BinarySensorEntityDescription):
-    """A mast binary sensor; `sun_down` tells whether the sun is below the horizon."""
+    """A mast binary sensor and how to read it (and its attributes) from the model."""
 
-    is_on_fn: Callable[[Mast, bool], bool | None]
-    # The sun calculation costs ~50 µs; only sensors that depend on it pay for it.
-    needs_sun: bool = False
+    is_on_fn: Callable[[Mast], bool | None]
+    attributes_fn: Callable[[Mast], dict[str, Any]] | None = None
+    # Shown while the mast is unreachable: it is what says so.
+    always_available: bool = False
+
+
+def _fault_attributes(mast: Mast) -> dict[str, Any]:
+    """Which fault (TALQ LampMonitor kind), since when, and every fault the mast has."""
+    fault = mast.fault()
+    return {
+        "fault_kind": fault[0].value if fault else None,
+        "since": fault[1].isoformat() if fault else None,
+        "faults": sorted(kind.value for kind in mast.status.faults),
+    }
 
 
 MAST_BINARY_SENSORS: tuple[MastBinarySensorDescription, ...] = (
@@ -61,14 +72,16 @@ MAST_BINARY_SENSORS: tuple[MastBinarySensorDescription, ...] = (
         key="motion",
         translation_key="motion",
         device_class=BinarySensorDeviceClass.MOTION,
-        is_on_fn=lambda mast, _: mast.status.motion,
+        is_on_fn=lambda mast: mast.status.motion,
     ),
     MastBinarySensorDescription(
         key="lamp_fault",
         translation_key="lamp_fault",
         device_class=BinarySensorDeviceClass.PROBLEM,
-        is_on_fn=lambda mast, sun_down: mast.lamp_fault(dt_util.utcnow(), sun_down),
-        needs_sun=True,
+        # Faults are judged on reports and on the minute tick; the sensor shows the verdict.
+        is_on_fn=lambda mast: bool(mast.status.faults),
+        attributes_fn=_fault_attributes,
+        always_available=True,
     ),
 )
 
@@ -153,13 +166,23 @@ class MastBinarySensor(MastEntity, BinarySensorEntity):
     def shown_value(self) -> object:
         """The model's value for this sensor."""
         description = self.entity_description
-        sun_down = self.runtime.lighting.sun_down() if description.needs_sun else False
-        return description.is_on_fn(self.mast, sun_down)
+        attributes = description.attributes_fn(self.mast) if description.attributes_fn else None
+        return (description.is_on_fn(self.mast), attributes)
+
+    @property
+    def available(self) -> bool:
+        """Unreachable masts are unavailable, except for what reports them unreachable."""
+        return self.entity_description.always_available or super().available
 
     @property
     def is_on(self) -> bool | None:
         """Return the state from the model."""
-        return self.value  # type: ignore[return-value]
+        return self.value[0]  # type: ignore[index,no-any-return]
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        """The fault's kind and since when, where the sensor has attributes."""
+        return self.value[1]  # type: ignore[index,no-any-return]
 
 
 class CompartmentBinarySensor(CompartmentEntity, BinarySensorEntity):

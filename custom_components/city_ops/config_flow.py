@@ -22,6 +22,7 @@ import probatio as vol
 from .const import (
     CONF_AVAILABILITY_FEED,
     CONF_BASE_LEVEL,
+    CONF_BEHIND_M,
     CONF_BOOKING_ACCESS_KEY,
     CONF_BOOKING_MAX_ACTIVE,
     CONF_BOOKING_PAGE,
@@ -36,11 +37,14 @@ from .const import (
     CONF_DUE_HORIZON_H,
     CONF_FULL_THRESHOLD,
     CONF_HOLD_S,
+    CONF_LEAD_M,
+    CONF_LEAD_S,
     CONF_LUX_THRESHOLD,
     CONF_NATIVE_BASE,
     CONF_NIGHT_END,
     CONF_NIGHT_LEVEL,
     CONF_NIGHT_START,
+    CONF_PATH_PROFILES,
     CONF_SOURCE_KIND,
     CONF_TRANSITION_DOWN_S,
     CONF_TRANSITION_UP_S,
@@ -53,6 +57,7 @@ from .const import (
     DEFAULT_DUE_HORIZON_H,
     DEFAULT_FULL_THRESHOLD,
     DOMAIN,
+    PATH_PROFILE_KEYS,
     SUBENTRY_CONTAINER,
     SUBENTRY_LOCKER_BANK,
     SUBENTRY_MAST,
@@ -182,9 +187,12 @@ class CityOpsOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show and store the options."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
-        options = self.config_entry.options
+            if _path_profiles_valid(user_input.get(CONF_PATH_PROFILES)):
+                return self.async_create_entry(data=user_input)
+            errors[CONF_PATH_PROFILES] = "invalid_path_profiles"
+        options = {**self.config_entry.options, **(user_input or {})}
         hass = self.hass
         depot = options.get(
             CONF_DEPOT, {"latitude": hass.config.latitude, "longitude": hass.config.longitude}
@@ -228,6 +236,7 @@ class CityOpsOptionsFlow(OptionsFlow):
                     **_booking_page_schema(options),
                 }
             ),
+            errors=errors,
         )
 
 
@@ -261,6 +270,26 @@ def _booking_page_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
     }
 
 
+def _path_profiles_valid(value: Any) -> bool:
+    """Per path: a mapping of path names to profile values that a path may set."""
+    if value is None:
+        return True
+    if not isinstance(value, Mapping):
+        return False
+    return all(
+        isinstance(path, str)
+        and isinstance(values, Mapping)
+        and all(
+            key in PATH_PROFILE_KEYS
+            and isinstance(number, int | float)
+            and not isinstance(number, bool)
+            and 0 <= number <= 86_400
+            for key, number in values.items()
+        )
+        for path, values in value.items()
+    )
+
+
 def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
     """The site's lighting profile (masts may override base, boost and hold)."""
     profile = site_profile(options)
@@ -288,6 +317,12 @@ def _lighting_schema(options: Mapping[str, Any]) -> dict[vol.Marker, Any]:
         vol.Required(CONF_NIGHT_LEVEL, default=profile.night_level): percent(),
         vol.Required(CONF_WARM_KELVIN, default=profile.warm_kelvin): _box(0, 6500, "K", 100),
         vol.Required(CONF_LUX_THRESHOLD, default=profile.lux_threshold): _box(0, 1000, "lx"),
+        vol.Required(CONF_LEAD_M, default=profile.lead_m): _box(0, 1000, "m"),
+        vol.Required(CONF_LEAD_S, default=profile.lead_s): _box(0, 120, "s"),
+        vol.Required(CONF_BEHIND_M, default=profile.behind_m): _box(0, 1000, "m"),
+        vol.Optional(
+            CONF_PATH_PROFILES, default=options.get(CONF_PATH_PROFILES) or {}
+        ): selector.ObjectSelector(),
     }
 
 

@@ -31,6 +31,7 @@ CONF_DEVICE: Final = "device"
 
 EVENT_CONTAINER_EMPTIED: Final = "city_ops_container_emptied"
 EVENT_CONTAINER_FIRE: Final = "city_ops_container_fire_alarm"
+EVENT_LAMP_FAULT: Final = "city_ops_lamp_fault"
 
 TOPIC_DEFAULTS_DATA: Final = {
     CONF_ZIGBEE2MQTT_BASE: DEFAULT_ZIGBEE2MQTT_BASE,
@@ -65,3 +66,17 @@ CONF_BOOKING_PER_CONTACT_DAY: Final = "booking_per_contact_day"
 DEFAULT_BOOKING_MAX_ACTIVE: Final = 2
 DEFAULT_BOOKING_PER_ADDRESS_H: Final = 20
 DEFAULT_BOOKING_PER_CONTACT_DAY: Final = 6
+CONF_LEAD_M: Final = "lead_m"
+CONF_LEAD_S: Final = "lead_s"
+CONF_BEHIND_M: Final = "behind_m"
+# Per path: {"Seeweg": {"lead_m": 80, "hold_s": 60}} over the site's profile.
+CONF_PATH_PROFILES: Final = "path_profiles"
+PATH_PROFILE_KEYS: Final = (
+    "base_level",
+    "boost_level",
+    "hold_s",
+    "corridor_hops",
+    "lead_m",
+    "lead_s",
+    "behind_m",
+)

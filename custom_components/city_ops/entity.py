@@ -124,6 +124,11 @@ class MastEntity(AssetEntity):
         path = self.mast.spec.path
         return f"Lighting mast ({path})" if path else "Lighting mast"
 
+    @property
+    def available(self) -> bool:
+        """A mast Zigbee2MQTT reports offline is unavailable until it is back online."""
+        return self.mast.online
+
 
 class LockerBankEntity(AssetEntity):
     """An entity of a locker bank as a whole."""

@@ -22,6 +22,7 @@ from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.event import (
     EventStateChangedData,
+    async_call_later,
     async_track_state_added_domain,
     async_track_time_interval,
 )
@@ -83,6 +84,7 @@ OFFLINE_CHECK = timedelta(minutes=1)
 LENDING_TICK = timedelta(seconds=10)
 SITE_REFRESH_COOLDOWN_S = 1.0
 COMPLETED_KEPT = timedelta(hours=24)
+SUBSCRIBE_WAIT_S = 10
 
 
 @dataclass(slots=True)
@@ -163,7 +165,9 @@ class CityOpsRuntime:
                 asset = asset_from_subentry(SUBENTRY_MAST, subentry.data)
                 self.assets[subentry_id] = asset
                 self.site.add_mast(
-                    subentry_id, Mast(mast_spec(asset, profile)), mast_bindings(asset)
+                    subentry_id,
+                    Mast(mast_spec(asset, profile, entry.options)),
+                    mast_bindings(asset),
                 )
             elif subentry.subentry_type == SUBENTRY_LOCKER_BANK:
                 asset = asset_from_subentry(SUBENTRY_LOCKER_BANK, subentry.data)
@@ -200,6 +204,7 @@ class CityOpsRuntime:
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
         self._unsubscribe: list[CALLBACK_TYPE] = []
+        self._topics: list[str] = []
         self._site_refresh = Debouncer(
             hass,
             LOGGER,
@@ -240,7 +245,7 @@ class CityOpsRuntime:
         for mast in self.site.masts.values():
             mast.status.commanded_level = None
         if self.site.masts:
-            self.lighting.reconcile()
+            self._when_subscribed(self.lighting.start)
         self._unsubscribe.append(
             async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
         )
@@ -386,10 +391,59 @@ class CityOpsRuntime:
             handlers.append(
                 (topic, self._message_handler(SourceKind.NATIVE, self.lending.decode, retained_ok))
             )
+        handlers += self.lighting.subscriptions()
         for topic, handler in handlers:
             self._unsubscribe.append(
                 await mqtt.async_subscribe(self.hass, topic, handler, qos=1, encoding=None)
             )
+        self._topics = [topic for topic, _ in handlers]
+
+    @callback
+    def _when_subscribed(self, then: Callable[[], None]) -> None:
+        """Call `then` once the broker acknowledged every subscription (or after a while).
+
+        Commands sent before would be answered into the void: a luminaire's answer to the
+        start-up command is how the site learns its level.
+        """
+        pending = set(self._topics)
+        stops: list[CALLBACK_TYPE] = []
+        done = False
+
+        @callback
+        def stop_waiting() -> None:
+            nonlocal done
+            done = True
+            for stop in stops:
+                stop()
+            stops.clear()
+
+        @callback
+        def finish(_: Any = None) -> None:
+            if done:
+                return
+            stop_waiting()
+            if pending:
+                LOGGER.warning(
+                    "%s: the broker has not confirmed %d subscriptions after %s s; going on",
+                    self.entry.title,
+                    len(pending),
+                    SUBSCRIBE_WAIT_S,
+                )
+            then()
+
+        for topic in self._topics:
+
+            @callback
+            def acknowledged(topic: str = topic) -> None:
+                pending.discard(topic)
+                if not pending:
+                    finish()
+
+            stops.append(mqtt.async_on_subscribe_done(self.hass, topic, 1, acknowledged))
+        stops.append(async_call_later(self.hass, SUBSCRIBE_WAIT_S, finish))
+        self._unsubscribe.append(stop_waiting)
+        if not pending:
+            finish()
 
     def _message_handler(
         self, kind: SourceKind, decoder: Decoder, retained_ok: bool = True
@@ -470,15 +524,12 @@ class CityOpsRuntime:
             return
         self._count_rejected(asset_id, reading.rejected)
         now = dt_util.utcnow()
-        update = self.site.apply(asset_id, reading, now)
         stats.applied += 1
         if asset_id in self.site.masts:
-            if reading.illuminance_lx is not None:
-                # A light sensor can make the mast dark (or not) between minute ticks.
-                self.lighting.reconcile(now, [self.site.masts[asset_id].spec.name])
-            self._notify_asset(asset_id)
+            self.lighting.apply(asset_id, reading, now)
             self._schedule_save()
             return
+        update = self.site.apply(asset_id, reading, now)
         self._after_update(asset_id, update)
 
     @callback

@@ -154,6 +154,11 @@ def _due_names(runtime: CityOpsRuntime, now: datetime) -> dict[str, Any]:
     return {"containers": names[:MAX_LISTED], "more": max(0, len(names) - MAX_LISTED)}
 
 
+def _since(runtime: CityOpsRuntime) -> str | None:
+    since = runtime.site.lighting.counting_since
+    return since.isoformat() if since else None
+
+
 SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
     SiteSensorDescription(
         key="containers_due",
@@ -169,7 +174,19 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
-        value_fn=lambda runtime, _: round(runtime.site.lighting.energy_kwh(), 4),
+        value_fn=lambda runtime, _: round(runtime.site.lighting.counted[0], 4),
+        has_fn=lambda runtime: bool(runtime.site.masts),
+    ),
+    # Energy and reference are totals over the same intervals: the recorder's daily
+    # statistics of both give any day's or month's savings as 1 - energy / reference.
+    SiteSensorDescription(
+        key="lighting_reference_energy",
+        translation_key="lighting_reference_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda runtime, _: round(runtime.site.lighting.reference_kwh, 4),
         has_fn=lambda runtime: bool(runtime.site.masts),
     ),
     SiteSensorDescription(
@@ -179,6 +196,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
         value_fn=lambda runtime, _: runtime.site.lighting.savings_percent(),
+        attributes_fn=lambda runtime, _: {"since": _since(runtime)},
         has_fn=lambda runtime: bool(runtime.site.masts),
     ),
 )

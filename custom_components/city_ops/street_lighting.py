@@ -8,38 +8,52 @@ import json
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.components.mqtt.models import ReceiveMessage
 from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import SUN_EVENT_SUNRISE, SUN_EVENT_SUNSET
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_track_point_in_utc_time
-from homeassistant.helpers.sun import is_up
+from homeassistant.helpers.sun import get_astral_event_next, is_up
 from homeassistant.util import dt as dt_util
 
 from . import delivery
 from .const import (
     CONF_BASE_LEVEL,
+    CONF_BEHIND_M,
     CONF_BOOST_LEVEL,
     CONF_CORRIDOR_HOPS,
     CONF_HOLD_S,
+    CONF_LEAD_M,
+    CONF_LEAD_S,
     CONF_LUX_THRESHOLD,
     CONF_NIGHT_END,
     CONF_NIGHT_LEVEL,
     CONF_NIGHT_START,
+    CONF_PATH_PROFILES,
     CONF_TRANSITION_DOWN_S,
     CONF_TRANSITION_UP_S,
     CONF_WARM_KELVIN,
     CONF_ZIGBEE2MQTT_BASE,
     DEFAULT_ZIGBEE2MQTT_BASE,
+    DOMAIN,
+    EVENT_LAMP_FAULT,
     LOGGER,
+    PATH_PROFILE_KEYS,
 )
 from .model.assets import Asset
 from .model.lighting import (
+    REPAIR_AFTER,
     Command,
+    FaultChange,
     LightingProfile,
+    Mast,
     MastSpec,
     mast_status_from_dict,
     mast_status_to_dict,
 )
 from .sources import zigbee2mqtt
+from .sources.reading import DecodeError, Reading
 
 if TYPE_CHECKING:
     from .model.site import Site
@@ -73,18 +87,42 @@ def site_profile(options: Mapping[str, Any]) -> LightingProfile:
         night_level=float(options.get(CONF_NIGHT_LEVEL, default.night_level)),
         warm_kelvin=int(options.get(CONF_WARM_KELVIN, default.warm_kelvin)),
         lux_threshold=float(options.get(CONF_LUX_THRESHOLD, default.lux_threshold)),
+        lead_m=float(options.get(CONF_LEAD_M, default.lead_m)),
+        lead_s=float(options.get(CONF_LEAD_S, default.lead_s)),
+        behind_m=float(options.get(CONF_BEHIND_M, default.behind_m)),
     )
 
 
-def mast_spec(asset: Asset, profile: LightingProfile) -> MastSpec:
-    """Build the model's spec from a stored asset."""
+def path_overrides(options: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """A path's own profile values from the site's options (unknown keys are ignored)."""
+    paths = options.get(CONF_PATH_PROFILES)
+    values = paths.get(path) if isinstance(paths, Mapping) and path else None
+    if not isinstance(values, Mapping):
+        return {}
+    whole = ("hold_s", "corridor_hops")
+    return {
+        key: int(value) if key in whole else float(value)
+        for key, value in values.items()
+        if key in PATH_PROFILE_KEYS
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value >= 0
+    }
+
+
+def mast_spec(
+    asset: Asset, profile: LightingProfile, options: Mapping[str, Any] | None = None
+) -> MastSpec:
+    """Build the model's spec from a stored asset: site profile, then its path's, then its own."""
     params = asset.params
+    path = str(params.get("path") or "")
+    profile = profile.with_overrides(path_overrides(options or {}, path))
     overrides = {key: params.get(key) for key in ("base_level", "boost_level", "hold_s")}
     return MastSpec(
         name=asset.name,
         latitude=asset.latitude,
         longitude=asset.longitude,
-        path=str(params.get("path") or ""),
+        path=path,
         rated_power_w=float(params.get("rated_power_w", 40)),
         neighbours=tuple(params.get("neighbours") or ()),
         profile=profile.with_overrides(overrides),
@@ -105,8 +143,11 @@ def _when(value: datetime | None) -> datetime:
     return value or datetime.max.replace(tzinfo=dt_util.UTC)
 
 
+type MessageHandler = Callable[[ReceiveMessage], None]
+
+
 class ParkLighting:
-    """Boosts, reconciliation to the profile and the commands that follow from them."""
+    """Boosts, reconciliation, faults and the commands that follow from them."""
 
     def __init__(
         self,
@@ -118,51 +159,82 @@ class ParkLighting:
     ) -> None:
         """Work on the site's masts; `notify(asset_id)` refreshes that mast's entities."""
         self.hass = hass
+        self.entry = entry
         self.site = site
         self.assets = assets
         self._notify = notify
         self._z2m_base = entry.data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
         self._timer: CALLBACK_TYPE | None = None
         self._timer_at: datetime | None = None
+        self._sun: tuple[bool, datetime] | None = None  # sun down, and until when that holds
+        self._by_device = {
+            self.assets[asset_id].device: asset_id
+            for asset_id in site.masts
+            if self.assets[asset_id].source_kind == "zigbee2mqtt"
+        }
         self.zha: ZhaDevices | None = None
+        # No command before the subscriptions that hear the answers are live (see start).
+        self.started = False
         self.commands_sent = 0
         self.command_errors = 0
+        self.state_requests = 0
+        self.availability_rejected = 0
 
     # -- state --------------------------------------------------------------------------------
 
     def restore(self, stored: Mapping[str, Any]) -> None:
-        """Bring back boosts, commanded levels and energy after a restart."""
+        """Bring back boosts, commanded levels, faults and energy after a restart."""
         for asset_id, data in (stored.get("masts") or {}).items():
             mast = self.site.masts.get(asset_id)
             if mast is not None and isinstance(data, Mapping):
                 mast.status = mast_status_from_dict(data)
-        lighting = self.site.lighting
-        reference = stored.get("lighting_reference_kwh")
-        if isinstance(reference, int | float) and not isinstance(reference, bool):
-            lighting.reference_kwh = float(reference)
+        since = stored.get("lighting_counting_since")
+        if isinstance(since, str):
+            self.site.lighting.counting_since = dt_util.parse_datetime(since)
 
     def to_store(self) -> dict[str, Any]:
         """What survives a restart."""
+        since = self.site.lighting.counting_since
         return {
             "masts": {
                 asset_id: mast_status_to_dict(mast.status)
                 for asset_id, mast in self.site.masts.items()
             },
-            "lighting_reference_kwh": self.site.lighting.reference_kwh,
+            "lighting_counting_since": since.isoformat() if since else None,
         }
 
     # -- time ---------------------------------------------------------------------------------
 
-    def sun_down(self) -> bool:
-        """Whether the sun is below the horizon at the site (HA's configured location)."""
-        return not is_up(self.hass)
+    def sun_down(self, now: datetime | None = None) -> bool:
+        """Whether the sun is below the horizon at the site, computed once per sunrise/sunset.
+
+        The sun's position costs about 50 µs; a motion message must not pay it each time.
+        """
+        now = now or dt_util.utcnow()
+        cached = self._sun
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        down = not is_up(self.hass, now)
+        change = get_astral_event_next(
+            self.hass, SUN_EVENT_SUNSET if not down else SUN_EVENT_SUNRISE, now
+        )
+        self._sun = (down, change or now + timedelta(minutes=1))
+        return down
+
+    @callback
+    def start(self) -> None:
+        """The site hears its luminaires now: send every mast what the profile wants."""
+        self.started = True
+        self.reconcile()
 
     @callback
     def reconcile(self, now: datetime | None = None, names: Iterable[str] | None = None) -> None:
         """Send every mast (or the named ones) to what the profile wants now."""
+        if not self.started:
+            return  # boosts wait in the model; `start` sends what they want
         now = now or dt_util.utcnow()
         local = dt_util.as_local(now).time()
-        commands = self.site.lighting.reconcile(now, local, self.sun_down(), names)
+        commands = self.site.lighting.reconcile(now, local, self.sun_down(now), names)
         self._send(commands)
         if names is None:
             # Reconciling named masts moves no expiry; only a full pass looks for the next one
@@ -171,11 +243,15 @@ class ParkLighting:
 
     @callback
     def tick(self, now: datetime) -> None:
-        """Minute tick: energy, dusk/dawn and the night window, expired boosts."""
-        self.site.lighting.tick(now, self.sun_down())
+        """Minute tick: energy, dusk/dawn and the night window, expired boosts, faults."""
+        sun_down = self.sun_down(now)
+        self.site.lighting.tick(now, sun_down)
         self.reconcile(now)
-        for asset_id in self.site.masts:
+        # Judged before asking again: a question just sent has had no time for its answer.
+        for asset_id, mast in self.site.masts.items():
+            self._judge(asset_id, mast, now, sun_down)
             self._notify(asset_id)
+        self._ask_unanswered(now)
 
     def _schedule_expiry(self, now: datetime) -> None:
         if self._timer is not None:
@@ -197,12 +273,108 @@ class ParkLighting:
         self.reconcile(now)
 
     def stop(self) -> None:
-        """Cancel the boost timer and detach from ZHA."""
+        """Cancel the timers and detach from ZHA."""
         if self._timer is not None:
             self._timer()
             self._timer = None
         if self.zha is not None:
             self.zha.async_stop()
+
+    # -- what the masts say -------------------------------------------------------------------
+
+    @callback
+    def apply(self, asset_id: str, reading: Reading, now: datetime) -> None:
+        """Fold a report into a mast; a new motion is a detection, a luminaire report judged."""
+        mast = self.site.masts[asset_id]
+        was_moving = mast.status.motion is True
+        mast.apply(reading, now)
+        if reading.occupancy is True and not was_moving:
+            self.site.lighting.detect(mast.spec.name, now)
+        if reading.illuminance_lx is not None:
+            # A light sensor can make the mast dark (or not) between minute ticks.
+            self.reconcile(now, [mast.spec.name])
+        if reading.on is not None or reading.brightness is not None or reading.power_w is not None:
+            self._judge(asset_id, mast, now, self.sun_down(now))
+        self._notify(asset_id)
+
+    def subscriptions(self) -> list[tuple[str, MessageHandler]]:
+        """What lighting listens to besides the devices' state: Zigbee2MQTT availability."""
+        if not self._by_device:
+            return []
+        return [(zigbee2mqtt.availability_topics(self._z2m_base), self._availability)]
+
+    @callback
+    def _availability(self, message: ReceiveMessage) -> None:
+        try:
+            device, online = zigbee2mqtt.decode_availability(
+                self._z2m_base,
+                message.topic,
+                payload if isinstance(payload := message.payload, str) else bytes(payload),
+            )
+        except DecodeError:
+            self.availability_rejected += 1
+            return
+        asset_id = self._by_device.get(device)
+        if asset_id is None:
+            return  # another device of the Zigbee network
+        mast = self.site.masts[asset_id]
+        now = dt_util.utcnow()
+        if not mast.set_online(online, now):
+            return
+        if online:
+            LOGGER.info("%s is reachable again", mast.spec.name)
+            # What it missed while away: its level now, and its state to confirm it.
+            mast.status.commanded_level = None
+            self.reconcile(now, [mast.spec.name])
+        else:
+            LOGGER.warning("%s is offline (Zigbee2MQTT); marking it unavailable", mast.spec.name)
+        self._judge(asset_id, mast, now, self.sun_down(now))
+        self._notify(asset_id)
+
+    def _judge(self, asset_id: str, mast: Mast, now: datetime, sun_down: bool) -> None:
+        """Raise and clear faults: an event for each, a repair issue after a day."""
+        for change in mast.check_faults(now, sun_down):
+            self._announce(asset_id, change)
+        issue_id = f"lamp_fault_{asset_id}"
+        fault = mast.fault()
+        if fault is not None and now - fault[1] >= REPAIR_AFTER:
+            kind, since = fault
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue_id,
+                is_fixable=False,
+                is_persistent=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="lamp_fault",
+                translation_placeholders={
+                    "mast": mast.spec.name,
+                    "kind": kind.value,
+                    "since": dt_util.as_local(since).strftime("%Y-%m-%d %H:%M"),
+                },
+            )
+        elif fault is None and mast.status.faults == {} and self._had_issue(issue_id):
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+
+    def _had_issue(self, issue_id: str) -> bool:
+        return ir.async_get(self.hass).async_get_issue(DOMAIN, issue_id) is not None
+
+    def _announce(self, asset_id: str, change: FaultChange) -> None:
+        if change.active:
+            LOGGER.warning("%s: %s since %s", change.mast, change.kind.value, change.since)
+        else:
+            LOGGER.info("%s: %s cleared", change.mast, change.kind.value)
+        self.hass.bus.async_fire(
+            EVENT_LAMP_FAULT,
+            {
+                "config_entry_id": self.entry.entry_id,
+                "asset_id": asset_id,
+                "name": change.mast,
+                "kind": change.kind.value,
+                "since": change.since.isoformat(),
+                "active": change.active,
+            },
+        )
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -210,7 +382,7 @@ class ParkLighting:
     def boost(
         self, asset_ids: Iterable[str], hops: int | None = None, hold_s: float | None = None
     ) -> list[str]:
-        """Boost masts and their corridor; only masts not already at boost get a command."""
+        """Boost masts and what they light (ahead of a walker, else the corridor)."""
         now = dt_util.utcnow()
         names = [
             self.site.masts[asset_id].spec.name
@@ -232,13 +404,10 @@ class ParkLighting:
         now = dt_util.utcnow()
         mast = self.site.masts[asset_id]
         mast.override(level, now, HAND_OVERRIDE)
-        mast.accumulate(now)
-        mast.status.commanded_level = level
-        mast.status.commanded_kelvin = 0
-        mast.status.commanded_at = now
-        profile = mast.spec.profile
-        transition = profile.transition_up_s if transition_s is None else transition_s
-        self._send([Command(mast.spec.name, level, transition)])
+        command = self.site.lighting.command(mast, level, 0, now)
+        if transition_s is not None:
+            command = Command(command.mast, level, transition_s)
+        self._send([command])
         self._expire_by(mast.status.override_until, now)
 
     # -- wire ---------------------------------------------------------------------------------
@@ -264,6 +433,34 @@ class ParkLighting:
             sent.append(asset_id)
         for asset_id in sent:
             self._notify(asset_id)
+
+    def _ask_unanswered(self, now: datetime) -> None:
+        """Ask luminaires that left a command unanswered for their state (Zigbee2MQTT `/get`).
+
+        A lost answer is not a fault: only a luminaire that stays silent when asked is.
+        Runs on the minute tick; a fault needs FAULT_GRACE of silence anyway.
+        """
+        for asset_id, mast in self.site.masts.items():
+            if mast.status.unconfirmed_since is None:
+                continue
+            asset = self.assets[asset_id]
+            if asset.source_kind != "zigbee2mqtt":
+                continue
+            if mast.needs_reask(now):
+                mast.reasked(now)
+                self.state_requests += 1
+                # A question, not a command: nothing waits for it to leave.
+                self.hass.async_create_background_task(
+                    delivery.async_publish(
+                        self.hass,
+                        zigbee2mqtt.request_topic(self._z2m_base, asset.device),
+                        zigbee2mqtt.STATE_REQUEST,
+                        0,
+                        self._failed,
+                    ),
+                    f"city_ops state request {asset.device}",
+                    eager_start=True,
+                )
 
     def _publish_z2m(self, device: str, command: Command) -> None:
         payload: dict[str, Any] = {"transition": command.transition_s}

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
+from custom_components.city_ops.runtime import SUBSCRIBE_WAIT_S
 
 BIN_42 = {
     "name": "Bin 0042",
@@ -139,9 +142,21 @@ def lighting_site() -> MockConfigEntry:
 async def setup_lighting(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, lighting_site: MockConfigEntry
 ) -> SetupSite:
-    """Return a function that sets up the lighting site on the mocked MQTT."""
+    """Return a function that sets up the lighting site on the mocked MQTT.
 
-    return _setup_function(hass, lighting_site)
+    phcc's MQTT mock never acknowledges subscriptions, so the masts get their first
+    commands when the site stops waiting for the acknowledgements (the e2e tests see the
+    real broker's).
+    """
+    setup = _setup_function(hass, lighting_site)
+
+    async def setup_and_start() -> MockConfigEntry:
+        entry = await setup()
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SUBSCRIBE_WAIT_S))
+        await hass.async_block_till_done()
+        return entry
+
+    return setup_and_start
 
 
 def locker_bank(

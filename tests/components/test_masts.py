@@ -19,11 +19,16 @@ from homeassistant.components.light import (
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_registry as er,
+    issue_registry as ir,
+)
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
@@ -35,7 +40,8 @@ from pytest_homeassistant_custom_component.typing import (
     MqttMockHAClient,
 )
 
-from custom_components.city_ops.const import DOMAIN
+from custom_components.city_ops.const import DOMAIN, EVENT_LAMP_FAULT
+from custom_components.city_ops.runtime import SUBSCRIBE_WAIT_S
 
 from .conftest import SetupSite
 
@@ -102,6 +108,12 @@ def state(hass: HomeAssistant, device: str, key: str) -> State:
     found = hass.states.get(entity_id(hass, device, key))
     assert found is not None
     return found
+
+
+async def started(hass: HomeAssistant) -> None:
+    """Let a (re)loaded site stop waiting for the mock broker's acknowledgements."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SUBSCRIBE_WAIT_S))
+    await hass.async_block_till_done()
 
 
 async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
@@ -173,6 +185,7 @@ async def test_restart_mid_boost_keeps_the_boost_until_its_hold_ends(
     clear(mqtt_mock)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
+    await started(hass)
     # Every mast is told its level again; the boosted ones stay boosted.
     assert last(mqtt_mock) == {
         device: BOOST if device in {"mast-2", "mast-3", "mast-4"} else BASE for device in MASTS
@@ -209,6 +222,7 @@ async def test_restart_after_the_hold_ended_leaves_no_mast_at_boost(
     clear(mqtt_mock)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+    await started(hass)
     assert last(mqtt_mock) == dict.fromkeys(MASTS, BASE)
     assert not any(BOOST in sent for sent in commands(mqtt_mock).values())
 
@@ -504,6 +518,7 @@ async def test_night_window_with_night_level_zero_and_warm_light(
     freezer.move_to(local(1))
     assert await hass.config_entries.async_setup(lighting_site.entry_id)
     await hass.async_block_till_done()
+    await started(hass)
     assert last(mqtt_mock)["mast-1"] == {"state": "OFF", "transition": 1.0}
     clear(mqtt_mock)
     await boost(hass, {ATTR_ENTITY_ID: entity_id(hass, "M1", "light")}, radius=0)
@@ -549,15 +564,44 @@ async def test_site_energy_and_savings_move_with_time(
 async def test_lamp_fault_when_on_but_drawing_nothing(
     hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
 ) -> None:
+    events = async_capture_events(hass, EVENT_LAMP_FAULT)
     await setup_lighting()
+    await report(hass, "mast-1", state="ON", brightness=76, power=0.1)  # settling: no evidence
+    await advance(hass, freezer, timedelta(seconds=30))
     await report(hass, "mast-1", state="ON", brightness=76, power=0.1)
     await report(hass, "mast-2", state="ON", brightness=76, power=11.8)
+    suspected_at = dt_util.utcnow()
     assert state(hass, "M1", "lamp_fault").state == STATE_OFF
-    await advance(hass, freezer, timedelta(minutes=3))
-    assert state(hass, "M1", "lamp_fault").state == STATE_ON
+    await advance(hass, freezer, timedelta(minutes=2))
+    fault = state(hass, "M1", "lamp_fault")
+    assert fault.state == STATE_ON
+    assert fault.attributes["fault_kind"] == "lamp_failure"
+    assert fault.attributes["since"] == suspected_at.isoformat()
+    assert fault.attributes["faults"] == ["lamp_failure"]
     assert state(hass, "M2", "lamp_fault").state == STATE_OFF
+    # The other masts never answered their commands: that is another fault of theirs.
+    assert [(e.data["kind"], e.data["active"]) for e in events if e.data["name"] == "M1"] == [
+        ("lamp_failure", True)
+    ]
     await report(hass, "mast-1", power=11.9)
     assert state(hass, "M1", "lamp_fault").state == STATE_OFF
+    assert [e.data for e in events if e.data["name"] == "M1"][-1]["active"] is False
+
+
+async def test_boosts_on_a_busy_path_do_not_hide_a_dead_lamp(
+    hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
+) -> None:
+    """Walkers keep boosting the dead lamp; each answer says 0.4 W; the fault still comes."""
+    await setup_lighting()
+    await advance(hass, freezer, timedelta(seconds=30))
+    await report(hass, "mast-3", state="ON", brightness=76, power=0.4)
+    light = {ATTR_ENTITY_ID: entity_id(hass, "M3", "light")}
+    for _ in range(5):
+        await boost(hass, light, hold=20)
+        await report(hass, "mast-3", state="ON", brightness=254, power=0.4)
+        await advance(hass, freezer, timedelta(seconds=30))
+        await report(hass, "mast-3", state="ON", brightness=76, power=0.4)
+    assert state(hass, "M3", "lamp_fault").state == STATE_ON
 
 
 async def test_lamp_fault_when_burning_in_daylight(
@@ -568,23 +612,93 @@ async def test_lamp_fault_when_burning_in_daylight(
 ) -> None:
     sun.return_value = True
     await setup_lighting()
+    await advance(hass, freezer, timedelta(seconds=30))
     await report(hass, "mast-1", state="ON", brightness=200)
     await report(hass, "mast-2", state="OFF")
     await advance(hass, freezer, timedelta(minutes=3))
-    assert state(hass, "M1", "lamp_fault").state == STATE_ON
+    assert state(hass, "M1", "lamp_fault").attributes["fault_kind"] == "day_burner"
     assert state(hass, "M2", "lamp_fault").state == STATE_OFF
 
 
-async def test_lamp_fault_when_the_luminaire_stays_silent(
-    hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
+async def test_a_silent_luminaire_is_asked_again_then_reported(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    setup_lighting: SetupSite,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     await setup_lighting()
     await report(hass, "mast-1", state="ON", brightness=76)
     await report(hass, "pir-7", occupancy=True)  # M7's PIR talks; its luminaire does not
+    await advance(hass, freezer, timedelta(seconds=11))
+    asked = {
+        call.args[0]: json.loads(call.args[1])
+        for call in mqtt_mock.async_publish.call_args_list
+        if call.args[0].endswith("/get")
+    }
+    assert sorted(asked) == [f"zigbee2mqtt/mast-{n}/get" for n in range(2, 8)]
+    assert asked["zigbee2mqtt/mast-2/get"] == {"state": "", "brightness": ""}
+    await report(hass, "mast-3", state="ON", brightness=76)  # M3 answers the question
     await advance(hass, freezer, timedelta(minutes=3))
     assert state(hass, "M1", "lamp_fault").state == STATE_OFF
-    assert state(hass, "M2", "lamp_fault").state == STATE_ON
+    assert state(hass, "M3", "lamp_fault").state == STATE_OFF
+    fault = state(hass, "M2", "lamp_fault")
+    assert fault.state == STATE_ON
+    assert fault.attributes["fault_kind"] == "no_communication"
     assert state(hass, "M7", "lamp_fault").state == STATE_ON
+
+
+async def test_offline_makes_the_mast_unavailable_and_online_brings_it_back(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    setup_lighting: SetupSite,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await setup_lighting()
+    await report(hass, "mast-2", state="ON", brightness=76)
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", '{"state":"offline"}')
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", '{"state":"offline"}')
+    async_fire_mqtt_message(hass, "zigbee2mqtt/bin-9/availability", '{"state":"offline"}')
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-3/availability", "garbage")
+    await hass.async_block_till_done()
+    assert state(hass, "M2", "light").state == "unavailable"
+    assert state(hass, "M2", "power").state == "unavailable"
+    fault = state(hass, "M2", "lamp_fault")
+    assert fault.state == STATE_ON
+    assert fault.attributes["fault_kind"] == "no_communication"
+    assert state(hass, "M3", "light").state == STATE_ON
+    assert caplog.text.count("M2 is offline") == 1
+    clear(mqtt_mock)
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", "online")
+    await hass.async_block_till_done()
+    assert state(hass, "M2", "light").state == STATE_ON
+    assert state(hass, "M2", "lamp_fault").state == STATE_OFF
+    assert commands(mqtt_mock) == {"mast-2": [BASE]}  # told its level again
+    assert caplog.text.count("M2 is reachable again") == 1
+
+
+async def test_a_lamp_faulty_for_a_day_raises_a_repair_issue(
+    hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
+) -> None:
+    await setup_lighting()
+    await advance(hass, freezer, timedelta(seconds=30))
+    await report(hass, "mast-1", state="ON", brightness=76, power=0.1)
+    registry = ir.async_get(hass)
+    await advance(hass, freezer, timedelta(hours=23))
+    assert registry.async_get_issue(DOMAIN, f"lamp_fault_{asset_id(hass, 'M1')}") is None
+    await advance(hass, freezer, timedelta(hours=1, minutes=1))
+    issue = registry.async_get_issue(DOMAIN, f"lamp_fault_{asset_id(hass, 'M1')}")
+    assert issue is not None
+    assert issue.translation_key == "lamp_fault"
+    assert issue.translation_placeholders["kind"] == "lamp_failure"
+    await report(hass, "mast-1", power=11.9)
+    assert registry.async_get_issue(DOMAIN, f"lamp_fault_{asset_id(hass, 'M1')}") is None
+
+
+def asset_id(hass: HomeAssistant, device: str) -> str:
+    entry = er.async_get(hass).async_get(entity_id(hass, device, "light"))
+    assert entry is not None
+    assert entry.config_subentry_id is not None
+    return entry.config_subentry_id
 
 
 # -- diagnostics -----------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
 from .conftest import SetupSite
+from .test_masts import started
 
 BLUEPRINTS = Path(__file__).resolve().parents[2] / "blueprints"
 BLUEPRINT = "city_ops/motion_lighting.yaml"
@@ -122,6 +123,7 @@ async def setup_motion_lighting(
     async def setup(at: str = EVENING, **inputs: Any) -> None:
         freezer.move_to(at)
         await setup_site()
+        await started(hass)
         sensors = [mast_entity(hass, n, "binary_sensor", "motion") for n in range(1, MASTS + 1)]
         assert await async_setup_component(
             hass,

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, time, timedelta
+import itertools
 import json
 from typing import Any
 
 import pytest
 
 from custom_components.city_ops.model.lighting import (
+    CONFIRM_WITHIN,
     FAULT_GRACE,
+    HEADING_KEPT,
+    MAX_SPEED_MPS,
+    MIN_SPEED_MPS,
+    REASK_EVERY,
+    SETTLE,
     Command,
+    FaultChange,
+    FaultKind,
     Lighting,
     LightingProfile,
     Mast,
@@ -528,96 +537,328 @@ def test_savings_never_negative() -> None:
     assert lighting.savings_percent() == 0.0
 
 
-# -- lamp fault ------------------------------------------------------------------------------
+# -- faults (TALQ LampMonitor kinds) --------------------------------------------------------
 
-AFTER_GRACE = FAULT_GRACE + timedelta(seconds=1)
-ON_30 = {"on": True, "brightness": 76}  # what the luminaire reports after "30 %"
-
-
-def commanded(level: float, **status: Any) -> Mast:
-    """A mast told `level` at T0."""
-    return Mast(spec("M1"), MastStatus(commanded_level=level, commanded_at=T0, **status))
+SETTLED = SETTLE + timedelta(seconds=1)
 
 
-@pytest.mark.parametrize(
-    ("level", "report", "after", "sun_down", "fault"),
-    [
-        pytest.param(30, {**ON_30, "power_w": 0.3}, AFTER_GRACE, True, True, id="dark-lamp"),
-        pytest.param(30, {**ON_30, "power_w": 0.3}, FAULT_GRACE, True, False, id="in-grace"),
-        pytest.param(30, {**ON_30, "power_w": 0.59}, AFTER_GRACE, True, True, id="under-5pc"),
-        pytest.param(30, {**ON_30, "power_w": 0.6}, AFTER_GRACE, True, False, id="at-5pc"),
-        pytest.param(30, {**ON_30, "power_w": 11.0}, AFTER_GRACE, True, False, id="burning"),
-        pytest.param(30, ON_30, AFTER_GRACE, True, False, id="no-meter"),
-        pytest.param(0, {"on": False, "power_w": 0.0}, AFTER_GRACE, True, False, id="off-dark"),
-        pytest.param(
-            0, {"on": True, "brightness": 200}, AFTER_GRACE, False, True, id="burning-by-day"
-        ),
-        pytest.param(
-            0, {"on": True, "brightness": 200}, FAULT_GRACE, False, False, id="by-day-in-grace"
-        ),
-        pytest.param(0, {"on": False}, AFTER_GRACE, False, False, id="off-by-day"),
-        pytest.param(
-            40, {"on": True, "brightness": 100}, AFTER_GRACE, False, False, id="by-hand-by-day"
-        ),
-        pytest.param(
-            0,
-            {"on": True, "brightness": 200, "illuminance_lx": 2.0},
-            AFTER_GRACE,
-            False,
-            False,
-            id="by-day-but-sensor-dark",
-        ),
-    ],
-)
-def test_lamp_fault(
-    level: float, report: dict[str, Any], after: timedelta, sun_down: bool, fault: bool
-) -> None:
-    """The luminaire confirmed the command with a report; what it reported decides."""
-    mast = commanded(level)
-    mast.apply(Reading(device="mast-1", **report), T0 + timedelta(seconds=1))
-    assert mast.lamp_fault(T0 + after, sun_down) is fault
+def running(level: float = 30.0, sun_down: bool = True) -> tuple[Lighting, Mast]:
+    """One 40 W mast told `level` at T0."""
+    lighting = chain(1)
+    mast = lighting.masts["M1"]
+    lighting.command(mast, level, 0, T0, sun_down)
+    return lighting, mast
 
 
-def test_no_lamp_fault_for_burning_by_day_during_a_boost() -> None:
-    now = T0 + AFTER_GRACE
-    mast = commanded(0, boost_until=now + timedelta(minutes=1))
-    mast.apply(Reading(device="mast-1", on=True, brightness=254), T0 + timedelta(seconds=1))
-    assert not mast.lamp_fault(now, sun_down=False)
+def report(mast: Mast, at: timedelta, **values: Any) -> None:
+    mast.apply(Reading(device="mast-1", **values), T0 + at)
+
+
+def faults(mast: Mast, at: timedelta, sun_down: bool = True) -> dict[FaultKind, datetime]:
+    mast.check_faults(T0 + at, sun_down)
+    return dict(mast.status.faults)
+
+
+def test_lamp_failure_after_the_grace_from_the_first_low_report() -> None:
+    _, mast = running(30)
+    report(mast, SETTLED, on=True, brightness=76, power_w=0.4)
+    assert faults(mast, SETTLED + FAULT_GRACE - timedelta(seconds=1)) == {}
+    assert faults(mast, SETTLED + FAULT_GRACE) == {FaultKind.LAMP_FAILURE: T0 + SETTLED}
+
+
+def test_boosts_and_the_same_level_again_do_not_restart_the_grace() -> None:
+    """A busy path boosts the dead lamp again and again: the fault still comes in time."""
+    lighting, mast = running(30)
+    report(mast, SETTLED, on=True, brightness=76, power_w=0.4)
+    at = SETTLED
+    for _ in range(6):  # boost, answer within the settle time, back to base, answer again
+        at += timedelta(seconds=20)
+        lighting.command(mast, 100, 0, T0 + at, True)
+        report(mast, at + timedelta(seconds=1), on=True, brightness=254, power_w=0.4)
+        lighting.command(mast, 30, 0, T0 + at + timedelta(seconds=2), True)
+        lighting.command(mast, 30, 0, T0 + at + timedelta(seconds=3), True)
+        report(mast, at + timedelta(seconds=3), on=True, brightness=76, power_w=0.4)
+    assert faults(mast, SETTLED + FAULT_GRACE) == {FaultKind.LAMP_FAILURE: T0 + SETTLED}
 
 
 @pytest.mark.parametrize(
-    ("reported", "after", "fault"),
+    ("level", "watts", "kind"),
     [
-        pytest.param(None, AFTER_GRACE, True, id="never-reported"),
-        pytest.param(None, FAULT_GRACE, False, id="never-reported-in-grace"),
-        pytest.param(-timedelta(minutes=5), AFTER_GRACE, True, id="reported-before-command"),
-        pytest.param(timedelta(seconds=0), AFTER_GRACE, False, id="reported-with-command"),
-        pytest.param(timedelta(seconds=2), AFTER_GRACE, False, id="reported-after-command"),
+        pytest.param(30, 0.59, FaultKind.LAMP_FAILURE, id="under-5pc-of-30pc"),
+        pytest.param(30, 0.61, None, id="just-over-5pc"),
+        pytest.param(30, 11.0, None, id="healthy-30pc"),
+        pytest.param(100, 1.9, FaultKind.LAMP_FAILURE, id="under-5pc-of-100pc"),
+        pytest.param(30, 17.6, None, id="at-130pc-plus-standby"),
+        pytest.param(30, 17.7, FaultKind.POWER_TOO_HIGH, id="over-130pc"),
+        pytest.param(0, 0.0, None, id="off-dark"),
     ],
 )
-def test_lamp_fault_when_the_luminaire_does_not_confirm(
-    reported: timedelta | None, after: timedelta, fault: bool
+def test_power_judged_on_the_commanded_level(
+    level: float, watts: float, kind: FaultKind | None
 ) -> None:
-    mast = Mast(spec("M1"))
-    if reported is not None:
-        mast.apply(Reading(device="mast-1", **ON_30), T0 + reported)
-    mast.status.commanded_level = 30.0
-    mast.status.commanded_at = T0
-    assert mast.lamp_fault(T0 + after, sun_down=True) is fault
+    _, mast = running(level)
+    report(mast, SETTLED, on=level > 0, power_w=watts)
+    assert list(faults(mast, SETTLED + FAULT_GRACE)) == ([kind] if kind else [])
+
+
+def test_power_reports_while_the_lamp_settles_prove_nothing() -> None:
+    _, mast = running(30)
+    report(mast, timedelta(seconds=1), on=True, power_w=0.0)  # the meter lags the switch-on
+    report(mast, timedelta(seconds=5), on=True, power_w=60.0)  # still the old reading
+    assert faults(mast, SETTLED + FAULT_GRACE) == {}
+    assert mast.status.suspected == {}
+
+
+def test_a_healthy_report_clears_lamp_failure_and_a_dark_mast_off_keeps_it() -> None:
+    lighting, mast = running(30)
+    report(mast, SETTLED, on=True, power_w=0.2)
+    assert FaultKind.LAMP_FAILURE in faults(mast, SETTLED + FAULT_GRACE)
+    lighting.command(mast, 0, 0, T0 + timedelta(minutes=5), True)
+    report(mast, timedelta(minutes=6), on=False, power_w=0.0)  # off: nothing to judge
+    assert FaultKind.LAMP_FAILURE in faults(mast, timedelta(minutes=6))
+    lighting.command(mast, 30, 0, T0 + timedelta(minutes=7), True)
+    report(mast, timedelta(minutes=8), on=True, power_w=11.5)  # lamp replaced
+    changes = mast.check_faults(T0 + timedelta(minutes=8), True)
+    assert changes == [FaultChange("M1", FaultKind.LAMP_FAILURE, T0 + SETTLED, False)]
+    assert mast.fault() is None
+
+
+@pytest.mark.parametrize(
+    ("lux", "burning", "fault"),
+    [
+        pytest.param(None, True, True, id="burning-by-day"),
+        pytest.param(None, False, False, id="off-by-day"),
+        pytest.param(2.0, True, False, id="by-day-but-sensor-dark"),
+    ],
+)
+def test_day_burner(lux: float | None, burning: bool, fault: bool) -> None:
+    lighting = chain(1)
+    mast = lighting.masts["M1"]
+    if lux is not None:
+        report(mast, timedelta(0), illuminance_lx=lux)
+    level, _ = mast.wanted(T0, time(12, 0), sun_down=False)
+    lighting.command(mast, level, 0, T0, False)
+    report(mast, SETTLED, on=burning, brightness=200 if burning else 0)
+    assert faults(mast, SETTLED, sun_down=False) == {}
+    found = faults(mast, SETTLED + FAULT_GRACE, sun_down=False)
+    assert (FaultKind.DAY_BURNER in found) is fault
+
+
+def test_an_unanswered_command_is_asked_again_before_it_is_a_fault() -> None:
+    _, mast = running(30)
+    assert not mast.needs_reask(T0 + CONFIRM_WITHIN - timedelta(seconds=1))
+    assert mast.needs_reask(T0 + CONFIRM_WITHIN)
+    assert faults(mast, FAULT_GRACE + timedelta(minutes=1)) == {}  # never asked: no fault
+    mast.reasked(T0 + CONFIRM_WITHIN)
+    assert not mast.needs_reask(T0 + CONFIRM_WITHIN + timedelta(seconds=1))
+    assert faults(mast, FAULT_GRACE - timedelta(seconds=1)) == {}
+    assert faults(mast, FAULT_GRACE) == {FaultKind.NO_COMMUNICATION: T0}
+    assert mast.needs_reask(T0 + CONFIRM_WITHIN + REASK_EVERY)
+    report(mast, FAULT_GRACE + timedelta(seconds=5), on=True, brightness=76)  # it answers
+    assert faults(mast, FAULT_GRACE + timedelta(seconds=5)) == {}
+    assert not mast.needs_reask(T0 + timedelta(hours=1))
+
+
+def test_an_answer_to_the_reask_clears_the_suspicion() -> None:
+    _, mast = running(30)
+    mast.reasked(T0 + CONFIRM_WITHIN)
+    report(mast, CONFIRM_WITHIN + timedelta(seconds=0.1), on=True, brightness=76)
+    assert faults(mast, timedelta(hours=1)) == {}
 
 
 def test_a_motion_report_does_not_confirm_the_luminaire() -> None:
     """A separate PIR on the mast keeps reporting while the luminaire stays silent."""
-    mast = Mast(spec("M1"))
-    mast.status.commanded_level = 30.0
-    mast.status.commanded_at = T0
+    _, mast = running(30)
+    mast.reasked(T0 + CONFIRM_WITHIN)
     mast.apply(Reading(device="pir-1", occupancy=True), T0 + timedelta(seconds=30))
-    assert mast.lamp_fault(T0 + AFTER_GRACE, sun_down=True)
+    assert FaultKind.NO_COMMUNICATION in faults(mast, FAULT_GRACE)
 
 
-def test_lamp_fault_needs_a_command() -> None:
-    mast = Mast(spec("M1"), MastStatus(on=True, brightness=200, power_w=0.0))
-    assert not mast.lamp_fault(T0, sun_down=False)
+def test_offline_is_no_communication_at_once_and_online_clears_it() -> None:
+    _, mast = running(30)
+    report(mast, timedelta(seconds=1), on=True, brightness=76)
+    assert mast.set_online(False, T0 + timedelta(minutes=1))
+    assert not mast.set_online(False, T0 + timedelta(minutes=2))
+    assert not mast.online
+    changes = mast.check_faults(T0 + timedelta(minutes=1), True)
+    assert changes == [
+        FaultChange("M1", FaultKind.NO_COMMUNICATION, T0 + timedelta(minutes=1), True)
+    ]
+    assert mast.check_faults(T0 + timedelta(minutes=3), True) == []  # raised once
+    assert mast.set_online(True, T0 + timedelta(minutes=4))
+    assert mast.check_faults(T0 + timedelta(minutes=4), True)[0].active is False
+    assert mast.fault() is None
+
+
+def test_the_oldest_fault_is_the_one_shown() -> None:
+    _, mast = running(30)
+    report(mast, SETTLED, on=True, power_w=0.1)
+    mast.set_online(False, T0 + timedelta(minutes=10))
+    faults(mast, timedelta(minutes=10))
+    assert mast.fault() == (FaultKind.LAMP_FAILURE, T0 + SETTLED)
+
+
+# -- direction -------------------------------------------------------------------------------
+
+SPACING_DEG = 0.0005  # about 55.6 m between masts along the chain
+
+
+def placed(names: dict[str, tuple[float, float, tuple[str, ...]]]) -> Lighting:
+    """Masts at (north, east) steps of SPACING_DEG with their neighbours."""
+    return Lighting(
+        {
+            name: Mast(
+                MastSpec(
+                    name=name,
+                    latitude=53.7 + north * SPACING_DEG,
+                    longitude=10.0 + east * SPACING_DEG / 0.59,  # cos(53.7°): same metres
+                    neighbours=neighbours,
+                )
+            )
+            for name, (north, east, neighbours) in names.items()
+        }
+    )
+
+
+def path(count: int = 8) -> Lighting:
+    """M1 - M2 - ... - M8 in a straight line."""
+    return placed({f"M{n}": (n, 0, (f"M{n - 1}",) if n > 1 else ()) for n in range(1, count + 1)})
+
+
+def walk(lighting: Lighting, route: list[str], speed: float, start: datetime = T0) -> list[str]:
+    """Detect the person at each mast of the route; return what the last detection lit."""
+    at = start
+    for here, there in itertools.pairwise(route):
+        lighting.detect(here, at)
+        at += timedelta(seconds=lighting.graph.length_m(here, there) / speed)
+    lighting.detect(route[-1], at)
+    return sorted(lighting.boost([route[-1]], at))
+
+
+def test_distance_between_masts() -> None:
+    assert path().graph.length_m("M1", "M2") == pytest.approx(55.6, abs=0.1)
+
+
+def test_first_detection_lights_the_symmetric_corridor() -> None:
+    lighting = path()
+    assert lighting.detect("M3", T0) is None
+    assert sorted(lighting.boost(["M3"], T0)) == ["M2", "M3", "M4"]
+    assert sorted(lighting.boost(["M3"], T0, hops=2)) == ["M1", "M2", "M3", "M4", "M5"]
+
+
+def test_a_walker_is_lit_ahead_not_behind() -> None:
+    lighting = path()
+    assert walk(lighting, ["M2", "M3"], 1.4) == ["M3", "M4"]
+    heading = lighting.heading("M3", T0 + timedelta(seconds=40))
+    assert heading is not None
+    assert heading.came_from == "M2"
+    assert heading.speed_mps == pytest.approx(1.4)
+
+
+def test_a_cyclist_is_lit_further_ahead() -> None:
+    assert walk(path(), ["M2", "M3"], 6.5) == ["M3", "M4", "M5"]
+
+
+def test_lead_and_behind_are_the_profiles() -> None:
+    lighting = path()
+    profile = LightingProfile(lead_m=120, behind_m=60)
+    for mast in lighting.masts.values():
+        mast.spec = dataclasses.replace(mast.spec, profile=profile)
+    assert walk(lighting, ["M4", "M5"], 1.4) == ["M4", "M5", "M6", "M7"]
+
+
+def test_a_long_walk_keeps_its_heading_mast_after_mast() -> None:
+    lit = walk(path(), ["M1", "M2", "M3", "M4", "M5", "M6"], 1.4)
+    assert lit == ["M6", "M7"]
+
+
+def test_the_other_way_round() -> None:
+    assert walk(path(), ["M6", "M5"], 1.4) == ["M4", "M5"]
+
+
+def test_the_heading_holds_for_repeated_boosts_of_the_same_motion() -> None:
+    lighting = path()
+    walk(lighting, ["M2", "M3"], 1.4)
+    later = lighting.detections["M3"] + HEADING_KEPT
+    assert sorted(lighting.boost(["M3"], later)) == ["M3", "M4"]
+    assert sorted(lighting.boost(["M3"], later + timedelta(seconds=1))) == ["M2", "M3", "M4"]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "known"),
+    [
+        pytest.param(55.6 / MIN_SPEED_MPS + 5, False, id="too-slow-another-person"),
+        pytest.param(55.6 / MIN_SPEED_MPS - 5, True, id="slow-stroll"),
+        pytest.param(55.6 / MAX_SPEED_MPS + 0.5, True, id="fast-bike"),
+        pytest.param(55.6 / MAX_SPEED_MPS - 0.5, False, id="too-fast-two-people"),
+    ],
+)
+def test_only_plausible_speeds_give_a_heading(seconds: float, known: bool) -> None:
+    lighting = path()
+    lighting.detect("M2", T0)
+    assert (lighting.detect("M3", T0 + timedelta(seconds=seconds)) is not None) is known
+
+
+def test_two_people_meeting_fall_back_to_the_corridor() -> None:
+    """One walks M1 -> M3, the other M6 -> M4; the next detection has motion on both sides."""
+    lighting = path()
+    lighting.detect("M2", T0)
+    lighting.detect("M5", T0)
+    lighting.detect("M3", T0 + timedelta(seconds=40))
+    assert lighting.detect("M4", T0 + timedelta(seconds=45)) is None
+    assert sorted(lighting.boost(["M4"], T0 + timedelta(seconds=45))) == ["M3", "M4", "M5"]
+
+
+def test_someone_walking_away_is_not_someone_coming() -> None:
+    """A walker left M3 towards M4; a new person appearing at M3 has no known direction."""
+    lighting = path()
+    lighting.detect("M3", T0)
+    lighting.detect("M4", T0 + timedelta(seconds=40))
+    assert lighting.detect("M3", T0 + timedelta(seconds=60)) is None
+
+
+def crossing() -> Lighting:
+    """W2 - W1 - X - E1 - E2 west to east, S1 - X - N1 - N2 south to north."""
+    return placed(
+        {
+            "W2": (0, -2, ()),
+            "W1": (0, -1, ("W2",)),
+            "X": (0, 0, ("W1",)),
+            "E1": (0, 1, ("X",)),
+            "E2": (0, 2, ("E1",)),
+            "S1": (-1, 0, ("X",)),
+            "N1": (1, 0, ("X",)),
+            "N2": (2, 0, ("N1",)),
+        }
+    )
+
+
+def test_at_a_crossing_every_way_ahead_is_lit() -> None:
+    assert walk(crossing(), ["W1", "X"], 1.4) == ["E1", "N1", "S1", "X"]
+
+
+def test_a_turn_at_the_crossing_follows_the_new_way() -> None:
+    assert walk(crossing(), ["W2", "W1", "X", "N1"], 1.4) == ["N1", "N2"]
+
+
+def test_two_people_reaching_a_crossing_from_two_sides_fall_back() -> None:
+    lighting = crossing()
+    lighting.detect("W1", T0)
+    lighting.detect("S1", T0 + timedelta(seconds=5))
+    assert lighting.detect("X", T0 + timedelta(seconds=42)) is None
+    assert sorted(lighting.boost(["X"], T0 + timedelta(seconds=42))) == [
+        "E1",
+        "N1",
+        "S1",
+        "W1",
+        "X",
+    ]
+
+
+def test_motion_at_an_unknown_mast_is_ignored() -> None:
+    lighting = path()
+    assert lighting.detect("Nowhere", T0) is None
+    assert lighting.boost(["Nowhere"], T0) == []
 
 
 # -- readings and persistence ----------------------------------------------------------------
@@ -651,6 +892,14 @@ FULL_STATUS = MastStatus(
     meter_kwh=812.5,
     override_level=0.0,
     override_until=T0 + timedelta(hours=1),
+    reference_kwh=4.5,
+    dark=True,
+    level_changed_at=T0,
+    unconfirmed_since=T0,
+    reasked_at=T0 + timedelta(seconds=10),
+    offline_since=T0 + timedelta(minutes=1),
+    suspected={FaultKind.LAMP_FAILURE: T0, FaultKind.NO_COMMUNICATION: T0},
+    faults={FaultKind.LAMP_FAILURE: T0 + timedelta(minutes=2)},
 )
 
 

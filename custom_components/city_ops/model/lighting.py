@@ -1,4 +1,4 @@
-"""Park lighting: profiles, the mast neighbour graph, boosts along a corridor, energy."""
+"""Park lighting: profiles, the mast graph, boosts that lead walkers, faults, energy."""
 
 from __future__ import annotations
 
@@ -6,12 +6,37 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
+import heapq
+import math
 from typing import Any
 
 from ..sources.reading import Reading
 
-FAULT_POWER_SHARE = 0.05  # below 5 % of the expected power while commanded on: lamp fault
-FAULT_GRACE = timedelta(minutes=2)  # a lamp warms up and meters report late
+FAULT_POWER_SHARE = 0.05  # below 5 % of what the commanded level needs: lamp failure
+HIGH_POWER_SHARE = 1.3  # above 130 % of it (plus the driver's standby): power too high
+STANDBY_W = 2.0  # what a driver may draw with the lamp off or dimmed to nothing
+FAULT_GRACE = timedelta(minutes=2)  # how long a condition must hold before it is a fault
+# Meters report late and lamps ramp: a power report this soon after a level change is no
+# evidence either way (it neither raises nor clears a suspicion).
+SETTLE = timedelta(seconds=20)
+CONFIRM_WITHIN = timedelta(seconds=10)  # a luminaire answers a command within this
+REASK_EVERY = timedelta(minutes=1)  # an unanswered luminaire is asked again at most this often
+REPAIR_AFTER = timedelta(days=1)  # a lamp faulty this long gets a repair issue
+# Direction: successive detections at neighbouring masts this fast are one person moving.
+MIN_SPEED_MPS = 0.3
+MAX_SPEED_MPS = 15.0
+HEADING_KEPT = timedelta(minutes=15)  # a boost of the same motion episode keeps its heading
+EARTH_RADIUS_M = 6_371_000
+
+
+class FaultKind(StrEnum):
+    """What is wrong with a mast, in TALQ LampMonitor's terms."""
+
+    LAMP_FAILURE = "lamp_failure"
+    DAY_BURNER = "day_burner"
+    NO_COMMUNICATION = "no_communication"
+    POWER_TOO_HIGH = "power_too_high"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +46,12 @@ class LightingProfile:
     base_level: float = 30.0  # % while dark and nobody is there
     boost_level: float = 100.0  # % while someone is there
     hold_s: int = 120  # how long a boost lasts after the last motion
-    corridor_hops: int = 1  # neighbours lit ahead of and behind a walker
+    corridor_hops: int = 1  # neighbours lit around a walker whose direction is unknown
+    # Once the direction is known: lit ahead = max(lead_m, speed x lead_s) metres along the
+    # paths (at least the next mast of each way ahead), behind = behind_m metres.
+    lead_m: float = 50.0
+    lead_s: float = 20.0
+    behind_m: float = 0.0
     transition_up_s: float = 1.0
     transition_down_s: float = 5.0
     night_start: time = time(23, 30)
@@ -68,6 +98,21 @@ class Command:
     kelvin: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """Where a person seen at a mast came from, and how fast they moved."""
+
+    came_from: str
+    speed_mps: float
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Ground distance between two points (equirectangular: masts stand metres apart)."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    y = math.radians(lat2 - lat1)
+    return EARTH_RADIUS_M * math.hypot(x, y)
+
+
 class MastGraph:
     """Which masts neighbour which; always symmetric, whatever one side declared."""
 
@@ -76,6 +121,7 @@ class MastGraph:
         self._edges: dict[str, set[str]] = {}
         specs = list(specs)
         names = {spec.name for spec in specs}
+        self._where = {spec.name: (spec.latitude, spec.longitude) for spec in specs}
         for spec in specs:
             self._edges.setdefault(spec.name, set())
             for other in spec.neighbours:
@@ -86,6 +132,53 @@ class MastGraph:
     def neighbours(self, name: str) -> set[str]:
         """Direct neighbours of a mast."""
         return set(self._edges.get(name, ()))
+
+    def length_m(self, one: str, other: str) -> float:
+        """Length of the path between two masts (straight, as masts stand along paths)."""
+        return distance_m(*self._where[one], *self._where[other])
+
+    def ahead(self, start: str, came_from: str, lead_m: float) -> set[str]:
+        """Masts within `lead_m` along every way on from `start` that does not go back.
+
+        The next mast of each way ahead is always included: a lead shorter than the spacing
+        of the masts must not leave the way ahead dark.
+        """
+        if start not in self._edges:
+            return set()
+        found: dict[str, float] = {}
+        queue = [(self.length_m(start, first), first) for first in self._edges[start]]
+        queue = [item for item in queue if item[1] != came_from]
+        heapq.heapify(queue)
+        first_masts = {name for _, name in queue}
+        while queue:
+            metres, here = heapq.heappop(queue)
+            if here in found or here == start:
+                continue
+            if metres > lead_m and here not in first_masts:
+                continue
+            found[here] = metres
+            for other in self._edges[here]:
+                if other not in found and other not in (start, came_from):
+                    heapq.heappush(queue, (metres + self.length_m(here, other), other))
+        return set(found)
+
+    def within(self, start: str, metres: float, towards: str | None = None) -> set[str]:
+        """Masts within `metres` of `start` along the paths (only via `towards` if given)."""
+        if start not in self._edges or metres <= 0:
+            return set()
+        firsts = self._edges[start] if towards is None else {towards} & self._edges[start]
+        queue = [(self.length_m(start, first), first) for first in firsts]
+        heapq.heapify(queue)
+        found: set[str] = set()
+        while queue:
+            length, here = heapq.heappop(queue)
+            if here in found or here == start or length > metres:
+                continue
+            found.add(here)
+            for other in self._edges[here]:
+                if other not in found:
+                    heapq.heappush(queue, (length + self.length_m(here, other), other))
+        return found
 
     def corridor(self, start: str, hops: int) -> dict[str, int]:
         """Masts within `hops` of `start`, with their distance in hops (breadth first)."""
@@ -126,6 +219,27 @@ class MastStatus:
     meter_kwh: float | None = None  # last counter value of a metering device
     override_level: float | None = None  # set by hand (light entity); wins until it expires
     override_until: datetime | None = None
+    # The full-power reference over the same intervals as `energy_kwh` (rated power while
+    # dark), and whether the mast counted as dark in the interval now running.
+    reference_kwh: float = 0.0
+    dark: bool = False
+    level_changed_at: datetime | None = None  # the commanded level last changed
+    unconfirmed_since: datetime | None = None  # first command the luminaire did not answer
+    reasked_at: datetime | None = None  # the luminaire was last asked for its state
+    offline_since: datetime | None = None  # Zigbee2MQTT says the device is offline
+    # Since when each fault condition holds (suspected), and the faults it became.
+    suspected: dict[FaultKind, datetime] = field(default_factory=dict)
+    faults: dict[FaultKind, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultChange:
+    """A fault raised or cleared at a mast."""
+
+    mast: str
+    kind: FaultKind
+    since: datetime
+    active: bool
 
 
 class Mast:
@@ -143,6 +257,7 @@ class Mast:
         status.last_seen = now
         if reading.on is not None or reading.brightness is not None or reading.power_w is not None:
             status.luminaire_seen = now
+            status.unconfirmed_since = None
         if reading.on is not None:
             status.on = reading.on
         if reading.brightness is not None:
@@ -153,6 +268,7 @@ class Mast:
             status.illuminance_lx = reading.illuminance_lx
         if reading.power_w is not None:
             status.power_w = reading.power_w
+            self._judge_power(reading.power_w, now)
         if reading.energy_kwh is not None:
             # Count what the meter added; a reset or a replaced meter starts a new baseline.
             if status.meter_kwh is not None and reading.energy_kwh >= status.meter_kwh:
@@ -209,44 +325,134 @@ class Mast:
             return status.commanded_level if status.commanded_level is not None else 100.0
         return status.commanded_level or 0.0
 
-    def accumulate(self, now: datetime) -> None:
-        """Integrate the estimated energy up to now (no-op when a meter reports energy)."""
-        status = self.status
-        if (
-            status.level_since is not None
-            and not status.measured_energy
-            and now > status.level_since
-        ):
-            watts, _ = self.power_w()
-            status.energy_kwh += watts * (now - status.level_since).total_seconds() / 3_600_000
-        status.level_since = now
+    def accumulate(self, now: datetime, dark: bool | None = None) -> None:
+        """Integrate energy (estimated unless metered) and the reference up to now.
 
-    def lamp_fault(self, now: datetime, sun_down: bool) -> bool:
-        """Silent after a command, drawing almost nothing while on, or burning in daylight."""
+        Both grow over the same intervals, so their ratio does not depend on when it is read.
+        `dark` is the darkness from now on, where the caller knows it.
+        """
         status = self.status
-        commanded_at = status.commanded_at
-        settled = commanded_at is not None and now - commanded_at > FAULT_GRACE
-        if (
-            commanded_at is not None
-            and settled
-            and (status.luminaire_seen is None or status.luminaire_seen < commanded_at)
-        ):
-            return True  # a luminaire confirms every command with a report
-        if (
-            settled
-            and status.power_w is not None
-            and (status.commanded_level or 0) > 0
-            and status.power_w
-            < FAULT_POWER_SHARE * self.spec.rated_power_w * (status.commanded_level or 0) / 100
-        ):
-            return True
-        return bool(
-            settled
-            and not self.is_dark(sun_down)
-            and not self.boosted(now)
-            and self.level() > 0
-            and (status.commanded_level or 0) == 0
+        if status.level_since is not None and now > status.level_since:
+            hours = (now - status.level_since).total_seconds() / 3600
+            if not status.measured_energy:
+                watts, _ = self.power_w()
+                status.energy_kwh += watts * hours / 1000
+            if status.dark:
+                status.reference_kwh += self.spec.rated_power_w * hours / 1000
+        if status.level_since is None or now >= status.level_since:
+            status.level_since = now
+        if dark is not None:
+            status.dark = dark
+
+    def expected_w(self) -> float:
+        """What the lamp needs at the level commanded."""
+        return self.spec.rated_power_w * (self.status.commanded_level or 0) / 100
+
+    def _settled(self, now: datetime) -> bool:
+        changed = self.status.level_changed_at
+        return changed is None or now - changed >= SETTLE
+
+    def _judge_power(self, watts: float, now: datetime) -> None:
+        """Raise or clear the power suspicions from a settled power report."""
+        if not self._settled(now) or self.status.commanded_level is None:
+            return
+        expected = self.expected_w()
+        low = expected > 0 and watts < FAULT_POWER_SHARE * expected
+        high = expected > 0 and watts > HIGH_POWER_SHARE * expected + STANDBY_W
+        self._suspect(FaultKind.LAMP_FAILURE, low, now, keep_if_off=True)
+        self._suspect(FaultKind.POWER_TOO_HIGH, high, now)
+
+    def _suspect(
+        self, kind: FaultKind, holds: bool, now: datetime, keep_if_off: bool = False
+    ) -> None:
+        suspected = self.status.suspected
+        if holds:
+            suspected.setdefault(kind, now)
+        elif not (keep_if_off and (self.status.commanded_level or 0) <= 0):
+            # Commanded off, a dead lamp draws nothing like a good one: that proves nothing.
+            suspected.pop(kind, None)
+
+    def needs_reask(self, now: datetime) -> bool:
+        """Whether the luminaire left a command unanswered and should be asked for its state."""
+        status = self.status
+        since = status.unconfirmed_since
+        if since is None or now - since < CONFIRM_WITHIN:
+            return False
+        asked = status.reasked_at
+        return asked is None or asked < since or now - asked >= REASK_EVERY
+
+    def reasked(self, now: datetime) -> None:
+        """The luminaire was asked for its state."""
+        self.status.reasked_at = now
+
+    def set_online(self, online: bool, now: datetime) -> bool:
+        """Zigbee2MQTT's availability; True when it changed."""
+        status = self.status
+        if online == (status.offline_since is None):
+            return False
+        status.offline_since = None if online else now
+        return True
+
+    @property
+    def online(self) -> bool:
+        """Whether the device is reachable as far as Zigbee2MQTT knows."""
+        return self.status.offline_since is None
+
+    def check_faults(self, now: datetime, sun_down: bool) -> list[FaultChange]:
+        """Judge every fault kind now; return the faults raised and cleared.
+
+        A condition becomes a fault once it has held for FAULT_GRACE. Its start is the
+        evidence (the first low power report, the first unanswered command), so neither a
+        boost nor re-commanding the same level restarts the grace.
+        """
+        status = self.status
+        since = status.unconfirmed_since
+        # Asked again (never before CONFIRM_WITHIN) and another CONFIRM_WITHIN gone by.
+        silent = (
+            since is not None
+            and status.reasked_at is not None
+            and status.reasked_at >= since
+            and now - since >= 2 * CONFIRM_WITHIN
         )
+        if status.offline_since is not None:
+            status.suspected[FaultKind.NO_COMMUNICATION] = min(
+                status.offline_since,
+                status.suspected.get(FaultKind.NO_COMMUNICATION, status.offline_since),
+            )
+        elif silent and since is not None:
+            status.suspected.setdefault(FaultKind.NO_COMMUNICATION, since)
+        else:
+            status.suspected.pop(FaultKind.NO_COMMUNICATION, None)
+        burning = status.on is True and (status.brightness is None or status.brightness > 0)
+        self._suspect(
+            FaultKind.DAY_BURNER,
+            self._settled(now)
+            and (status.commanded_level is not None and status.commanded_level <= 0)
+            and not self.is_dark(sun_down)
+            and (burning or (status.power_w or 0) > STANDBY_W),
+            now,
+        )
+        changes = []
+        for kind in FaultKind:
+            started = status.suspected.get(kind)
+            # Zigbee2MQTT has already waited before it calls a device offline.
+            offline = kind is FaultKind.NO_COMMUNICATION and status.offline_since is not None
+            grace = timedelta(0) if offline else FAULT_GRACE
+            active = started is not None and now - started >= grace
+            if active and kind not in status.faults and started is not None:
+                status.faults[kind] = started
+                changes.append(FaultChange(self.spec.name, kind, started, True))
+            elif not active and kind in status.faults:
+                changes.append(FaultChange(self.spec.name, kind, status.faults.pop(kind), False))
+        return changes
+
+    def fault(self) -> tuple[FaultKind, datetime] | None:
+        """The mast's oldest fault and since when, if it has any."""
+        faults = self.status.faults
+        if not faults:
+            return None
+        kind = min(faults, key=lambda k: faults[k])
+        return kind, faults[kind]
 
 
 class Lighting:
@@ -256,8 +462,67 @@ class Lighting:
         """Masts by name; the graph follows their declared neighbours."""
         self.masts = dict(masts)
         self.graph = MastGraph(mast.spec for mast in self.masts.values())
-        self.reference_kwh = 0.0
         self.last_tick: datetime | None = None
+        # Energy and reference as of the last tick, and when counting began.
+        self.counted: tuple[float, float] = (0.0, 0.0)
+        self.counting_since: datetime | None = None
+        self.detections: dict[str, datetime] = {}  # mast -> its latest motion start
+        self.headings: dict[str, Heading | None] = {}  # heading inferred at that detection
+
+    @property
+    def reference_kwh(self) -> float:
+        """Energy all masts would have used at full power while dark, as of the last tick."""
+        return self.counted[1]
+
+    # -- direction ------------------------------------------------------------------------
+
+    def detect(self, name: str, now: datetime) -> Heading | None:
+        """A new motion at a mast: infer where the person came from and how fast.
+
+        One neighbour that saw motion shortly before, at a walking or cycling pace, is where
+        they came from. None (no neighbour, or several: two people meeting, a crowd at a
+        crossing) leaves the direction unknown. A neighbour whose own motion came from this
+        mast saw someone walking away, not someone coming here.
+        """
+        if name not in self.masts:
+            return None
+        candidates = []
+        for other in self.graph.neighbours(name):
+            seen = self.detections.get(other)
+            if seen is None or seen >= now:
+                continue
+            before = self.headings.get(other)
+            if before is not None and before.came_from == name:
+                continue
+            speed = self.graph.length_m(other, name) / (now - seen).total_seconds()
+            if MIN_SPEED_MPS <= speed <= MAX_SPEED_MPS:
+                candidates.append(Heading(other, speed))
+        heading = candidates[0] if len(candidates) == 1 else None
+        self.detections[name] = now
+        self.headings[name] = heading
+        return heading
+
+    def heading(self, name: str, now: datetime) -> Heading | None:
+        """The heading of the motion episode under way at a mast, if one is known."""
+        seen = self.detections.get(name)
+        if seen is None or now - seen > HEADING_KEPT:
+            return None
+        return self.headings.get(name)
+
+    def lit_for(self, name: str, now: datetime, hops: int | None = None) -> set[str]:
+        """The masts a motion at `name` lights: ahead of the person, else the corridor."""
+        mast = self.masts[name]
+        profile = mast.spec.profile
+        heading = self.heading(name, now)
+        if heading is None:
+            radius = profile.corridor_hops if hops is None else hops
+            return set(self.graph.corridor(name, radius))
+        lead = max(profile.lead_m, heading.speed_mps * profile.lead_s)
+        return {
+            name,
+            *self.graph.ahead(name, heading.came_from, lead),
+            *self.graph.within(name, profile.behind_m, towards=heading.came_from),
+        }
 
     def boost(
         self,
@@ -266,14 +531,15 @@ class Lighting:
         hops: int | None = None,
         hold_s: float | None = None,
     ) -> list[str]:
-        """Hold the masts and their corridor at boost; a boost never shortens an earlier one."""
+        """Hold the masts and what they light at boost; a boost never shortens an earlier one.
+
+        `hops` is the corridor where the direction is unknown.
+        """
         touched: dict[str, None] = {}
         for name in names:
-            mast = self.masts.get(name)
-            if mast is None:
+            if name not in self.masts:
                 continue
-            radius = mast.spec.profile.corridor_hops if hops is None else hops
-            for other in self.graph.corridor(name, radius):
+            for other in sorted(self.lit_for(name, now, hops)):
                 target = self.masts[other]
                 hold = target.spec.profile.hold_s if hold_s is None else hold_s
                 until = now + timedelta(seconds=hold)
@@ -282,6 +548,8 @@ class Lighting:
                     target.status.boost_until = until
                 touched[other] = None
         return list(touched)
+
+    # -- levels ---------------------------------------------------------------------------
 
     def reconcile(
         self, now: datetime, local: time, sun_down: bool, names: Iterable[str] | None = None
@@ -298,15 +566,26 @@ class Lighting:
                 and status.commanded_kelvin == kelvin
             ):
                 continue
-            profile = mast.spec.profile
-            rising = status.commanded_level is None or level > status.commanded_level
-            transition = profile.transition_up_s if rising else profile.transition_down_s
-            mast.accumulate(now)
-            status.commanded_level = level
-            status.commanded_kelvin = kelvin
-            status.commanded_at = now
-            commands.append(Command(name, level, transition, kelvin))
+            commands.append(self.command(mast, level, kelvin, now, sun_down))
         return commands
+
+    def command(
+        self, mast: Mast, level: float, kelvin: int, now: datetime, sun_down: bool | None = None
+    ) -> Command:
+        """Tell a mast's luminaire a level; the luminaire is expected to answer."""
+        status = mast.status
+        profile = mast.spec.profile
+        rising = status.commanded_level is None or level > status.commanded_level
+        transition = profile.transition_up_s if rising else profile.transition_down_s
+        mast.accumulate(now, None if sun_down is None else mast.is_dark(sun_down))
+        if status.commanded_level is None or abs(status.commanded_level - level) >= 0.5:
+            status.level_changed_at = now
+        status.commanded_level = level
+        status.commanded_kelvin = kelvin
+        status.commanded_at = now
+        if status.unconfirmed_since is None:
+            status.unconfirmed_since = now
+        return Command(mast.spec.name, level, transition, kelvin)
 
     def next_expiry(self, now: datetime) -> datetime | None:
         """When the earliest running boost or hand override ends."""
@@ -318,24 +597,26 @@ class Lighting:
         ]
         return min(ends) if ends else None
 
+    # -- energy ---------------------------------------------------------------------------
+
     def tick(self, now: datetime, sun_down: bool) -> None:
-        """Integrate energy and the full-power reference (all masts at rated power while dark)."""
-        if self.last_tick is not None and now > self.last_tick:
-            # Per mast: a mast dark by its own light sensor would burn at full power too.
-            hours = (now - self.last_tick).total_seconds() / 3600
-            dark_watts = sum(
-                mast.spec.rated_power_w for mast in self.masts.values() if mast.is_dark(sun_down)
-            )
-            self.reference_kwh += dark_watts * hours / 1000
-        self.last_tick = now
+        """Bring every mast's energy and reference up to now; take the site's totals."""
+        if self.masts and self.counting_since is None:
+            self.counting_since = now
         for mast in self.masts.values():
-            mast.accumulate(now)
+            mast.accumulate(now, mast.is_dark(sun_down))
+        self.last_tick = now
+        self.counted = (
+            self.energy_kwh(),
+            sum(mast.status.reference_kwh for mast in self.masts.values()),
+        )
 
     def savings_percent(self) -> float | None:
-        """Energy saved against burning at full power from dusk to dawn."""
-        if self.reference_kwh <= 0:
+        """Energy saved against full power while dark, since counting began (last tick)."""
+        energy, reference = self.counted
+        if reference <= 0:
             return None
-        return round(max(0.0, 100 * (1 - self.energy_kwh() / self.reference_kwh)), 1)
+        return round(max(0.0, 100 * (1 - energy / reference)), 1)
 
     def energy_kwh(self) -> float:
         """Energy of all masts since they were added."""
@@ -353,6 +634,10 @@ _MAST_TIMES = (
     "level_since",
     "override_until",
     "luminaire_seen",
+    "level_changed_at",
+    "unconfirmed_since",
+    "reasked_at",
+    "offline_since",
 )
 _MAST_NUMBERS = (
     "brightness",
@@ -362,6 +647,7 @@ _MAST_NUMBERS = (
     "commanded_level",
     "meter_kwh",
     "override_level",
+    "reference_kwh",
 )
 
 
@@ -376,8 +662,31 @@ def mast_status_to_dict(status: MastStatus) -> dict[str, Any]:
         motion=status.motion,
         measured_energy=status.measured_energy,
         commanded_kelvin=status.commanded_kelvin,
+        dark=status.dark,
+        suspected={kind.value: at.isoformat() for kind, at in status.suspected.items()},
+        faults={kind.value: at.isoformat() for kind, at in status.faults.items()},
     )
     return data
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _fault_times(value: Any) -> dict[FaultKind, datetime]:
+    found: dict[FaultKind, datetime] = {}
+    if isinstance(value, Mapping):
+        for kind in FaultKind:
+            at = _parse_time(value.get(kind.value))
+            if at is not None:
+                found[kind] = at
+    return found
 
 
 def mast_status_from_dict(data: Mapping[str, Any]) -> MastStatus:
@@ -388,18 +697,16 @@ def mast_status_from_dict(data: Mapping[str, Any]) -> MastStatus:
         if isinstance(value, int | float) and not isinstance(value, bool):
             setattr(status, key, float(value))
     for key in _MAST_TIMES:
-        value = data.get(key)
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            setattr(status, key, parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
-    for key in ("on", "motion"):
+        parsed = _parse_time(data.get(key))
+        if parsed is not None:
+            setattr(status, key, parsed)
+    for key in ("on", "motion", "dark"):
         if isinstance(data.get(key), bool):
             setattr(status, key, data[key])
     status.measured_energy = data.get("measured_energy") is True
     kelvin = data.get("commanded_kelvin")
     if isinstance(kelvin, int) and not isinstance(kelvin, bool):
         status.commanded_kelvin = kelvin
+    status.suspected = _fault_times(data.get("suspected"))
+    status.faults = _fault_times(data.get("faults"))
     return status
