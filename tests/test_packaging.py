@@ -87,8 +87,10 @@ def test_every_translation_key_in_the_code_is_translated() -> None:
     for reason in set(re.findall(r'async_abort\(reason="(\w+)"\)', code)):
         assert reason in strings["config"]["abort"], reason
     for error in set(re.findall(r'errors\[[^]]+\] = "(\w+)"', code)):
-        assert error in strings["config"]["error"] or any(
-            error in subentry["error"] for subentry in strings["config_subentries"].values()
+        assert (
+            error in strings["config"]["error"]
+            or error in strings["options"].get("error", {})
+            or any(error in subentry["error"] for subentry in strings["config_subentries"].values())
         ), error
     icons = load(INTEGRATION / "icons.json")
     for platform, entities in strings["entity"].items():

@@ -629,7 +629,7 @@ async def test_a_silent_luminaire_is_asked_again_then_reported(
     await setup_lighting()
     await report(hass, "mast-1", state="ON", brightness=76)
     await report(hass, "pir-7", occupancy=True)  # M7's PIR talks; its luminaire does not
-    await advance(hass, freezer, timedelta(seconds=11))
+    await advance(hass, freezer, timedelta(seconds=61))  # asked on the minute tick
     asked = {
         call.args[0]: json.loads(call.args[1])
         for call in mqtt_mock.async_publish.call_args_list
