@@ -950,3 +950,12 @@ def test_status_from_garbage_falls_back_to_unknown(
     data: dict[str, Any], expected: MastStatus
 ) -> None:
     assert mast_status_from_dict(data) == expected
+
+
+def test_a_detection_already_followed_on_gives_no_heading_again() -> None:
+    """P1 walked M2 -> M3 and on; P2 appears at M3 from the other side: direction unknown."""
+    lighting = path()
+    lighting.detect("M2", T0)
+    assert lighting.detect("M3", T0 + timedelta(seconds=40)) is not None
+    lighting.detect("M4", T0 + timedelta(seconds=80))
+    assert lighting.detect("M3", T0 + timedelta(seconds=120)) is None

@@ -468,6 +468,8 @@ class Lighting:
         self.counting_since: datetime | None = None
         self.detections: dict[str, datetime] = {}  # mast -> its latest motion start
         self.headings: dict[str, Heading | None] = {}  # heading inferred at that detection
+        # Detections a later one already followed on from: that person has moved on.
+        self.followed: set[str] = set()
 
     @property
     def reference_kwh(self) -> float:
@@ -489,7 +491,7 @@ class Lighting:
         candidates = []
         for other in self.graph.neighbours(name):
             seen = self.detections.get(other)
-            if seen is None or seen >= now:
+            if seen is None or seen >= now or other in self.followed:
                 continue
             before = self.headings.get(other)
             if before is not None and before.came_from == name:
@@ -500,6 +502,9 @@ class Lighting:
         heading = candidates[0] if len(candidates) == 1 else None
         self.detections[name] = now
         self.headings[name] = heading
+        self.followed.discard(name)
+        if heading is not None:
+            self.followed.add(heading.came_from)
         return heading
 
     def heading(self, name: str, now: datetime) -> Heading | None:
