@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from homeassistant.config_entries import (
-    ConfigEntry,
     ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
@@ -77,6 +76,9 @@ from .model.container import WasteKind
 from .sources.reading import MAX_COMPARTMENTS, SourceKind
 from .street_lighting import site_profile
 
+if TYPE_CHECKING:
+    from .runtime import CityOpsConfigEntry
+
 TOPIC_DEFAULTS = TOPIC_DEFAULTS_DATA
 _TEXT = selector.TextSelector()
 
@@ -113,14 +115,14 @@ class CityOpsConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> CityOpsOptionsFlow:
+    def async_get_options_flow(config_entry: CityOpsConfigEntry) -> CityOpsOptionsFlow:
         """Return the options flow (thresholds, depot)."""
         return CityOpsOptionsFlow()
 
     @classmethod
     @callback
     def async_get_supported_subentry_types(
-        cls, config_entry: ConfigEntry
+        cls, config_entry: CityOpsConfigEntry
     ) -> dict[str, type[ConfigSubentryFlow]]:
         """Assets of a site."""
         return {
@@ -422,7 +424,7 @@ def _asset_identity(user_input: Mapping[str, Any]) -> tuple[dict[str, Any], dict
 
 
 def _site_conflicts(
-    entry: ConfigEntry, editing: str | None, data: Mapping[str, Any], errors: dict[str, str]
+    entry: CityOpsConfigEntry, editing: str | None, data: Mapping[str, Any], errors: dict[str, str]
 ) -> None:
     """Names are unique within a site and each device feeds one asset (sensors included)."""
     taken: set[tuple[Any, Any]] = set()
@@ -487,18 +489,20 @@ class AssetSubentryFlow(ConfigSubentryFlow):
 
     @staticmethod
     def _validate(
-        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+        entry: CityOpsConfigEntry, user_input: dict[str, Any], editing: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         raise NotImplementedError  # pragma: no cover (every kind defines it)
 
     def _form_values(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return dict(data)
 
-    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+    def _schema(
+        self, entry: CityOpsConfigEntry, values: Mapping[str, Any], editing: str | None
+    ) -> Any:
         raise NotImplementedError  # pragma: no cover (every kind defines it)
 
     def _before_update(
-        self, entry: ConfigEntry, old: Mapping[str, Any], new: Mapping[str, Any]
+        self, entry: CityOpsConfigEntry, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> None:
         """Hook for what must follow a changed asset elsewhere on the site."""
 
@@ -506,12 +510,14 @@ class AssetSubentryFlow(ConfigSubentryFlow):
 class ContainerSubentryFlow(AssetSubentryFlow):
     """Add or reconfigure a waste container."""
 
-    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+    def _schema(
+        self, entry: CityOpsConfigEntry, values: Mapping[str, Any], editing: str | None
+    ) -> Any:
         return _container_schema(values, self.hass.config.latitude, self.hass.config.longitude)
 
     @staticmethod
     def _validate(
-        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+        entry: CityOpsConfigEntry, user_input: dict[str, Any], editing: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         data, errors = _asset_identity(user_input)
         try:
@@ -528,14 +534,16 @@ class MastSubentryFlow(AssetSubentryFlow):
 
     @staticmethod
     def _validate(
-        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+        entry: CityOpsConfigEntry, user_input: dict[str, Any], editing: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         return _validate_mast(entry, user_input, editing)
 
     def _form_values(self, data: Mapping[str, Any]) -> dict[str, Any]:
         return _mast_form_values(data)
 
-    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+    def _schema(
+        self, entry: CityOpsConfigEntry, values: Mapping[str, Any], editing: str | None
+    ) -> Any:
         others = sorted(
             str(sub.data[CONF_NAME])
             for sub_id, sub in entry.subentries.items()
@@ -544,11 +552,11 @@ class MastSubentryFlow(AssetSubentryFlow):
         return _mast_schema(values, others, self.hass.config.latitude, self.hass.config.longitude)
 
     def _before_update(
-        self, entry: ConfigEntry, old: Mapping[str, Any], new: Mapping[str, Any]
+        self, entry: CityOpsConfigEntry, old: Mapping[str, Any], new: Mapping[str, Any]
     ) -> None:
         self._rename_in_neighbours(entry, old[CONF_NAME], new[CONF_NAME])
 
-    def _rename_in_neighbours(self, entry: ConfigEntry, old: str, new: str) -> None:
+    def _rename_in_neighbours(self, entry: CityOpsConfigEntry, old: str, new: str) -> None:
         """Neighbours are kept by name: the other masts follow a renamed one."""
         if old == new:
             return
@@ -615,7 +623,7 @@ def _mast_schema(
 
 
 def _validate_mast(
-    entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+    entry: CityOpsConfigEntry, user_input: dict[str, Any], editing: str | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     data, errors = _asset_identity(user_input)
     kind = user_input[CONF_SOURCE_KIND]
@@ -638,12 +646,14 @@ def _validate_mast(
 class LockerBankSubentryFlow(AssetSubentryFlow):
     """Add or reconfigure a locker bank and its compartments."""
 
-    def _schema(self, entry: ConfigEntry, values: Mapping[str, Any], editing: str | None) -> Any:
+    def _schema(
+        self, entry: CityOpsConfigEntry, values: Mapping[str, Any], editing: str | None
+    ) -> Any:
         return _locker_bank_schema(values, self.hass.config.latitude, self.hass.config.longitude)
 
     @staticmethod
     def _validate(
-        entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+        entry: CityOpsConfigEntry, user_input: dict[str, Any], editing: str | None
     ) -> tuple[dict[str, Any], dict[str, str]]:
         return _validate_locker_bank(entry, user_input, editing)
 
@@ -690,7 +700,7 @@ def _whole(value: Any) -> Any:
 
 
 def _validate_locker_bank(
-    entry: ConfigEntry, user_input: dict[str, Any], editing: str | None
+    entry: CityOpsConfigEntry, user_input: dict[str, Any], editing: str | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
     data, errors = _asset_identity(user_input)
     compartments = [

@@ -10,7 +10,6 @@ from functools import partial
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
@@ -39,6 +38,7 @@ from .throttled_log import ThrottledLog
 
 if TYPE_CHECKING:
     from .model.site import Site
+    from .runtime import CityOpsConfigEntry
     from .sources.zha import ZhaDevices
 
 EVENT_PREFIX = "city_ops_locker_"
@@ -78,7 +78,7 @@ class Lending:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: ConfigEntry,
+        entry: CityOpsConfigEntry,
         site: Site,
         assets: Mapping[str, Asset],
         *,

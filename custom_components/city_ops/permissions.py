@@ -14,15 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from homeassistant.auth.models import User
 from homeassistant.auth.permissions.const import POLICY_CONTROL
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import Unauthorized, UnknownUser
 from homeassistant.helpers import entity_registry as er
 
 from .const import CONF_BOOKING_USERS, DOMAIN
+
+if TYPE_CHECKING:
+    from .runtime import CityOpsConfigEntry
 
 
 class Action(StrEnum):
@@ -46,7 +49,7 @@ class NotPermitted(Unauthorized):
         self._message = None
 
 
-def booking_users(entry: ConfigEntry) -> frozenset[str]:
+def booking_users(entry: CityOpsConfigEntry) -> frozenset[str]:
     """The user ids a site lets book and do nothing else."""
     return frozenset(str(user_id) for user_id in entry.options.get(CONF_BOOKING_USERS) or ())
 
@@ -56,7 +59,7 @@ async def async_check(
     context: Context | None,
     action: Action,
     *,
-    entry: ConfigEntry | None,
+    entry: CityOpsConfigEntry | None,
     entity_ids: Iterable[str] = (),
 ) -> None:
     """Let the call through or raise NotPermitted (UnknownUser for a user that is gone)."""

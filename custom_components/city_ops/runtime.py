@@ -104,7 +104,7 @@ def tour_start() -> datetime:
     return dt_util.start_of_local_day()
 
 
-def site_settings(hass: HomeAssistant, entry: ConfigEntry) -> SiteSettings:
+def site_settings(hass: HomeAssistant, entry: CityOpsConfigEntry) -> SiteSettings:
     """Read the behaviour settings of a site from its options (with defaults)."""
     options = entry.options
     depot = options.get(CONF_DEPOT) or {}
@@ -131,7 +131,7 @@ def container_spec(asset: Asset) -> ContainerSpec:
     )
 
 
-def config_signature(entry: ConfigEntry) -> tuple[Any, ...]:
+def config_signature(entry: CityOpsConfigEntry) -> tuple[Any, ...]:
     """What the runtime was built from; a change means the site must be rebuilt."""
     subentries = tuple(
         sorted(
@@ -144,7 +144,7 @@ def config_signature(entry: ConfigEntry) -> tuple[Any, ...]:
 class CityOpsRuntime:
     """The live site behind one config entry."""
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
+    def __init__(self, hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:
         """Build the site model from the entry and its asset subentries."""
         self.hass = hass
         self.entry = entry
@@ -294,7 +294,7 @@ class CityOpsRuntime:
         ]
 
     @callback
-    def _zha_changed(self, change: ConfigEntryChange, entry: ConfigEntry) -> None:
+    def _zha_changed(self, change: ConfigEntryChange, entry: CityOpsConfigEntry) -> None:
         if entry.domain == "zha" and entry.state is ConfigEntryState.LOADED:
             self._attach_zha()
 

@@ -9,7 +9,6 @@ from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.mqtt.models import ReceiveMessage
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import SUN_EVENT_SUNRISE, SUN_EVENT_SUNSET
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
@@ -57,6 +56,7 @@ from .sources.reading import DecodeError, Reading
 
 if TYPE_CHECKING:
     from .model.site import Site
+    from .runtime import CityOpsConfigEntry
     from .sources.zha import ZhaDevices
 
 HAND_OVERRIDE = timedelta(hours=1)
@@ -152,7 +152,7 @@ class ParkLighting:
     def __init__(
         self,
         hass: HomeAssistant,
-        entry: ConfigEntry,
+        entry: CityOpsConfigEntry,
         site: Site,
         assets: Mapping[str, Asset],
         notify: Callable[[str], None],
