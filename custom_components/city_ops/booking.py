@@ -454,6 +454,17 @@ class Visit:
         return self.entry.title
 
 
+def _page_rate_refusal(request: web.Request, visit: Visit) -> web.Response | None:
+    """A 429 page when this address asked for pages too often, else None."""
+    if visit.desk.page_views.allow(_client(request)):
+        return None
+    visit.desk.refuse("rate_address")
+    return page_response(
+        render_message(visit.lang, visit.site_name, "error_title", text(visit.lang, "error_rate")),
+        429,
+    )
+
+
 async def _visit(
     request: web.Request, slug: str, form: Mapping[str, Any] | None = None
 ) -> Visit | None:
@@ -525,14 +536,8 @@ class BookingPageView(HomeAssistantView):
         visit = await _visit(request, site)
         if visit is None:
             return not_found(request)
-        if not visit.desk.page_views.allow(_client(request)):
-            visit.desk.refuse("rate_address")
-            return page_response(
-                render_message(
-                    visit.lang, visit.site_name, "error_title", text(visit.lang, "error_rate")
-                ),
-                429,
-            )
+        if (refused := _page_rate_refusal(request, visit)) is not None:
+            return refused
         return index_page(visit, request)
 
 
@@ -675,14 +680,8 @@ class BookingManageView(HomeAssistantView):
         visit = await _visit(request, site)
         if visit is None:
             return not_found(request)
-        if not visit.desk.page_views.allow(_client(request)):
-            visit.desk.refuse("rate_address")
-            return page_response(
-                render_message(
-                    visit.lang, visit.site_name, "error_title", text(visit.lang, "error_rate")
-                ),
-                429,
-            )
+        if (refused := _page_rate_refusal(request, visit)) is not None:
+            return refused
         return self._page(request, visit, token)
 
     def _page(

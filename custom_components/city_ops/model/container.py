@@ -390,9 +390,9 @@ class Container:
             temperature=_number(data.get("temperature")),
             tilted=tilted if isinstance(tilted, bool) else None,
             fire_alarm=data.get("fire_alarm") is True,
-            last_seen=_when(data.get("last_seen")),
-            last_emptied=_when(data.get("last_emptied")),
-            full_since=_when(data.get("full_since")),
+            last_seen=stored_time(data.get("last_seen")),
+            last_emptied=stored_time(data.get("last_emptied")),
+            full_since=stored_time(data.get("full_since")),
             online=data.get("online") is not False,
         )
         status.fill_history.extend(_series(data.get("fill_history")))
@@ -403,7 +403,7 @@ class Container:
 _FILL_VALUES = frozenset(state.value for state in FillState)
 
 
-def _when(value: Any) -> datetime | None:
+def stored_time(value: Any) -> datetime | None:
     """Parse a stored timestamp; naive ones are taken as UTC."""
     if not isinstance(value, str):
         return None
@@ -442,7 +442,7 @@ def _series(value: Any) -> list[tuple[datetime, float]]:
     for item in value:
         if not isinstance(item, list | tuple) or len(item) != 2:
             continue
-        at, number = _when(item[0]) or _epoch(item[0]), _number(item[1])
+        at, number = stored_time(item[0]) or _epoch(item[0]), _number(item[1])
         if at is not None and number is not None:
             series.append((at, number))
     return series

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 import heapq
 import math
 from typing import Any
 
 from ..sources.reading import Reading
+from .container import stored_time
 
 FAULT_POWER_SHARE = 0.05  # below 5 % of what the commanded level needs: lamp failure
 HIGH_POWER_SHARE = 1.3  # above 130 % of it (plus the driver's standby): power too high
@@ -674,21 +675,11 @@ def mast_status_to_dict(status: MastStatus) -> dict[str, Any]:
     return data
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _fault_times(value: Any) -> dict[FaultKind, datetime]:
     found: dict[FaultKind, datetime] = {}
     if isinstance(value, Mapping):
         for kind in FaultKind:
-            at = _parse_time(value.get(kind.value))
+            at = stored_time(value.get(kind.value))
             if at is not None:
                 found[kind] = at
     return found
@@ -702,7 +693,7 @@ def mast_status_from_dict(data: Mapping[str, Any]) -> MastStatus:
         if isinstance(value, int | float) and not isinstance(value, bool):
             setattr(status, key, float(value))
     for key in _MAST_TIMES:
-        parsed = _parse_time(data.get(key))
+        parsed = stored_time(data.get(key))
         if parsed is not None:
             setattr(status, key, parsed)
     for key in ("on", "motion", "dark"):
