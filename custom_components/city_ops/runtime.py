@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,8 +44,6 @@ from .const import (
     DEFAULT_TTN_TOPIC,
     DEFAULT_ZIGBEE2MQTT_BASE,
     DOMAIN,
-    EVENT_CONTAINER_EMPTIED,
-    EVENT_CONTAINER_FIRE,
     LOGGER,
     SUBENTRY_CONTAINER,
     SUBENTRY_LOCKER_BANK,
@@ -53,16 +51,9 @@ from .const import (
 )
 from .lending import Lending, locker_bank_spec
 from .model.assets import Asset, asset_from_subentry
-from .model.container import (
-    OFFLINE_AFTER_INTERVALS,
-    Container,
-    ContainerSpec,
-    ContainerUpdate,
-    WasteKind,
-)
+from .model.container import Container
 from .model.lighting import Mast
 from .model.locker import LockerBank, LockerRefused
-from .model.route import CrewRoute, StopDone
 from .model.site import Site, SiteSettings
 from .sources import lorawan, native, zigbee2mqtt
 from .sources.reading import (
@@ -74,6 +65,7 @@ from .sources.reading import (
 )
 from .street_lighting import ParkLighting, mast_bindings, mast_spec, site_profile
 from .throttled_log import ThrottledLog
+from .waste import WasteCollection, container_spec
 
 type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
 type Decoder = Callable[[str, bytes | str], Reading | LockerReading]
@@ -83,7 +75,6 @@ SAVE_DELAY_S = 5
 OFFLINE_CHECK = timedelta(minutes=1)
 LENDING_TICK = timedelta(seconds=10)
 SITE_REFRESH_COOLDOWN_S = 1.0
-COMPLETED_KEPT = timedelta(hours=24)
 SUBSCRIBE_WAIT_S = 10
 
 
@@ -99,11 +90,6 @@ class MessageStats:
     internal_errors: int = 0
 
 
-def tour_start() -> datetime:
-    """A crew's tour is a working day: it begins at local midnight."""
-    return dt_util.start_of_local_day()
-
-
 def site_settings(hass: HomeAssistant, entry: CityOpsConfigEntry) -> SiteSettings:
     """Read the behaviour settings of a site from its options (with defaults)."""
     options = entry.options
@@ -113,21 +99,6 @@ def site_settings(hass: HomeAssistant, entry: CityOpsConfigEntry) -> SiteSetting
         due_horizon=timedelta(hours=float(options.get(CONF_DUE_HORIZON_H, DEFAULT_DUE_HORIZON_H))),
         depot_latitude=float(depot.get("latitude", hass.config.latitude)),
         depot_longitude=float(depot.get("longitude", hass.config.longitude)),
-    )
-
-
-def container_spec(asset: Asset) -> ContainerSpec:
-    """Build the model's spec from a stored asset."""
-    params = asset.params
-    return ContainerSpec(
-        name=asset.name,
-        latitude=asset.latitude,
-        longitude=asset.longitude,
-        waste_kind=WasteKind(params.get("waste_kind", WasteKind.RESIDUAL)),
-        volume_l=int(params.get("volume_l", 1100)),
-        depth_mm=int(params.get("depth_mm", 1200)),
-        sensor_offset_mm=int(params.get("sensor_offset_mm", 100)),
-        report_interval_s=int(params.get("report_interval_s", 3600)),
     )
 
 
@@ -187,13 +158,17 @@ class CityOpsRuntime:
             notify=self._notify_asset,
             save_now=self.async_save_now,
         )
+        self.waste = WasteCollection(
+            hass,
+            entry,
+            self.site,
+            notify=self._notify_asset,
+            site_changed=self._site_changed,
+            save=self._schedule_save,
+        )
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
-        self.completed: dict[str, datetime] = {}
-        self.route = CrewRoute()
-        self._version = 0
         self._save_pending = False
-        self._plan: tuple[int, dict[str, Any]] | None = None
         self._store: Store[dict[str, Any]] = Store(
             hass,
             STORAGE_VERSION,
@@ -219,23 +194,7 @@ class CityOpsRuntime:
     async def async_start(self) -> None:
         """Restore persisted state, then subscribe to the wire."""
         stored = await self._store.async_load() or {}
-        for asset_id, data in (stored.get("containers") or {}).items():
-            container = self.site.containers.get(asset_id)
-            if container is None or not isinstance(data, Mapping):
-                continue
-            try:
-                container.status = Container.status_from_dict(dict(data))
-            except (TypeError, ValueError) as err:
-                LOGGER.warning(
-                    "Ignoring unreadable stored state of %s: %s", container.spec.name, err
-                )
-        for asset_id, at in (stored.get("completed") or {}).items():
-            when = dt_util.parse_datetime(at) if isinstance(at, str) else None
-            if when is not None and asset_id in self.site.containers:
-                self.completed[asset_id] = when
-        route = stored.get("route")
-        if isinstance(route, Mapping):
-            self.route = CrewRoute.from_dict(route)
+        self.waste.restore(stored)
         self.lighting.restore(stored)
         self.lending.restore(stored)
         await self._async_subscribe()
@@ -246,16 +205,14 @@ class CityOpsRuntime:
             mast.status.commanded_level = None
         if self.site.masts:
             self._when_subscribed(self.lighting.start)
-        self._unsubscribe.append(
-            async_track_time_interval(self.hass, self._check_online, OFFLINE_CHECK)
-        )
+        self._unsubscribe.append(async_track_time_interval(self.hass, self._tick, OFFLINE_CHECK))
         if self.site.locker_banks:
             # Unlocks time out after 90 s and late item reports count for 60 s: a minute tick
             # would stretch both by up to a minute.
             self._unsubscribe.append(
                 async_track_time_interval(self.hass, self.lending.tick, LENDING_TICK)
             )
-        self._check_online(dt_util.utcnow())
+        self._tick(dt_util.utcnow())
 
     def _start_zha(self) -> None:
         """Attach to ZHA for the assets reached through it, now or whenever ZHA (re)loads."""
@@ -529,8 +486,7 @@ class CityOpsRuntime:
             self.lighting.apply(asset_id, reading, now)
             self._schedule_save()
             return
-        update = self.site.apply(asset_id, reading, now)
-        self._after_update(asset_id, update)
+        self.waste.apply(asset_id, reading, now)
 
     @callback
     def _handle_locker(self, asset_id: str, reading: LockerReading) -> None:
@@ -576,67 +532,17 @@ class CityOpsRuntime:
         for listener in self._listeners.get(asset_id, ()):
             listener()
 
-    def _after_update(self, asset_id: str, update: ContainerUpdate) -> None:
-        container = self.site.containers[asset_id]
-        name = container.spec.name
-        if update.back_online:
-            LOGGER.info("%s reports again", name)
-        if update.emptied is not None:
-            emptied = update.emptied
-            self.completed[asset_id] = emptied.at
-            self.hass.bus.async_fire(
-                EVENT_CONTAINER_EMPTIED,
-                {
-                    "config_entry_id": self.entry.entry_id,
-                    "asset_id": asset_id,
-                    "name": name,
-                    "before": emptied.before,
-                    "after": emptied.after,
-                    "at": emptied.at.isoformat(),
-                },
-            )
-        if update.fire_started or update.fire_ended:
-            if update.fire_started:
-                LOGGER.warning("Fire alarm at %s: %s °C", name, container.status.temperature)
-            self.hass.bus.async_fire(
-                EVENT_CONTAINER_FIRE,
-                {
-                    "config_entry_id": self.entry.entry_id,
-                    "asset_id": asset_id,
-                    "name": name,
-                    "alarm": container.status.fire_alarm,
-                    "temperature": container.status.temperature,
-                },
-            )
-        self._version += 1
-        for listener in self._listeners.get(asset_id, ()):
-            listener()
-        self._site_refresh.async_schedule_call()
-        self._schedule_save()
-
     @callback
-    def _check_online(self, now: datetime) -> None:
-        for asset_id in self.site.went_offline(now):
-            container = self.site.containers[asset_id]
-            LOGGER.warning(
-                "%s has not reported for %s intervals of %s s; marking it unavailable",
-                container.spec.name,
-                OFFLINE_AFTER_INTERVALS,
-                container.spec.report_interval_s,
-            )
-            for listener in self._listeners.get(asset_id, ()):
-                listener()
-            self._schedule_save()
-        cutoff = now - COMPLETED_KEPT
-        for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
-            del self.completed[asset_id]
-        self.route.forget_before(tour_start())
+    def _tick(self, now: datetime) -> None:
+        self.waste.tick(now)
         if self.site.masts:
             self.lighting.tick(now)
             self._schedule_save()
+        # After both: the site's sensors show what the tick changed.
+        self._site_refresh.async_schedule_call()
 
-        # Predictions move with time even without messages.
-        self._version += 1
+    @callback
+    def _site_changed(self) -> None:
         self._site_refresh.async_schedule_call()
 
     # -- listeners --------------------------------------------------------------------------
@@ -667,83 +573,6 @@ class CityOpsRuntime:
         for listener in list(self._site_listeners):
             listener()
 
-    # -- queries ----------------------------------------------------------------------------
-
-    def collection_plan(self, now: datetime) -> dict[str, Any]:
-        """The collection tour as plain data (service response, todo items and due count).
-
-        Planning is quadratic in the due containers, so a plan is reused until something on
-        the site changes; the minute tick counts as a change because predictions age.
-        """
-        if self._plan is not None and self._plan[0] == self._version:
-            return self._plan[1]
-        plan = self._collection_plan(now)
-        self._plan = (self._version, plan)
-        return plan
-
-    def _collection_plan(self, now: datetime) -> dict[str, Any]:
-        tour, ids = self.site.collection_tour(now, self.route.handled(tour_start()).keys())
-        stops = []
-        for stop in tour.stops:
-            asset_id = ids[stop.name]
-            container = self.site.containers[asset_id]
-            status = container.status
-            predicted = container.predicted_full(self.site.settings.full_threshold)
-            stops.append(
-                {
-                    "asset_id": asset_id,
-                    "name": stop.name,
-                    "latitude": stop.latitude,
-                    "longitude": stop.longitude,
-                    "waste_kind": container.spec.waste_kind.value,
-                    "fill_level": status.fill_level,
-                    "predicted_full": predicted.isoformat() if predicted else None,
-                    "online": status.online,
-                }
-            )
-        return {
-            "depot": {"latitude": tour.depot.latitude, "longitude": tour.depot.longitude},
-            "stops": stops,
-            "length_m": tour.length_m,
-        }
-
-    @callback
-    def empty_by_hand(self, asset_id: str, by: str) -> StopDone:
-        """The crew emptied a container and ticked its stop: a collection like a detected one."""
-        now = dt_util.utcnow()
-        container = self.site.containers[asset_id]
-        before = container.status.fill_level
-        container.emptied_by_hand(now)
-        done = self.route.empty(asset_id, now, by)
-        self.hass.bus.async_fire(
-            EVENT_CONTAINER_EMPTIED,
-            {
-                "config_entry_id": self.entry.entry_id,
-                "asset_id": asset_id,
-                "name": container.spec.name,
-                "before": before,
-                "after": None,  # the sensor tells on its next report
-                "at": now.isoformat(),
-                "by_hand": True,
-            },
-        )
-        self._route_changed(asset_id)
-        return done
-
-    @callback
-    def skip_stop(self, asset_id: str, by: str, reason: str) -> StopDone:
-        """The crew could not empty a container; it comes back on the next tour."""
-        done = self.route.skip(asset_id, dt_util.utcnow(), by, reason)
-        self._route_changed(asset_id)
-        return done
-
-    def _route_changed(self, asset_id: str) -> None:
-        self._version += 1
-        for listener in self._listeners.get(asset_id, ()):
-            listener()
-        self._site_refresh.async_schedule_call()
-        self._schedule_save()
-
     @callback
     def _schedule_save(self) -> None:
         """Save at most SAVE_DELAY_S after the first unsaved change.
@@ -762,12 +591,7 @@ class CityOpsRuntime:
     def _data_to_store(self) -> dict[str, Any]:
         self._save_pending = False
         return {
-            "containers": {
-                asset_id: container.to_dict()
-                for asset_id, container in self.site.containers.items()
-            },
-            "completed": {asset_id: at.isoformat() for asset_id, at in self.completed.items()},
-            "route": self.route.to_dict(),
+            **self.waste.to_store(),
             **self.lighting.to_store(),
             **self.lending.to_store(),
         }

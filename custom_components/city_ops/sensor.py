@@ -150,7 +150,7 @@ MAX_LISTED = 50  # keeps the attribute far below the recorder's size limit
 
 
 def _due_names(runtime: CityOpsRuntime, now: datetime) -> dict[str, Any]:
-    names = sorted(stop["name"] for stop in runtime.collection_plan(now)["stops"])
+    names = sorted(stop["name"] for stop in runtime.waste.collection_plan(now)["stops"])
     return {"containers": names[:MAX_LISTED], "more": max(0, len(names) - MAX_LISTED)}
 
 
@@ -164,7 +164,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         key="containers_due",
         translation_key="containers_due",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda runtime, now: len(runtime.collection_plan(now)["stops"]),
+        value_fn=lambda runtime, now: len(runtime.waste.collection_plan(now)["stops"]),
         attributes_fn=_due_names,
     ),
     SiteSensorDescription(

@@ -328,7 +328,7 @@ async def _boost(call: ServiceCall) -> ServiceResponse:
 
 async def _plan_collection(call: ServiceCall) -> ServiceResponse:
     entry = _site(call.hass, call)
-    return cast(ServiceResponse, entry.runtime_data.collection_plan(dt_util.utcnow()))
+    return cast(ServiceResponse, entry.runtime_data.waste.collection_plan(dt_util.utcnow()))
 
 
 # -- lending ----------------------------------------------------------------------------------

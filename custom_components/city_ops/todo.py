@@ -22,7 +22,8 @@ from .const import DOMAIN
 from .entity import SiteEntity
 from .model.route import Outcome, StopDone
 from .permissions import Action, async_check
-from .runtime import CityOpsConfigEntry, tour_start
+from .runtime import CityOpsConfigEntry
+from .waste import tour_start
 
 PARALLEL_UPDATES = 0
 
@@ -97,14 +98,14 @@ class CollectionRoute(SiteEntity, TodoListEntity):
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """The tour's length, for the dashboard's line above the route."""
-        return {"length_m": self.runtime.collection_plan(dt_util.utcnow())["length_m"]}
+        return {"length_m": self.runtime.waste.collection_plan(dt_util.utcnow())["length_m"]}
 
     @property
     def todo_items(self) -> list[TodoItem]:
         """Open stops in tour order, then what the crew and the sensors did on this tour."""
         runtime = self.runtime
         texts = self._texts
-        plan = runtime.collection_plan(dt_util.utcnow())
+        plan = runtime.waste.collection_plan(dt_util.utcnow())
         items = [
             TodoItem(
                 uid=stop["asset_id"],
@@ -118,10 +119,10 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         start = tour_start()
         listed = {stop["asset_id"] for stop in plan["stops"]}
         done: list[tuple[datetime, str, str]] = []
-        for asset_id, stop in runtime.route.handled(start).items():
+        for asset_id, stop in runtime.waste.route.handled(start).items():
             done.append((stop.at, asset_id, self._done_text(stop)))
-        for asset_id, at in runtime.completed.items():
-            handled = runtime.route.done.get(asset_id)
+        for asset_id, at in runtime.waste.completed.items():
+            handled = runtime.waste.route.done.get(asset_id)
             if at >= start and (handled is None or handled.at < start):
                 done.append((at, asset_id, texts["detected"].format(time=self._time(at))))
         for at, asset_id, text in sorted(done, reverse=True):
@@ -151,7 +152,7 @@ class CollectionRoute(SiteEntity, TodoListEntity):
             entity_ids=[self.entity_id],
         )
         uid = item.uid or ""
-        plan = runtime.collection_plan(dt_util.utcnow())
+        plan = runtime.waste.collection_plan(dt_util.utcnow())
         stops = {stop["asset_id"]: number for number, stop in enumerate(plan["stops"], 1)}
         if uid not in stops:
             # Home Assistant passes only listed items: this one is done on this tour.
@@ -162,7 +163,7 @@ class CollectionRoute(SiteEntity, TodoListEntity):
             )
         by = await self._user_name()
         if item.status == TodoItemStatus.COMPLETED:
-            runtime.empty_by_hand(uid, by)
+            runtime.waste.empty_by_hand(uid, by)
             return
         stop = plan["stops"][stops[uid] - 1]
         reason = self._reason(item.description, self._describe(stop, stops[uid]))
@@ -170,7 +171,7 @@ class CollectionRoute(SiteEntity, TodoListEntity):
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="skip_needs_reason"
             )
-        runtime.skip_stop(uid, by, reason)
+        runtime.waste.skip_stop(uid, by, reason)
 
     async def _user_name(self) -> str:
         """The name of the crew member behind the call, if Home Assistant knows one."""

@@ -176,7 +176,7 @@ async def test_a_container_that_is_not_due_cannot_be_ticked(
     )
     with pytest.raises(ServiceValidationError):
         await update(hass, route, native, status="completed")
-    assert entry.runtime_data.route.done == {}
+    assert entry.runtime_data.waste.route.done == {}
     assert state(hass, "Native 1", "last_emptied") == "unknown"
 
 
@@ -194,4 +194,4 @@ async def test_a_booking_account_cannot_work_the_route(
     for user in (portal, hass_read_only_user):
         with pytest.raises(Unauthorized):
             await update(hass, route, uid, Context(user_id=user.id), status="completed")
-    assert entry.runtime_data.route.done == {}
+    assert entry.runtime_data.waste.route.done == {}
