@@ -301,6 +301,7 @@ class CityOpsRuntime:
             unsubscribe()
         self._unsubscribe.clear()
         self.lighting.stop()
+        self.waste.stop()
         await self.lending.async_stop()
         self._site_refresh.async_shutdown()
         await self._store.async_save(self._data_to_store())
@@ -534,12 +535,14 @@ class CityOpsRuntime:
 
     @callback
     def _tick(self, now: datetime) -> None:
-        self.waste.tick(now)
+        changed = self.waste.tick(now)
         if self.site.masts:
             self.lighting.tick(now)
             self._schedule_save()
-        # After both: the site's sensors show what the tick changed.
-        self._site_refresh.async_schedule_call()
+            changed = True  # energy and savings move with every minute
+        if changed:
+            # After both: the site's entities show what the tick changed.
+            self._site_refresh.async_schedule_call()
 
     @callback
     def _site_changed(self) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+import heapq
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -24,7 +25,7 @@ from homeassistant.const import (
     UnitOfPower,
     UnitOfTemperature,
 )
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
@@ -150,8 +151,10 @@ MAX_LISTED = 50  # keeps the attribute far below the recorder's size limit
 
 
 def _due_names(runtime: CityOpsRuntime, now: datetime) -> dict[str, Any]:
-    names = sorted(stop["name"] for stop in runtime.waste.collection_plan(now)["stops"])
-    return {"containers": names[:MAX_LISTED], "more": max(0, len(names) - MAX_LISTED)}
+    due = runtime.waste.due
+    containers = runtime.site.containers
+    names = heapq.nsmallest(MAX_LISTED, (containers[asset_id].spec.name for asset_id in due))
+    return {"containers": names, "more": max(0, len(due) - MAX_LISTED)}
 
 
 def _since(runtime: CityOpsRuntime) -> str | None:
@@ -164,7 +167,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         key="containers_due",
         translation_key="containers_due",
         state_class=SensorStateClass.MEASUREMENT,
-        value_fn=lambda runtime, now: len(runtime.waste.collection_plan(now)["stops"]),
+        value_fn=lambda runtime, _: len(runtime.waste.due),
         attributes_fn=_due_names,
     ),
     SiteSensorDescription(
@@ -296,21 +299,40 @@ class MastSensor(MastEntity, SensorEntity):
 
 
 class SiteSensor(SiteEntity, SensorEntity):
-    """A sensor of the whole site."""
+    """A sensor of the whole site; writes its state only when what it shows changed."""
 
     entity_description: SiteSensorDescription
+    _shown: tuple[int | float | None, dict[str, Any] | None] = (None, None)
+
+    def _compute(self) -> tuple[int | float | None, dict[str, Any] | None]:
+        description, now = self.entity_description, dt_util.utcnow()
+        attributes = description.attributes_fn
+        return (
+            description.value_fn(self.runtime, now),
+            None if attributes is None else attributes(self.runtime, now),
+        )
+
+    async def async_added_to_hass(self) -> None:
+        """Compute what to show before the first state write."""
+        self._shown = self._compute()
+        await super().async_added_to_hass()
+
+    @callback
+    def _site_changed(self) -> None:
+        shown = self._compute()
+        if shown != self._shown:
+            self._shown = shown
+            self.async_write_ha_state()
 
     @property
     def native_value(self) -> int | float | None:
-        """Return the site value now."""
-        return self.entity_description.value_fn(self.runtime, dt_util.utcnow())
+        """Return the site value computed at the last change."""
+        return self._shown[0]
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the names behind the number."""
-        if self.entity_description.attributes_fn is None:
-            return None
-        return self.entity_description.attributes_fn(self.runtime, dt_util.utcnow())
+        return self._shown[1]
 
 
 LOAN_STATE = SensorEntityDescription(

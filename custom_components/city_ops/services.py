@@ -23,7 +23,6 @@ from homeassistant.helpers import (
     entity_registry as er,
 )
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
-from homeassistant.util import dt as dt_util
 from homeassistant.util.file import write_utf8_file_atomic
 import orjson
 import probatio as vol
@@ -40,20 +39,33 @@ from .model.locker import Compartment, LockerBank, LockerRefused, LockerUpdate
 from .permissions import Action, async_check, device_entities
 from .runtime import CityOpsConfigEntry
 from .sources.reading import MAX_COMPARTMENTS
+from .waste import async_plan_collection
 
 ATTR_CONFIG_ENTRY_ID = "config_entry_id"
 ATTR_PATH = "path"
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_JSON_DEPTH = 32  # an asset file needs 6 levels; unknown properties get some room
 ASSET_FILE_SUFFIXES = (".geojson", ".json")
+MAX_PLANNED_SITES = 50
 ASSET_KINDS = frozenset({SUBENTRY_CONTAINER, SUBENTRY_MAST, SUBENTRY_LOCKER_BANK})
 
 SITE_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
+# A crew may serve several sites: one id or a list of them, the first one's depot is home.
+SITES_SCHEMA = vol.Schema(
+    {
+        vol.Required(ATTR_CONFIG_ENTRY_ID): vol.All(
+            cv.ensure_list, [cv.string], vol.Length(min=1, max=MAX_PLANNED_SITES)
+        )
+    }
+)
 FILE_SCHEMA = SITE_SCHEMA.extend({vol.Required(ATTR_PATH): cv.string})
 
 
 def _site(hass: HomeAssistant, call: ServiceCall) -> CityOpsConfigEntry:
-    entry_id = call.data[ATTR_CONFIG_ENTRY_ID]
+    return _loaded_site(hass, call.data[ATTR_CONFIG_ENTRY_ID])
+
+
+def _loaded_site(hass: HomeAssistant, entry_id: str) -> CityOpsConfigEntry:
     entry: CityOpsConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
     if entry is None or entry.domain != DOMAIN:
         raise ServiceValidationError(
@@ -327,8 +339,10 @@ async def _boost(call: ServiceCall) -> ServiceResponse:
 
 
 async def _plan_collection(call: ServiceCall) -> ServiceResponse:
-    entry = _site(call.hass, call)
-    return cast(ServiceResponse, entry.runtime_data.waste.collection_plan(dt_util.utcnow()))
+    """One tour over the due containers of every site named, from the first one's depot."""
+    entry_ids = list(dict.fromkeys(call.data[ATTR_CONFIG_ENTRY_ID]))
+    sites = [_loaded_site(call.hass, entry_id).runtime_data.waste for entry_id in entry_ids]
+    return cast(ServiceResponse, await async_plan_collection(sites))
 
 
 # -- lending ----------------------------------------------------------------------------------
@@ -490,7 +504,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
     register = hass.services.async_register
     register(DOMAIN, "import_assets", _import_assets, FILE_SCHEMA, optional)
     register(DOMAIN, "export_assets", _export_assets, FILE_SCHEMA, optional)
-    register(DOMAIN, "plan_collection", _plan_collection, SITE_SCHEMA, SupportsResponse.ONLY)
+    register(DOMAIN, "plan_collection", _plan_collection, SITES_SCHEMA, SupportsResponse.ONLY)
     register(DOMAIN, "boost", _boost, BOOST_SCHEMA, optional)
     # The codes exist only in the answer: a call that does not take it would book for nothing.
     register(DOMAIN, "reserve", _reserve, RESERVE_SCHEMA, SupportsResponse.ONLY)

@@ -98,26 +98,39 @@ class CollectionRoute(SiteEntity, TodoListEntity):
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """The tour's length, for the dashboard's line above the route."""
-        return {"length_m": self.runtime.waste.collection_plan(dt_util.utcnow())["length_m"]}
+        return {"length_m": self.runtime.waste.shown_route()[1]}
+
+    _built: tuple[int, str, list[TodoItem]] | None = None
 
     @property
     def todo_items(self) -> list[TodoItem]:
-        """Open stops in tour order, then what the crew and the sensors did on this tour."""
+        """Open stops in tour order, then what the crew and the sensors did on this tour.
+
+        The order is the latest plan's (planned in a worker thread, never here); containers
+        due since then follow until the next plan places them. Every state write reads the
+        list (twice), so it is built again only when the site's waste changed.
+        """
+        key = (self.runtime.waste.version, self.hass.config.language)
+        if self._built is None or self._built[:2] != key:
+            self._built = (*key, self._build_items())
+        return self._built[2]
+
+    def _build_items(self) -> list[TodoItem]:
         runtime = self.runtime
         texts = self._texts
-        plan = runtime.waste.collection_plan(dt_util.utcnow())
+        route, _ = runtime.waste.shown_route()
         items = [
             TodoItem(
-                uid=stop["asset_id"],
-                summary=self._summary(stop["asset_id"], stop["name"]),
+                uid=asset_id,
+                summary=self._summary(asset_id),
                 status=TodoItemStatus.NEEDS_ACTION,
-                description=self._describe(stop, number),
+                description=self._describe(asset_id, number),
             )
-            for number, stop in enumerate(plan["stops"], start=1)
+            for number, asset_id in enumerate(route, start=1)
         ]
         containers = runtime.site.containers
         start = tour_start()
-        listed = {stop["asset_id"] for stop in plan["stops"]}
+        listed = set(route)
         done: list[tuple[datetime, str, str]] = []
         for asset_id, stop in runtime.waste.route.handled(start).items():
             done.append((stop.at, asset_id, self._done_text(stop)))
@@ -152,8 +165,8 @@ class CollectionRoute(SiteEntity, TodoListEntity):
             entity_ids=[self.entity_id],
         )
         uid = item.uid or ""
-        plan = runtime.waste.collection_plan(dt_util.utcnow())
-        stops = {stop["asset_id"]: number for number, stop in enumerate(plan["stops"], 1)}
+        route, _ = runtime.waste.shown_route()
+        stops = {asset_id: number for number, asset_id in enumerate(route, 1)}
         if uid not in stops:
             # Home Assistant passes only listed items: this one is done on this tour.
             if item.status == TodoItemStatus.COMPLETED:
@@ -165,8 +178,7 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         if item.status == TodoItemStatus.COMPLETED:
             runtime.waste.empty_by_hand(uid, by)
             return
-        stop = plan["stops"][stops[uid] - 1]
-        reason = self._reason(item.description, self._describe(stop, stops[uid]))
+        reason = self._reason(item.description, self._describe(uid, stops[uid]))
         if not reason:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="skip_needs_reason"
@@ -184,9 +196,10 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         """What the crew wrote, without the stop line the item already showed."""
         return (description or "").replace(shown, "").strip(" \n·-:")
 
-    def _summary(self, asset_id: str, name: str) -> str:
+    def _summary(self, asset_id: str) -> str:
         """The container's name, with its alarms spelled out."""
-        status = self.runtime.site.containers[asset_id].status
+        container = self.runtime.site.containers[asset_id]
+        status, name = container.status, container.spec.name
         alarms = [
             self._texts[key]
             for key, raised in (("fire_alarm", status.fire_alarm), ("tilt", status.tilted))
@@ -194,14 +207,14 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         ]
         return " · ".join([name, *alarms])
 
-    def _describe(self, stop: dict[str, Any], number: int) -> str:
+    def _describe(self, asset_id: str, number: int) -> str:
         texts = self._texts
-        level = stop["fill_level"]
+        container = self.runtime.site.containers[asset_id]
+        level = container.status.fill_level
         shown = texts["unknown_level"] if level is None else f"{level:.0f} %"
-        line = texts["stop"].format(
-            number=number, waste=texts.get(stop["waste_kind"], texts["other"]), level=shown
-        )
-        return line if stop["online"] else f"{line} · {texts['offline']}"
+        waste = texts.get(container.spec.waste_kind.value, texts["other"])
+        line = texts["stop"].format(number=number, waste=waste, level=shown)
+        return line if container.status.online else f"{line} · {texts['offline']}"
 
     def _done_text(self, stop: StopDone) -> str:
         texts = self._texts

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.debounce import Debouncer
 from homeassistant.util import dt as dt_util
 
 from .const import EVENT_CONTAINER_EMPTIED, EVENT_CONTAINER_FIRE, LOGGER
@@ -19,6 +21,7 @@ from .model.container import (
     WasteKind,
 )
 from .model.route import CrewRoute, StopDone
+from .model.tour import CollectionTour, Stop, plan_tour, tour_length_m
 from .sources.reading import Reading
 
 if TYPE_CHECKING:
@@ -48,8 +51,22 @@ def container_spec(asset: Asset) -> ContainerSpec:
     )
 
 
+PLANS_KEPT = 4  # a site's own plan and a few plans across sites
+# Newly due containers join the route's planned order this long after the first of them
+# (a morning's burst is one plan, not hundreds); the route lists them last meanwhile. A plan
+# costs up to a second of a worker thread on a large site.
+REPLAN_AFTER_S = 30.0
+
+type PlanKey = tuple[Stop, tuple[Stop, ...]]
+
+
 class WasteCollection:
-    """Emptyings, fire alarms, silent sensors, the crew's route and the collection plan."""
+    """Emptyings, fire alarms, silent sensors, the due containers, the crew's route, the plan.
+
+    Which containers are due is kept per reading (a set, so counting is free); the tour is
+    planned only when asked (`plan_collection`, and the route once containers it does not
+    list became due), in a worker thread, and reused while the stops and the depot stay.
+    """
 
     def __init__(
         self,
@@ -75,8 +92,25 @@ class WasteCollection:
         self._save = save
         self.completed: dict[str, datetime] = {}
         self.route = CrewRoute()
-        self._version = 0
-        self._plan: tuple[int, dict[str, Any]] | None = None
+        self.due: set[str] = set()  # due, and not emptied or skipped by the crew on this tour
+        self._handled: set[str] = set()
+        self._order: list[str] = []  # the latest plan of this site alone
+        self._planned: set[str] = set()
+        self._shown: tuple[int, list[str], float] | None = None
+        self._due_version = 0
+        # Bumped whenever what the site's entities show may have changed (they cache on it).
+        self.version = 0
+        self._tour_start = tour_start()
+        self._plans: dict[PlanKey, CollectionTour] = {}
+        self._planning: dict[PlanKey, asyncio.Future[CollectionTour]] = {}
+        self.plans_computed = 0
+        self._replan = Debouncer(
+            hass,
+            LOGGER,
+            cooldown=REPLAN_AFTER_S,
+            immediate=False,
+            function=self._async_replan,
+        )
 
     # -- state --------------------------------------------------------------------------------
 
@@ -110,18 +144,25 @@ class WasteCollection:
             "route": self.route.to_dict(),
         }
 
+    def stop(self) -> None:
+        """Plan no more."""
+        self._replan.async_shutdown()
+
     # -- what the containers say --------------------------------------------------------------
 
     @callback
     def apply(self, asset_id: str, reading: Reading, now: datetime) -> None:
         """Fold a report into a container; announce emptyings and fire alarms."""
         container = self.containers[asset_id]
+        shown_on_route = asset_id in self.due
         update = container.apply(reading, now, self.site.settings.full_threshold)
         self._announce(asset_id, container, update)
-        self._version += 1
         self._notify(asset_id)
-        self._site_changed()
         self._save()
+        # The site's entities show the due containers (count, names, route lines) and the
+        # emptyings: a reading of any other container leaves them as they are.
+        if self._update_due(asset_id, now) or shown_on_route or update.emptied is not None:
+            self._changed()
 
     def _announce(self, asset_id: str, container: Container, update: ContainerUpdate) -> None:
         name = container.spec.name
@@ -156,8 +197,9 @@ class WasteCollection:
             )
 
     @callback
-    def tick(self, now: datetime) -> None:
-        """Minute tick: silent containers go unavailable, old emptyings and tours are dropped."""
+    def tick(self, now: datetime) -> bool:
+        """Minute tick: silent sensors, ageing predictions, a new tour; True if the site changed."""
+        changed = False
         for asset_id in self.site.went_offline(now):
             container = self.containers[asset_id]
             LOGGER.warning(
@@ -168,12 +210,60 @@ class WasteCollection:
             )
             self._notify(asset_id)
             self._save()
+            changed = changed or asset_id in self.due
         cutoff = now - COMPLETED_KEPT
-        for asset_id in [a for a, at in self.completed.items() if at < cutoff]:
+        expired = [asset_id for asset_id, at in self.completed.items() if at < cutoff]
+        for asset_id in expired:
             del self.completed[asset_id]
-        self.route.forget_before(tour_start())
-        # Predictions move with time even without messages (the runtime refreshes the site).
-        self._version += 1
+        start = tour_start()
+        if start != self._tour_start:
+            self._tour_start = start  # a new tour: yesterday's done stops leave the route
+            changed = True
+        self.route.forget_before(start)
+        self._handled = set(self.route.done)
+        # Predictions move with time even without messages; O(containers), a few ms at 5,000.
+        if self._refresh_due(now) or changed or expired:
+            self.version += 1
+            return True
+        return False
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._site_changed()
+
+    def _refresh_due(self, now: datetime) -> bool:
+        settings = self.site.settings
+        handled = self._handled
+        due = {
+            asset_id
+            for asset_id, container in self.containers.items()
+            if asset_id not in handled
+            and container.is_due(now, settings.full_threshold, settings.due_horizon)
+        }
+        if due == self.due:
+            return False
+        self.due = due
+        self._due_changed(due - self._planned)
+        return True
+
+    def _update_due(self, asset_id: str, now: datetime) -> bool:
+        settings = self.site.settings
+        due = asset_id not in self._handled and self.containers[asset_id].is_due(
+            now, settings.full_threshold, settings.due_horizon
+        )
+        if due == (asset_id in self.due):
+            return False
+        if due:
+            self.due.add(asset_id)
+        else:
+            self.due.discard(asset_id)
+        self._due_changed({asset_id} - self._planned if due else set())
+        return True
+
+    def _due_changed(self, unplanned: set[str]) -> None:
+        self._due_version += 1
+        if unplanned:
+            self._replan.async_schedule_call()
 
     # -- the crew -----------------------------------------------------------------------------
 
@@ -208,47 +298,126 @@ class WasteCollection:
         return done
 
     def _route_changed(self, asset_id: str) -> None:
-        self._version += 1
+        self._handled.add(asset_id)
+        if asset_id in self.due:
+            self.due.discard(asset_id)
+            self._due_changed(set())
         self._notify(asset_id)
-        self._site_changed()
+        self._changed()
         self._save()
 
-    # -- the plan -----------------------------------------------------------------------------
+    # -- the route and the plan ---------------------------------------------------------------
 
-    def collection_plan(self, now: datetime) -> dict[str, Any]:
-        """The collection tour as plain data (service response, todo items and due count).
+    def shown_route(self) -> tuple[list[str], float]:
+        """The due containers in the latest plan's order (newly due ones last) and its length.
 
-        A plan is reused until something on the site changes; the minute tick counts as a
-        change because predictions age.
+        This is what the to-do list shows; it never plans, so reading it is cheap.
         """
-        if self._plan is not None and self._plan[0] == self._version:
-            return self._plan[1]
-        plan = self._collection_plan(now)
-        self._plan = (self._version, plan)
-        return plan
+        if self._shown is not None and self._shown[0] == self._due_version:
+            return self._shown[1], self._shown[2]
+        due = self.due
+        order = [asset_id for asset_id in self._order if asset_id in due]
+        listed = set(order)
+        order += sorted(
+            (asset_id for asset_id in due if asset_id not in listed),
+            key=lambda asset_id: self.containers[asset_id].spec.name,
+        )
+        specs = [self.containers[asset_id].spec for asset_id in order]
+        length = tour_length_m(
+            self.depot(), [Stop(spec.name, spec.latitude, spec.longitude) for spec in specs]
+        )
+        self._shown = (self._due_version, order, length)
+        return order, length
 
-    def _collection_plan(self, now: datetime) -> dict[str, Any]:
-        tour, ids = self.site.collection_tour(now, self.route.handled(tour_start()).keys())
-        stops = []
-        for stop in tour.stops:
-            asset_id = ids[stop.name]
-            container = self.containers[asset_id]
-            status = container.status
-            predicted = container.predicted_full(self.site.settings.full_threshold)
-            stops.append(
-                {
-                    "asset_id": asset_id,
-                    "name": stop.name,
-                    "latitude": stop.latitude,
-                    "longitude": stop.longitude,
-                    "waste_kind": container.spec.waste_kind.value,
-                    "fill_level": status.fill_level,
-                    "predicted_full": predicted.isoformat() if predicted else None,
-                    "online": status.online,
-                }
-            )
+    def depot(self) -> Stop:
+        """Where the site's collection vehicle starts and ends."""
+        settings = self.site.settings
+        return Stop("depot", settings.depot_latitude, settings.depot_longitude)
+
+    def due_stops(self) -> list[Stop]:
+        """The due containers as stops, named by asset id (names repeat across sites)."""
+        containers = self.containers
+        return [
+            Stop(asset_id, spec.latitude, spec.longitude)
+            for asset_id in sorted(self.due)
+            for spec in (containers[asset_id].spec,)
+        ]
+
+    async def async_tour(self, depot: Stop, stops: Sequence[Stop]) -> CollectionTour:
+        """Plan in a worker thread; the same stops from the same depot reuse the last tour.
+
+        Requests that come while the same tour is being planned wait for that one plan.
+        """
+        key = (depot, tuple(stops))
+        if (tour := self._plans.get(key)) is not None:
+            return tour
+        if (running := self._planning.get(key)) is None:
+            running = self.hass.async_add_executor_job(plan_tour, depot, stops)
+            self._planning[key] = running
+            running.add_done_callback(lambda _: self._planning.pop(key, None))
+        tour = await asyncio.shield(running)
+        if key not in self._plans:
+            self.plans_computed += 1
+            if len(self._plans) >= PLANS_KEPT:
+                del self._plans[next(iter(self._plans))]
+            self._plans[key] = tour
+        return tour
+
+    async def async_plan(self) -> dict[str, Any]:
+        """The site's collection plan as plain data; the route follows its order."""
+        return await async_plan_collection([self])
+
+    def stop_data(self, asset_id: str) -> dict[str, Any]:
+        """One stop of a plan as plain data."""
+        container = self.containers[asset_id]
+        spec, status = container.spec, container.status
+        predicted = container.predicted_full(self.site.settings.full_threshold)
         return {
-            "depot": {"latitude": tour.depot.latitude, "longitude": tour.depot.longitude},
-            "stops": stops,
-            "length_m": tour.length_m,
+            "asset_id": asset_id,
+            "config_entry_id": self.entry.entry_id,
+            "site": self.entry.title,
+            "name": spec.name,
+            "latitude": spec.latitude,
+            "longitude": spec.longitude,
+            "waste_kind": spec.waste_kind.value,
+            "fill_level": status.fill_level,
+            "predicted_full": predicted.isoformat() if predicted else None,
+            "online": status.online,
         }
+
+    def follow_plan(self, order: list[str]) -> None:
+        """The route takes the order of this site's latest plan."""
+        self._planned = set(order)
+        if order != self._order:
+            self._order = order
+            self._due_version += 1
+            self._changed()
+
+    async def _async_replan(self) -> None:
+        if not self.due <= self._planned:
+            await self.async_plan()
+
+
+async def async_plan_collection(collections: Sequence[WasteCollection]) -> dict[str, Any]:
+    """One tour over the due containers of one or more sites, from the first site's depot."""
+    depot = collections[0].depot()
+    owner: dict[str, WasteCollection] = {}
+    stops: list[Stop] = []
+    for collection in collections:
+        for stop in collection.due_stops():
+            owner[stop.name] = collection
+            stops.append(stop)
+    tour = await collections[0].async_tour(depot, stops)
+    # Planning took a while: a container emptied (or ticked) meanwhile is no stop any more.
+    visited = [stop for stop in tour.stops if stop.name in owner[stop.name].due]
+    length = tour.length_m if len(visited) == len(tour.stops) else tour_length_m(depot, visited)
+    if len(collections) == 1:
+        collections[0].follow_plan([stop.name for stop in visited])
+    return {
+        "depot": {"latitude": depot.latitude, "longitude": depot.longitude},
+        "sites": [
+            {"config_entry_id": c.entry.entry_id, "name": c.entry.title} for c in collections
+        ],
+        "stops": [owner[stop.name].stop_data(stop.name) for stop in visited],
+        "length_m": length,
+    }

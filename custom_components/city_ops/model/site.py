@@ -1,16 +1,14 @@
-"""A site: its assets, which device feeds which asset, and the collection tour."""
+"""A site: its assets and which device feeds which asset."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..sources.reading import Reading
-from .container import Container, ContainerSpec, ContainerUpdate
+from .container import Container
 from .lighting import Lighting, Mast
 from .locker import LockerBank
-from .tour import CollectionTour, Stop, plan_tour
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,38 +63,6 @@ class Site:
     def devices(self, source_kind: str) -> list[str]:
         """Devices of one source kind, for per-device subscriptions."""
         return sorted({device for kind, device in self._by_binding if kind == source_kind})
-
-    def apply(self, asset_id: str, reading: Reading, now: datetime) -> ContainerUpdate:
-        """Feed a reading to the asset it belongs to."""
-        mast = self.masts.get(asset_id)
-        if mast is not None:
-            mast.apply(reading, now)
-            return ContainerUpdate()
-        return self.containers[asset_id].apply(reading, now, self.settings.full_threshold)
-
-    def due(self, now: datetime, handled: Collection[str] = ()) -> list[str]:
-        """Asset ids of containers due for collection, except those the crew handled."""
-        settings = self.settings
-        return [
-            asset_id
-            for asset_id, container in self.containers.items()
-            if asset_id not in handled
-            and container.is_due(now, settings.full_threshold, settings.due_horizon)
-        ]
-
-    def collection_tour(
-        self, now: datetime, handled: Collection[str] = ()
-    ) -> tuple[CollectionTour, dict[str, str]]:
-        """Plan the tour over the due containers; also map stop names back to asset ids."""
-        depot = Stop("depot", self.settings.depot_latitude, self.settings.depot_longitude)
-        ids = self.due(now, handled)
-        stops = [self._stop(self.containers[asset_id].spec) for asset_id in ids]
-        names = {self.containers[asset_id].spec.name: asset_id for asset_id in ids}
-        return plan_tour(depot, stops), names
-
-    @staticmethod
-    def _stop(spec: ContainerSpec) -> Stop:
-        return Stop(spec.name, spec.latitude, spec.longitude)
 
     def went_offline(self, now: datetime) -> Iterable[str]:
         """Asset ids whose containers just missed too many reports."""

@@ -47,6 +47,12 @@ def great_circle_m(a: Stop, b: Stop) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
+def tour_length_m(depot: Stop, stops: Sequence[Stop]) -> float:
+    """Length of the closed tour depot, stops in this order, depot; metres, one decimal."""
+    path = [depot, *stops, depot]
+    return round(sum(great_circle_m(path[k], path[k + 1]) for k in range(len(path) - 1)), 1)
+
+
 def _plane(depot: Stop, points: Sequence[Stop]) -> tuple[list[float], list[float]]:
     """Metres east and north of the depot; within a city the error is a fraction of a percent."""
     lat0 = math.radians(depot.latitude)
@@ -253,10 +259,8 @@ def plan_tour(
         improver = _Improver(order, xs, ys, neighbours)
         _improve(improver, max_passes, time.monotonic() + time_budget_s)
     start = order.index(0)
-    order = order[start:] + order[:start] + [0]
-    tour = [points[index] for index in order]
-    length = sum(great_circle_m(tour[k], tour[k + 1]) for k in range(len(tour) - 1))
-    return CollectionTour(depot=depot, stops=tuple(tour[1:-1]), length_m=round(length, 1))
+    visits = tuple(points[index] for index in order[start + 1 :] + order[:start])
+    return CollectionTour(depot=depot, stops=visits, length_m=tour_length_m(depot, visits))
 
 
 def _improve(improver: _Improver, max_passes: int, deadline: float) -> None:
