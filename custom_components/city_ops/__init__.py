@@ -62,6 +62,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     )
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
     _remove_dropped_compartments(hass, entry)
+    runtime.budget.plan()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if _device_ids(hass, entry) - devices_before:
         await _async_write_device_registry(hass)

@@ -11,10 +11,12 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
+from .budget import Planned
 from .entity import CompartmentEntity, ContainerEntity, MastEntity
 from .model.container import Container
 from .model.lighting import Mast
@@ -113,34 +115,20 @@ async def async_setup_entry(
     entry: CityOpsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create each container's binary sensors in the container's subentry."""
-    for asset_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_CONTAINER:
-            async_add_entities(
-                (
-                    ContainerBinarySensor(entry, asset_id, description)
-                    for description in CONTAINER_BINARY_SENSORS
-                ),
-                config_subentry_id=asset_id,
-            )
-        elif subentry.subentry_type == SUBENTRY_MAST:
-            async_add_entities(
-                (
-                    MastBinarySensor(entry, asset_id, description)
-                    for description in MAST_BINARY_SENSORS
-                ),
-                config_subentry_id=asset_id,
-            )
-        elif subentry.subentry_type == SUBENTRY_LOCKER_BANK:
-            bank = entry.runtime_data.site.locker_banks[asset_id]
-            async_add_entities(
-                (
-                    CompartmentBinarySensor(entry, asset_id, description, number)
-                    for number in bank.compartments
-                    for description in COMPARTMENT_BINARY_SENSORS
-                ),
-                config_subentry_id=asset_id,
-            )
+    """Hand the site's budget what builds each binary sensor; it decides which ones exist."""
+    containers = {description.key: description for description in CONTAINER_BINARY_SENSORS}
+    masts = {description.key: description for description in MAST_BINARY_SENSORS}
+    compartments = {description.key: description for description in COMPARTMENT_BINARY_SENSORS}
+
+    def build(planned: Planned) -> Entity:
+        key, asset_id = planned.slot.key, planned.asset_id or ""
+        if key in containers:
+            return ContainerBinarySensor(entry, asset_id, containers[key])
+        if key in masts:
+            return MastBinarySensor(entry, asset_id, masts[key])
+        return CompartmentBinarySensor(entry, asset_id, compartments[key], planned.number or 0)
+
+    entry.runtime_data.budget.register(Platform.BINARY_SENSOR, async_add_entities, build)
 
 
 class ContainerBinarySensor(ContainerEntity, BinarySensorEntity):

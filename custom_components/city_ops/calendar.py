@@ -10,11 +10,11 @@ from homeassistant.components.calendar import (
     CalendarEvent,
 )
 from homeassistant.components.calendar.const import CalendarEventStatus
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import SUBENTRY_LOCKER_BANK
 from .entity import LockerBankEntity
 from .model.locker import Loan, LockerBank
 from .runtime import CityOpsConfigEntry
@@ -52,12 +52,12 @@ async def async_setup_entry(
     entry: CityOpsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create a reservations calendar per bank in the bank's subentry."""
-    for asset_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_LOCKER_BANK:
-            async_add_entities(
-                [ReservationsCalendar(entry, asset_id, RESERVATIONS)], config_subentry_id=asset_id
-            )
+    """Hand the site's budget what builds a bank's reservations calendar."""
+    entry.runtime_data.budget.register(
+        Platform.CALENDAR,
+        async_add_entities,
+        lambda planned: ReservationsCalendar(entry, planned.asset_id or "", RESERVATIONS),
+    )
 
 
 def loan_events(bank: LockerBank, loan: Loan, now: datetime, language: str) -> list[CalendarEvent]:

@@ -18,6 +18,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 import probatio as vol
 
+from .budget import COMPARTMENT_COST, added_cost, entity_limit, fits
 from .const import (
     CONF_AVAILABILITY_FEED,
     CONF_BASE_LEVEL,
@@ -446,8 +447,17 @@ def _site_conflicts(
 class AssetSubentryFlow(ConfigSubentryFlow):
     """Add or reconfigure one asset of a site; each kind supplies its form and validation."""
 
+    kind: str
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Add an asset."""
+        """Add an asset, unless the site has no room left for its entities."""
+        entry = self._get_entry()
+        if user_input is None and entry.state is ConfigEntryState.LOADED:
+            runtime = entry.runtime_data
+            if added_cost(runtime, self.kind, 1, None) > runtime.budget.room():
+                return self.async_abort(
+                    reason="entity_limit", description_placeholders={"limit": str(entity_limit())}
+                )
         return await self._async_form("user", user_input, None)
 
     async def async_step_reconfigure(
@@ -463,8 +473,13 @@ class AssetSubentryFlow(ConfigSubentryFlow):
     ) -> SubentryFlowResult:
         entry = self._get_entry()
         errors: dict[str, str] = {}
+        placeholders: dict[str, str] | None = None
         if user_input is not None:
             data, errors = self._validate(entry, user_input, editing)
+            if not errors:
+                placeholders = self._over_limit(entry, data, editing)
+                if placeholders is not None:
+                    errors["base"] = "entity_limit"
             if not errors:
                 unique_id = f"{data[CONF_SOURCE_KIND]}:{data[CONF_DEVICE]}"
                 if editing is None:
@@ -484,8 +499,34 @@ class AssetSubentryFlow(ConfigSubentryFlow):
         else:
             values = {}
         return self.async_show_form(
-            step_id=step_id, data_schema=self._schema(entry, values, editing), errors=errors
+            step_id=step_id,
+            data_schema=self._schema(entry, values, editing),
+            errors=errors,
+            description_placeholders=placeholders,
         )
+
+    def _over_limit(
+        self, entry: CityOpsConfigEntry, data: Mapping[str, Any], editing: str | None
+    ) -> dict[str, str] | None:
+        """What to tell when the asset's entities would pass the site's limit, else None."""
+        if entry.state is not ConfigEntryState.LOADED:
+            return None  # checked at set-up instead: a repair issue names what is missing
+        runtime = entry.runtime_data
+        compartments = len(data.get("compartments") or ())
+        old = None
+        if editing is not None:
+            if self.kind != SUBENTRY_LOCKER_BANK:
+                return None  # a changed container or mast keeps its entities
+            old = len(entry.subentries[editing].data.get("compartments") or ())
+        cost = added_cost(runtime, self.kind, compartments, old)
+        room = runtime.budget.room()
+        if cost <= room:
+            return None
+        return {
+            "fit": str(fits(runtime.budget, self.kind, room)),
+            "limit": str(entity_limit()),
+            "cost": str(COMPARTMENT_COST if self.kind == SUBENTRY_LOCKER_BANK else cost),
+        }
 
     @staticmethod
     def _validate(
@@ -510,6 +551,8 @@ class AssetSubentryFlow(ConfigSubentryFlow):
 class ContainerSubentryFlow(AssetSubentryFlow):
     """Add or reconfigure a waste container."""
 
+    kind = SUBENTRY_CONTAINER
+
     def _schema(
         self, entry: CityOpsConfigEntry, values: Mapping[str, Any], editing: str | None
     ) -> Any:
@@ -531,6 +574,8 @@ class ContainerSubentryFlow(AssetSubentryFlow):
 
 class MastSubentryFlow(AssetSubentryFlow):
     """Add or reconfigure a lighting mast."""
+
+    kind = SUBENTRY_MAST
 
     @staticmethod
     def _validate(
@@ -645,6 +690,8 @@ def _validate_mast(
 
 class LockerBankSubentryFlow(AssetSubentryFlow):
     """Add or reconfigure a locker bank and its compartments."""
+
+    kind = SUBENTRY_LOCKER_BANK
 
     def _schema(
         self, entry: CityOpsConfigEntry, values: Mapping[str, Any], editing: str | None

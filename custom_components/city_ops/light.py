@@ -11,12 +11,13 @@ from homeassistant.components.light.const import (
     ColorMode,
     LightEntityFeature,
 )
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import delivery
-from .const import DOMAIN, SUBENTRY_MAST
+from .const import DOMAIN
 from .entity import MastEntity
 from .permissions import Action
 from .runtime import CityOpsConfigEntry
@@ -31,10 +32,12 @@ async def async_setup_entry(
     entry: CityOpsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create each mast's luminaire in the mast's subentry."""
-    for asset_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_MAST:
-            async_add_entities([MastLight(entry, asset_id, LUMINAIRE)], config_subentry_id=asset_id)
+    """Hand the site's budget what builds a mast's luminaire."""
+    entry.runtime_data.budget.register(
+        Platform.LIGHT,
+        async_add_entities,
+        lambda planned: MastLight(entry, planned.asset_id or "", LUMINAIRE),
+    )
 
 
 class MastLight(MastEntity, LightEntity):

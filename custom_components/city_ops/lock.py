@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from homeassistant.components.lock import LockEntity, LockEntityDescription
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import SUBENTRY_LOCKER_BANK
 from .entity import CompartmentEntity
 from .lending import refusal
 from .model.locker import LockerBank, LockerRefused, LockerUpdate
@@ -27,17 +27,14 @@ async def async_setup_entry(
     entry: CityOpsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create a lock per compartment in the bank's subentry."""
-    for asset_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_LOCKER_BANK:
-            bank = entry.runtime_data.site.locker_banks[asset_id]
-            async_add_entities(
-                (
-                    CompartmentLock(entry, asset_id, COMPARTMENT, number)
-                    for number in bank.compartments
-                ),
-                config_subentry_id=asset_id,
-            )
+    """Hand the site's budget what builds a compartment's lock."""
+    entry.runtime_data.budget.register(
+        Platform.LOCK,
+        async_add_entities,
+        lambda planned: CompartmentLock(
+            entry, planned.asset_id or "", COMPARTMENT, planned.number or 0
+        ),
+    )
 
 
 class CompartmentLock(CompartmentEntity, LockEntity):

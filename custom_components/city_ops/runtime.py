@@ -29,6 +29,7 @@ from homeassistant.helpers.event import (
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
+from .budget import EntityBudget
 from .const import (
     CONF_CHIRPSTACK_TOPIC,
     CONF_DEPOT,
@@ -166,6 +167,7 @@ class CityOpsRuntime:
             site_changed=self._site_changed,
             save=self._schedule_save,
         )
+        self.budget = EntityBudget(hass, entry)
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
         self._save_pending = False

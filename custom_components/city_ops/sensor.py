@@ -21,15 +21,17 @@ from homeassistant.const import (
     LIGHT_LUX,
     PERCENTAGE,
     EntityCategory,
+    Platform,
     UnitOfEnergy,
     UnitOfPower,
     UnitOfTemperature,
 )
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .const import SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
+from .budget import Planned
 from .entity import CompartmentEntity, ContainerEntity, LockerBankEntity, MastEntity, SiteEntity
 from .lending import BOOKING_REFERENCES, compartment_data
 from .model.container import Container, FillState
@@ -45,6 +47,31 @@ class ContainerSensorDescription(SensorEntityDescription):
     """A container sensor and how to read its value from the model."""
 
     value_fn: Callable[[Container, float], float | str | datetime | None]
+    attributes_fn: Callable[[Container], dict[str, Any]] | None = None
+
+
+def _container_alarm(container: Container) -> str:
+    """The container's alarm, fire before tilt (the more urgent one)."""
+    status = container.status
+    if status.fire_alarm:
+        return "fire"
+    return "tilted" if status.tilted else "none"
+
+
+def _fill_attributes(container: Container) -> dict[str, Any]:
+    """Where the container stands, and what an operator reads beside its level.
+
+    Fill state and alarm ride on the fill level so that a container costs the site one
+    enabled entity; their own entities exist, disabled by default.
+    """
+    spec = container.spec
+    return {
+        ATTR_LATITUDE: spec.latitude,
+        ATTR_LONGITUDE: spec.longitude,
+        "waste_kind": spec.waste_kind.value,
+        "fill_state": container.status.fill_state,
+        "alarm": _container_alarm(container),
+    }
 
 
 CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
@@ -55,6 +82,7 @@ CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
         value_fn=lambda container, _: container.status.fill_level,
+        attributes_fn=_fill_attributes,
     ),
     ContainerSensorDescription(
         key="fill_state",
@@ -144,7 +172,6 @@ class SiteSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[CityOpsRuntime, datetime], int | float | None]
     attributes_fn: Callable[[CityOpsRuntime, datetime], dict[str, Any]] | None = None
-    has_fn: Callable[[CityOpsRuntime], bool] = lambda _: True
 
 
 MAX_LISTED = 50  # keeps the attribute far below the recorder's size limit
@@ -155,6 +182,24 @@ def _due_names(runtime: CityOpsRuntime, now: datetime) -> dict[str, Any]:
     containers = runtime.site.containers
     names = heapq.nsmallest(MAX_LISTED, (containers[asset_id].spec.name for asset_id in due))
     return {"containers": names, "more": max(0, len(due) - MAX_LISTED)}
+
+
+def _alarms(runtime: CityOpsRuntime) -> dict[str, list[str]]:
+    """Names of the containers on fire and of those tilted (a scan is ~1 ms per 5,000)."""
+    fire: list[str] = []
+    tilted: list[str] = []
+    for container in runtime.site.containers.values():
+        status = container.status
+        if status.fire_alarm:
+            fire.append(container.spec.name)
+        if status.tilted:
+            tilted.append(container.spec.name)
+    return {"fire": sorted(fire), "tilted": sorted(tilted)}
+
+
+def _alarm_names(runtime: CityOpsRuntime, _: datetime) -> dict[str, Any]:
+    alarms = _alarms(runtime)
+    return {kind: names[:MAX_LISTED] for kind, names in alarms.items()}
 
 
 def _since(runtime: CityOpsRuntime) -> str | None:
@@ -170,6 +215,17 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         value_fn=lambda runtime, _: len(runtime.waste.due),
         attributes_fn=_due_names,
     ),
+    # Every container's alarms in one entity: per-container alarm entities would cost a
+    # site thousands of its entities (see budget.py).
+    SiteSensorDescription(
+        key="container_alarms",
+        translation_key="container_alarms",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda runtime, _: len(
+            {name for names in _alarms(runtime).values() for name in names}
+        ),
+        attributes_fn=_alarm_names,
+    ),
     SiteSensorDescription(
         key="lighting_energy",
         translation_key="lighting_energy",
@@ -178,7 +234,6 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
         value_fn=lambda runtime, _: round(runtime.site.lighting.counted[0], 4),
-        has_fn=lambda runtime: bool(runtime.site.masts),
     ),
     # Energy and reference are totals over the same intervals: the recorder's daily
     # statistics of both give any day's or month's savings as 1 - energy / reference.
@@ -190,7 +245,6 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
         value_fn=lambda runtime, _: round(runtime.site.lighting.reference_kwh, 4),
-        has_fn=lambda runtime: bool(runtime.site.masts),
     ),
     SiteSensorDescription(
         key="lighting_savings",
@@ -200,7 +254,6 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         suggested_display_precision=1,
         value_fn=lambda runtime, _: runtime.site.lighting.savings_percent(),
         attributes_fn=lambda runtime, _: {"since": _since(runtime)},
-        has_fn=lambda runtime: bool(runtime.site.masts),
     ),
 )
 
@@ -210,38 +263,24 @@ async def async_setup_entry(
     entry: CityOpsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create the site sensors and each container's sensors (in the container's subentry)."""
-    async_add_entities(
-        SiteSensor(entry, description)
-        for description in SITE_SENSORS
-        if description.has_fn(entry.runtime_data)
-    )
-    for asset_id, subentry in entry.subentries.items():
-        if subentry.subentry_type == SUBENTRY_CONTAINER:
-            async_add_entities(
-                (
-                    ContainerSensor(entry, asset_id, description)
-                    for description in CONTAINER_SENSORS
-                ),
-                config_subentry_id=asset_id,
-            )
-        elif subentry.subentry_type == SUBENTRY_MAST:
-            async_add_entities(
-                (MastSensor(entry, asset_id, description) for description in MAST_SENSORS),
-                config_subentry_id=asset_id,
-            )
-        elif subentry.subentry_type == SUBENTRY_LOCKER_BANK:
-            bank = entry.runtime_data.site.locker_banks[asset_id]
-            async_add_entities(
-                [
-                    ItemsAvailableSensor(entry, asset_id, ITEMS_AVAILABLE),
-                    *(
-                        LoanStateSensor(entry, asset_id, LOAN_STATE, number)
-                        for number in bank.compartments
-                    ),
-                ],
-                config_subentry_id=asset_id,
-            )
+    """Hand the site's budget what builds each sensor; it decides which ones exist."""
+    containers = {description.key: description for description in CONTAINER_SENSORS}
+    masts = {description.key: description for description in MAST_SENSORS}
+    site = {description.key: description for description in SITE_SENSORS}
+
+    def build(planned: Planned) -> Entity:
+        key, asset_id = planned.slot.key, planned.asset_id
+        if asset_id is None:
+            return SiteSensor(entry, site[key])
+        if key in containers:
+            return ContainerSensor(entry, asset_id, containers[key])
+        if key in masts:
+            return MastSensor(entry, asset_id, masts[key])
+        if planned.number is None:
+            return ItemsAvailableSensor(entry, asset_id, ITEMS_AVAILABLE)
+        return LoanStateSensor(entry, asset_id, LOAN_STATE, planned.number)
+
+    entry.runtime_data.budget.register(Platform.SENSOR, async_add_entities, build)
 
 
 class ContainerSensor(ContainerEntity, SensorEntity):
@@ -250,27 +289,21 @@ class ContainerSensor(ContainerEntity, SensorEntity):
     entity_description: ContainerSensorDescription
 
     def shown_value(self) -> object:
-        """The model's value for this sensor."""
-        return self.entity_description.value_fn(
-            self.container, self.runtime.site.settings.full_threshold
-        )
+        """The model's value for this sensor, with its attributes where it has any."""
+        description = self.entity_description
+        value = description.value_fn(self.container, self.runtime.site.settings.full_threshold)
+        attributes_fn = description.attributes_fn
+        return (value, attributes_fn(self.container) if attributes_fn else None)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """Put the fill level on the map: where the container stands."""
-        if self.entity_description.key != "fill_level":
-            return None
-        spec = self.container.spec
-        return {
-            ATTR_LATITUDE: spec.latitude,
-            ATTR_LONGITUDE: spec.longitude,
-            "waste_kind": spec.waste_kind.value,
-        }
+        """Where the container stands (the map), its fill state and alarm (the fill level)."""
+        return self.value[1]  # type: ignore[index,no-any-return]
 
     @property
     def native_value(self) -> float | str | datetime | None:
         """Return the value from the model."""
-        return self.value  # type: ignore[return-value]
+        return self.value[0]  # type: ignore[index,no-any-return]
 
 
 class MastSensor(MastEntity, SensorEntity):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 import json
@@ -27,6 +28,7 @@ from homeassistant.util.file import write_utf8_file_atomic
 import orjson
 import probatio as vol
 
+from .budget import changes_cost, placeholders
 from .const import DOMAIN, SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
 from .lending import refusal
 from .model.assets import (
@@ -37,7 +39,7 @@ from .model.assets import (
 )
 from .model.locker import Compartment, LockerBank, LockerRefused, LockerUpdate
 from .permissions import Action, async_check, device_entities
-from .runtime import CityOpsConfigEntry
+from .runtime import CityOpsConfigEntry, CityOpsRuntime
 from .sources.reading import MAX_COMPARTMENTS
 from .waste import async_plan_collection
 
@@ -47,6 +49,7 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_JSON_DEPTH = 32  # an asset file needs 6 levels; unknown properties get some room
 ASSET_FILE_SUFFIXES = (".geojson", ".json")
 MAX_PLANNED_SITES = 50
+IMPORT_BATCH = 100  # subentries added between two yields to the event loop
 ASSET_KINDS = frozenset({SUBENTRY_CONTAINER, SUBENTRY_MAST, SUBENTRY_LOCKER_BANK})
 
 SITE_SCHEMA = vol.Schema({vol.Required(ATTR_CONFIG_ENTRY_ID): cv.string})
@@ -212,13 +215,18 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
         for sub in entry.subentries.values()
         if sub.subentry_type in (SUBENTRY_CONTAINER, SUBENTRY_MAST, SUBENTRY_LOCKER_BANK)
     }
+    _check_room(runtime, assets, existing_by_name)
     added: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
     # One reload after the whole file rather than one per asset.
     runtime.bulk_update = True
     entries = hass.config_entries
-    for asset in assets:
+    for index, asset in enumerate(assets):
+        if index and not index % IMPORT_BATCH:
+            # Each added subentry is a message to every client following config entries;
+            # a client that falls 4,096 messages behind is dropped.
+            await asyncio.sleep(0)
         data = asset.as_subentry_data()
         unique_id = f"{asset.source_kind}:{asset.device}"
         current = existing_by_name.get((asset.kind, asset.name.casefold()))
@@ -244,6 +252,28 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
     else:
         runtime.bulk_update = False
     return cast(ServiceResponse, {"added": added, "updated": updated, "unchanged": unchanged})
+
+
+def _check_room(
+    runtime: CityOpsRuntime, assets: list[Asset], existing: Mapping[tuple[str, str], ConfigSubentry]
+) -> None:
+    """Refuse a file whose assets would pass Home Assistant's entity limit for the site."""
+    changes: list[tuple[str, int, int | None]] = []
+    for asset in assets:
+        compartments = len(asset.params.get("compartments") or ())
+        current = existing.get((asset.kind, asset.name.casefold()))
+        if current is None:
+            changes.append((asset.kind, compartments, None))
+        elif asset.kind == SUBENTRY_LOCKER_BANK:
+            changes.append((asset.kind, compartments, len(current.data.get("compartments") or ())))
+    needed = changes_cost(runtime, changes)
+    room = runtime.budget.room()
+    if needed > room:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="entity_limit_import",
+            translation_placeholders={"needed": str(needed), **placeholders(runtime.budget, room)},
+        )
 
 
 def _booked_compartments_dropped(entry: CityOpsConfigEntry, assets: list[Asset]) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from homeassistant.components.todo.const import TodoItemStatus, TodoListEntityFeature
 from homeassistant.components.todo.entity import TodoItem, TodoListEntity
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity import EntityDescription
@@ -80,8 +81,10 @@ async def async_setup_entry(
     entry: CityOpsConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Create the collection route of the site."""
-    async_add_entities([CollectionRoute(entry, COLLECTION_ROUTE)])
+    """Hand the site's budget what builds the collection route."""
+    entry.runtime_data.budget.register(
+        Platform.TODO, async_add_entities, lambda _: CollectionRoute(entry, COLLECTION_ROUTE)
+    )
 
 
 class CollectionRoute(SiteEntity, TodoListEntity):

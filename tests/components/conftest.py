@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from unittest.mock import PropertyMock, patch
 
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
@@ -57,6 +58,17 @@ def site_entry() -> MockConfigEntry:
             container("Native 1", "native", "bin-n1"),
         ],
     )
+
+
+@pytest.fixture
+def every_entity_enabled() -> Iterator[None]:
+    """Create the entities that are disabled by default enabled, for tests of what they show."""
+    with patch(
+        "homeassistant.helpers.entity.Entity.entity_registry_enabled_default",
+        new_callable=PropertyMock,
+        return_value=True,
+    ):
+        yield
 
 
 type SetupSite = Callable[[], Awaitable[MockConfigEntry]]

@@ -23,6 +23,9 @@ from custom_components.city_ops.diagnostics import async_get_config_entry_diagno
 from .conftest import SetupSite
 from .lockers import bank_device, report
 
+# What these tests check is shown by entities that are disabled by default, too.
+pytestmark = pytest.mark.usefixtures("every_entity_enabled")
+
 NORTH_COMPARTMENT_1 = {
     "lock": "lock.locker_north_compartment_1",
     "door": "binary_sensor.locker_north_compartment_1_door",

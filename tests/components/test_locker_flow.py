@@ -16,7 +16,7 @@ from homeassistant.config_entries import (
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, entity_registry as er
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -496,12 +496,15 @@ async def test_import_a_locker_bank_from_the_asset_file(
     for entity_id in (
         "lock.locker_meadow_compartment_1",
         "binary_sensor.locker_meadow_compartment_2_door",
-        "binary_sensor.locker_meadow_compartment_2_item",
         "sensor.locker_meadow_compartment_2_loan_state",
         "sensor.locker_meadow_items_available",
         "calendar.locker_meadow_reservations",
     ):
         assert hass.states.get(entity_id) is not None, entity_id
+    # The item sensor repeats what the loan state says: there, but disabled by default.
+    item = er.async_get(hass).async_get("binary_sensor.locker_meadow_compartment_2_item")
+    assert item is not None
+    assert item.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     async_fire_mqtt_message(
         hass, "city_ops/locker-meadow/compartment/1/state", '{"door": "closed", "locked": true}'
     )

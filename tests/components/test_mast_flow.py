@@ -28,6 +28,9 @@ from custom_components.city_ops.model.lighting import LightingProfile, MastSpec
 from .conftest import SetupSite
 from .test_masts import started
 
+# What these tests check is shown by entities that are disabled by default, too.
+pytestmark = pytest.mark.usefixtures("every_entity_enabled")
+
 NEW_MAST = {
     "name": "M8",
     "latitude": 53.7008,

@@ -16,9 +16,9 @@ from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import (
     EVENT_CALL_SERVICE,
     EVENT_STATE_CHANGED,
+    STATE_OFF,
     STATE_ON,
     STATE_UNAVAILABLE,
-    STATE_UNKNOWN,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -35,7 +35,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
 from .conftest import SetupSite
-from .test_masts import started
+from .test_masts import report, started
 
 BLUEPRINTS = Path(__file__).resolve().parents[2] / "blueprints"
 BLUEPRINT = "city_ops/motion_lighting.yaml"
@@ -124,6 +124,10 @@ async def setup_motion_lighting(
         freezer.move_to(at)
         await setup_site()
         await started(hass)
+        # A mast's motion sensor exists once its PIR reported; Zigbee2MQTT's first report
+        # of a device carries every field it has.
+        for number in range(1, MASTS + 1):
+            await report(hass, f"mast-{number}", occupancy=False)
         sensors = [mast_entity(hass, n, "binary_sensor", "motion") for n in range(1, MASTS + 1)]
         assert await async_setup_component(
             hass,
@@ -230,7 +234,7 @@ async def test_motion_boosts_the_corridor_then_the_masts_go_back_to_base(
 ) -> None:
     await setup_motion_lighting()  # blueprint defaults: corridor 1, hold 120 s
     sensor = mast_entity(hass, 3, "binary_sensor", "motion")
-    assert hass.states.get(sensor).state == STATE_UNKNOWN  # no report since the start
+    assert hass.states.get(sensor).state == STATE_OFF  # the first report: no motion
 
     await motion(hass, 3, True)
     assert hass.states.get(sensor).state == STATE_ON

@@ -25,6 +25,9 @@ from custom_components.city_ops.const import EVENT_CONTAINER_EMPTIED
 from .conftest import SetupSite
 from .test_containers import TTN_TOPIC, entity_id, state, ttn
 
+# What these tests check is shown by entities that are disabled by default, too.
+pytestmark = pytest.mark.usefixtures("every_entity_enabled")
+
 
 async def _refresh(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> None:
     await hass.async_block_till_done()

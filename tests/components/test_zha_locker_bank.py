@@ -27,6 +27,9 @@ from .conftest import locker_bank
 from .zha_fixtures import *  # noqa: F403
 from .zha_fixtures import MakeZigpyDevice, SentCommand, ZhaNetwork, locker_bank_endpoints
 
+# What these tests check is shown by entities that are disabled by default, too.
+pytestmark = pytest.mark.usefixtures("every_entity_enabled")
+
 BANK_IEEE = "00:0d:6f:00:0c:10:00:07"
 DISABLED = (er.RegistryEntryDisabler.INTEGRATION, None)  # disabled, no state
 BANK = "Locker Nord"  # entity ids: lock.locker_nord_compartment_1, ...
