@@ -157,6 +157,9 @@ async def park(
     site_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(site_entry.entry_id)
     await hass.async_block_till_done()
+    # A mast's motion sensor exists once its PIR reported (a joined PIR reports at once).
+    for device in devices.values():
+        await pir(hass, setup_zha, device, False)
     sensors = [mast_entity(hass, f"M{n}", "binary_sensor", "motion") for n in IEEES]
     assert await async_setup_component(
         hass,

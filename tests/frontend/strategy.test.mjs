@@ -36,10 +36,13 @@ function fakeHass(language = "de") {
     entity(id, "lighting_savings", "0.5");
     return id;
   };
-  const container = (siteId, name, level, fillState, extra = {}) => {
+  // As a site creates it: the fill level carries fill state and alarm; other entities
+  // (`extra`, e.g. an enabled fill state or fire alarm) only where a test says so.
+  const container = (siteId, name, level, fillState, extra = {}, alarm = "none") => {
     const id = device(name, siteId);
-    const ids = { fill_level: entity(id, "fill_level", String(level)) };
-    ids.fill_state = entity(id, "fill_state", fillState);
+    const ids = {
+      fill_level: entity(id, "fill_level", String(level), { fill_state: fillState, alarm }),
+    };
     for (const [key, state] of Object.entries(extra)) ids[key] = entity(id, key, state);
     return ids;
   };
@@ -89,7 +92,7 @@ function entityIds(node, found = new Set()) {
 test("one site gets Waste, Lighting and Lockers views in German", async () => {
   const fake = fakeHass("de");
   const park = fake.site("Stadtpark Süd");
-  const bin = fake.container(park, "Rosengarten", 91, "full", { fire_alarm: "on", tilt: "off" });
+  const bin = fake.container(park, "Rosengarten", 91, "full", {}, "fire");
   fake.container(park, "Hundewiese", 12, "empty");
   fake.mast(park, "Mast 1", "Hauptweg", "on");
   fake.bank(park, "Ausleihe Nord", [[1, "Rollator", "walker", "available"]]);
@@ -124,7 +127,9 @@ test("one site gets Waste, Lighting and Lockers views in German", async () => {
   // The fire alarm comes before the route.
   const first = waste.sections[0].cards.map((card) => card.card?.title ?? card.type);
   assert.deepEqual(first.slice(0, 3), ["heading", TEXTS.de.fire, TEXTS.de.tilted]);
-  assert.ok(entityIds(waste).has(bin.fire_alarm));
+  const [fire] = cards(waste, "entity-filter");
+  assert.deepEqual(fire.state_filter, [{ attribute: "alarm", value: "fire" }]);
+  assert.ok(entityIds(fire).has(bin.fill_level));
   const headings = cards(dashboard, "heading").map((card) => card.heading);
   for (const english of ["Waste", "Lighting", "Lockers", "Collection route", "Map"]) {
     assert.ok(!headings.includes(english), english);
@@ -188,7 +193,12 @@ test("entities of other integrations and entities without a state are left out",
   assert.ok(!used.has(temperature));
   assert.ok(!used.has(foreign));
   for (const entityId of used) assert.ok(fake.hass.states[entityId], entityId);
-  assert.equal(cards(dashboard, "entity-filter").some((card) => card.card.title === "Tilted"), false);
+  // The tilt list watches our fill levels' alarm, never the foreign tilt entity.
+  const tilted = cards(dashboard, "entity-filter").find((card) => card.card.title === "Tilted");
+  assert.deepEqual(
+    tilted.entities.map((row) => row.entity),
+    [bin.fill_level],
+  );
 });
 
 test("mast colours follow the lamp: boosted, base, dark, fault, offline", async () => {
@@ -216,6 +226,15 @@ test("mast colours follow the lamp: boosted, base, dark, fault, offline", async 
   assert.equal(faults.entities.find((row) => row.entity === faulty.lamp_fault).secondary_info, "last-changed");
 });
 
+test("an alarm or fill state entity a user enabled colours the container too", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  const tilted = fake.container(park, "Tilted", 30, "ok", { tilt: "on" });
+  const stated = fake.container(park, "Stated", 30, "ok", { fill_state: "almost_full" });
+  assert.equal(strategy.containerClass(fake.hass, tilted), "alarm");
+  assert.equal(strategy.containerClass(fake.hass, stated), "almost_full");
+});
+
 test("a colour class change regenerates the dashboard, an ordinary state change does not", async () => {
   const fake = fakeHass("en");
   const park = fake.site("Park");
@@ -230,8 +249,22 @@ test("a colour class change regenerates the dashboard, an ordinary state change 
     CityOpsDashboardStrategy.shouldRegenerate({}, before, withState(bin.fill_level, "31")),
     false,
   );
+  const withAttributes = (entityId, attributes) => ({
+    ...before,
+    states: {
+      ...before.states,
+      [entityId]: {
+        ...before.states[entityId],
+        attributes: { ...before.states[entityId].attributes, ...attributes },
+      },
+    },
+  });
   assert.equal(
-    CityOpsDashboardStrategy.shouldRegenerate({}, before, withState(bin.fill_state, "full")),
+    CityOpsDashboardStrategy.shouldRegenerate({}, before, withAttributes(bin.fill_level, { fill_state: "full" })),
+    true,
+  );
+  assert.equal(
+    CityOpsDashboardStrategy.shouldRegenerate({}, before, withAttributes(bin.fill_level, { alarm: "tilted" })),
     true,
   );
   assert.equal(

@@ -279,13 +279,18 @@ function missing(hass, entityId) {
   return state === undefined || state === "unavailable" || state === "unknown";
 }
 
+// A container has one entity enabled by default, its fill level, which carries the fill state
+// and the alarm as attributes; alarm and fill state entities count where a user enabled them.
 export function containerClass(hass, container) {
+  const level = hass.states[container.fill_level];
+  const alarm = level?.attributes?.alarm;
+  if (alarm === "fire" || alarm === "tilted") return "alarm";
   if (isOn(hass, container.fire_alarm) || isOn(hass, container.tilt)) return "alarm";
   if (missing(hass, container.fill_level)) return "offline";
-  const state = container.fill_state && hass.states[container.fill_state]?.state;
+  const state =
+    (container.fill_state && hass.states[container.fill_state]?.state) || level.attributes?.fill_state;
   if (state in COLOURS) return state;
-  const level = Number(hass.states[container.fill_level].state);
-  return level >= FULL_DEFAULT ? "full" : "ok";
+  return Number(level.state) >= FULL_DEFAULT ? "full" : "ok";
 }
 
 export function mastClass(hass, mast) {
@@ -362,8 +367,8 @@ function wasteView(hass, site, t, prefix) {
     `{%- else %}${t.tour_empty}{%- endif %}`,
   ].join("\n");
   const alarms = withoutEmpty([
-    filterCard(pick("fire_alarm"), ["on"], t.fire, "mdi:fire-alert"),
-    filterCard(pick("tilt"), ["on"], t.tilted, "mdi:delete-forever"),
+    filterCard(pick("fill_level"), [{ attribute: "alarm", value: "fire" }], t.fire, "mdi:fire-alert"),
+    filterCard(pick("fill_level"), [{ attribute: "alarm", value: "tilted" }], t.tilted, "mdi:delete-forever"),
   ]);
   const sensorFilters = withoutEmpty([
     filterCard(
@@ -438,7 +443,7 @@ function wasteView(hass, site, t, prefix) {
             type: "tile",
             entity: container.fill_level,
             name: container.name,
-            state_content: container.fill_state ? ["state", "last_changed"] : ["state"],
+            state_content: ["state", "fill_state", "last_changed"],
             color: COLOURS[containerClass(hass, container)],
             grid_options: { columns: 6 },
           })),

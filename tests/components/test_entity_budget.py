@@ -1,0 +1,365 @@
+"""The site's entity budget: what each asset gets, and what happens at Home Assistant's limit.
+
+The limit (10,000 enabled entities per config entry) is patched down to a few entities so
+that the order, the refusals and the repair issue show on a site of a handful of assets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.translation import async_get_translations
+from homeassistant.util import dt as dt_util
+import pytest
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_mqtt_message,
+    async_fire_time_changed,
+)
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+
+from custom_components.city_ops.budget import CONTAINER_COST, ISSUE_ENTITY_LIMIT
+from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
+
+from .conftest import SetupSite, container, locker_bank, mast
+from .test_config_flow import NEW_CONTAINER
+from .test_containers import TTN_TOPIC, ttn
+
+LIMIT = "homeassistant.helpers.entity_platform.MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY"
+SITE_ENTITIES = 3  # collection route, containers due, container alarms
+
+
+@pytest.fixture
+def limit() -> Iterator[Any]:
+    """Home Assistant's per-entry limit, set by each test (read by HA and by the budget)."""
+    with patch(LIMIT, 10_000) as patched:
+        yield patched
+
+
+def set_limit(value: int) -> None:
+    import homeassistant.helpers.entity_platform as entity_platform  # noqa: PLC0415
+
+    entity_platform.MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY = value
+
+
+def entities(hass: HomeAssistant, entry: MockConfigEntry) -> list[er.RegistryEntry]:
+    return er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+
+
+def by_key(hass: HomeAssistant, entry: MockConfigEntry, key: str) -> list[er.RegistryEntry]:
+    return [e for e in entities(hass, entry) if e.translation_key == key]
+
+
+async def translated(hass: HomeAssistant, language: str, category: str, key: str) -> str:
+    texts = await async_get_translations(hass, language, category, {DOMAIN})
+    return texts[f"component.{DOMAIN}.{category}.{key}"]
+
+
+# -- what an asset gets ----------------------------------------------------------------------
+
+
+async def test_a_container_costs_one_enabled_entity_and_gets_the_rest_when_reported(
+    hass: HomeAssistant, setup_site: SetupSite
+) -> None:
+    entry = await setup_site()
+    enabled = [e for e in entities(hass, entry) if e.disabled_by is None]
+    assert len(enabled) == 4 * CONTAINER_COST + SITE_ENTITIES == 7
+    assert {e.translation_key for e in enabled} == {
+        "fill_level",
+        "collection_route",
+        "containers_due",
+        "container_alarms",
+    }
+    # Derived values exist, disabled; quantities no sensor reported yet do not exist at all.
+    for key in ("fill_state", "last_emptied", "predicted_full"):
+        assert [e.disabled_by for e in by_key(hass, entry, key)] == [
+            er.RegistryEntryDisabler.INTEGRATION
+        ] * 4
+    for key in ("battery", "temperature", "fire_alarm", "tilt"):
+        assert by_key(hass, entry, key) == []
+
+    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=200, battery=90, temperature=85.0))
+    await hass.async_block_till_done()
+    # Bin 0042 reported a battery and a temperature (not a tilt): those entities now exist.
+    for key in ("battery", "temperature", "fire_alarm"):
+        (reported,) = by_key(hass, entry, key)
+        assert reported.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert by_key(hass, entry, "tilt") == []
+
+    # What an operator reads rides on the fill level, and the site lists the alarms.
+    level = hass.states.get("sensor.bin_0042_fill_level")
+    assert level is not None
+    assert level.state == "91.7"
+    assert level.attributes["fill_state"] == "full"
+    assert level.attributes["alarm"] == "fire"
+    # Site entities follow within the site's refresh cooldown.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2))
+    await hass.async_block_till_done()
+    alarms = hass.states.get("sensor.stadtpark_container_alarms")
+    assert alarms is not None
+    assert alarms.state == "1"
+    assert alarms.attributes["fire"] == ["Bin 0042"]
+    assert alarms.attributes["tilted"] == []
+
+
+async def test_reported_quantities_come_back_after_a_restart(
+    hass: HomeAssistant, setup_site: SetupSite
+) -> None:
+    entry = await setup_site()
+    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=700, position="tilt"))
+    await hass.async_block_till_done()
+    (tilt,) = by_key(hass, entry, "tilt")
+    # An operator who wants this container's tilt as an entity enables it.
+    er.async_get(hass).async_update_entity(tilt.entity_id, disabled_by=None)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    state = hass.states.get(tilt.entity_id)
+    assert state is not None
+    assert state.state == "on"
+
+
+# -- the limit: order and repair issue -------------------------------------------------------
+
+
+@pytest.fixture
+def mixed_site() -> MockConfigEntry:
+    """Three containers, a mast (its PIR not heard yet) and a bank of two compartments."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Stadtpark",
+        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
+        options={"full_threshold": 80, "due_horizon_h": 24},
+        subentries_data=[
+            container("C1", "ttn", "c-1"),
+            container("C2", "ttn", "c-2"),
+            container("C3", "ttn", "c-3"),
+            mast("M1", "mast-1"),
+            locker_bank("Bank", "bank-1", ("Walker", "walker"), ("Cart", "hand_cart")),
+        ],
+    )
+
+
+async def test_over_the_limit_the_essentials_come_first_and_a_repair_issue_names_the_rest(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    mixed_site: MockConfigEntry,
+    limit: Any,
+) -> None:
+    # Essentials: 6 site entities, 3 fill levels, the light, 2 locks = 12. Two more fit: the
+    # first operations entities in asset order (the mast's lamp fault, the bank's count).
+    set_limit(14)
+    mixed_site.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    enabled = {e.translation_key for e in entities(hass, mixed_site) if e.disabled_by is None}
+    assert len([e for e in entities(hass, mixed_site) if e.disabled_by is None]) == 14
+    assert enabled == {
+        "collection_route",
+        "containers_due",
+        "container_alarms",
+        "lighting_energy",
+        "lighting_reference_energy",
+        "lighting_savings",
+        "fill_level",
+        "light",
+        "compartment",
+        "lamp_fault",
+        "items_available",
+    }
+    for entity_id in (
+        "sensor.c1_fill_level",
+        "sensor.c3_fill_level",
+        "light.m1",
+        "lock.bank_compartment_1",
+        "lock.bank_compartment_2",
+    ):
+        assert hass.states.get(entity_id) is not None, entity_id
+
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, f"{ISSUE_ENTITY_LIMIT}_{mixed_site.entry_id}"
+    )
+    assert issue is not None
+    assert issue.translation_key == ISSUE_ENTITY_LIMIT
+    placeholders = issue.translation_placeholders or {}
+    assert placeholders["count"] == "6"
+    assert placeholders["limit"] == "14"
+    assert placeholders["missing"].splitlines() == [
+        "- reservations: 1 (Bank)",
+        "- loan_state: 2 (Bank #1, Bank #2)",
+        "- door: 2 (Bank #1, Bank #2)",
+        "- energy: 1 (M1)",
+    ]
+    for language in ("en", "de"):
+        text = await translated(hass, language, "issues", f"{ISSUE_ENTITY_LIMIT}.description")
+        assert "{missing}" in text
+        assert "{limit}" in text
+
+    # The PIR speaks: its motion sensor would be enabled, and there is no room: named too.
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-1", '{"occupancy": true}')
+    await hass.async_block_till_done()
+    assert by_key(hass, mixed_site, "motion") == []
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, f"{ISSUE_ENTITY_LIMIT}_{mixed_site.entry_id}"
+    )
+    assert issue is not None
+    assert "- motion: 1 (M1)" in (issue.translation_placeholders or {})["missing"]
+
+    # With room again (entities disabled elsewhere, or a higher limit) a reload adds them all
+    # and the issue goes away.
+    set_limit(10_000)
+    assert await hass.config_entries.async_reload(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    assert len([e for e in entities(hass, mixed_site) if e.disabled_by is None]) == 21
+    assert hass.states.get("binary_sensor.m1_motion") is not None
+    assert (
+        ir.async_get(hass).async_get_issue(DOMAIN, f"{ISSUE_ENTITY_LIMIT}_{mixed_site.entry_id}")
+        is None
+    )
+
+
+async def test_entities_an_operator_enabled_stay_within_the_limit(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mixed_site: MockConfigEntry, limit: Any
+) -> None:
+    mixed_site.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    # Every disabled entity enabled by hand (fill states, items, power, ...).
+    for entity in entities(hass, mixed_site):
+        if entity.disabled_by is not None:
+            registry.async_update_entity(entity.entity_id, disabled_by=None)
+    enabled = len([e for e in entities(hass, mixed_site) if e.disabled_by is None])
+    assert enabled == 20 + 9 + 1 + 2
+    # Registered entities are Home Assistant's to add whatever the limit; a new one needs room.
+    set_limit(enabled)
+    assert await hass.config_entries.async_reload(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.c1_fill_state") is not None
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-1", '{"occupancy": true}')
+    await hass.async_block_till_done()
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, f"{ISSUE_ENTITY_LIMIT}_{mixed_site.entry_id}"
+    )
+    assert issue is not None
+    assert (issue.translation_placeholders or {})["missing"] == "- motion: 1 (M1)"
+
+
+# -- refusals before the limit ---------------------------------------------------------------
+
+
+async def test_the_add_flow_is_refused_when_no_asset_of_that_kind_fits(
+    hass: HomeAssistant, setup_site: SetupSite, limit: Any
+) -> None:
+    entry = await setup_site()  # 7 enabled entities
+    set_limit(7)
+    for kind in ("container", "mast", "locker_bank"):
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, kind), context={"source": SOURCE_USER}
+        )
+        assert result["type"] is FlowResultType.ABORT, kind
+        assert result["reason"] == "entity_limit"
+        assert result["description_placeholders"] == {"limit": "7"}
+        for language in ("en", "de"):
+            text = await translated(
+                hass, language, "config_subentries", f"{kind}.abort.entity_limit"
+            )
+            assert "{limit}" in text
+
+    set_limit(8)  # room for one more container
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "container"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_CONTAINER)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.bin_0099_fill_level") is not None
+
+
+async def test_a_bank_with_more_compartments_than_fit_is_refused_with_how_many_fit(
+    hass: HomeAssistant, setup_site: SetupSite, limit: Any
+) -> None:
+    entry = await setup_site()
+    set_limit(7 + 6)  # room for a bank (2) and one compartment (3), not two
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "locker_bank"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    bank = {
+        "name": "Locker Nord",
+        "latitude": 53.7,
+        "longitude": 10.0,
+        "compartments": [
+            {"number": 1, "item": "Walker", "item_type": "walker"},
+            {"number": 2, "item": "Walker", "item_type": "walker"},
+        ],
+        "pickup_window_min": 120,
+        "loan_period_min": 240,
+        "source_kind": "native",
+        "device": "locker-nord",
+    }
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], bank)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "entity_limit"}
+    assert result["description_placeholders"] == {"fit": "1", "limit": "13", "cost": "3"}
+    german = await translated(hass, "de", "config_subentries", "locker_bank.error.entity_limit")
+    assert german.format(**result["description_placeholders"]).startswith(
+        "Dieser Standort hat nur noch Platz für 1 weitere Fächer"
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**bank, "compartments": bank["compartments"][:1]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_an_import_past_the_limit_is_refused_and_adds_nothing(
+    hass: HomeAssistant, setup_site: SetupSite, limit: Any, tmp_path: Path
+) -> None:
+    entry = await setup_site()
+    hass.config.config_dir = str(tmp_path)
+    set_limit(7 + 5)
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [10.0, 53.7 + n / 1000]},
+            "properties": {
+                "kind": "container",
+                "name": f"Paper {n}",
+                "source": {"kind": "ttn", "device": f"paper-{n}"},
+            },
+        }
+        for n in range(6)
+    ]
+    (tmp_path / "bins.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8"
+    )
+    with pytest.raises(ServiceValidationError) as refused:
+        await hass.services.async_call(
+            DOMAIN,
+            "import_assets",
+            {"config_entry_id": entry.entry_id, "path": "bins.geojson"},
+            blocking=True,
+            return_response=True,
+        )
+    assert refused.value.translation_key == "entity_limit_import"
+    placeholders = refused.value.translation_placeholders or {}
+    assert placeholders["needed"] == "6"
+    assert placeholders["room"] == "5"
+    assert placeholders["containers"] == "5"
+    assert str(refused.value).startswith(
+        "The file would add 6 enabled entities, but this site has room for 5 more"
+    )
+    assert len(entry.subentries) == 4
+    german = await translated(hass, "de", "exceptions", "entity_limit_import.message")
+    assert german.format(**placeholders).startswith(
+        "Die Datei würde 6 aktivierte Entitäten hinzufügen"
+    )
