@@ -155,13 +155,19 @@ class WasteCollection:
         """Fold a report into a container; announce emptyings and fire alarms."""
         container = self.containers[asset_id]
         shown_on_route = asset_id in self.due
+        alarms = (container.status.fire_alarm, container.status.tilted)
         update = container.apply(reading, now, self.site.settings.full_threshold)
         self._announce(asset_id, container, update)
         self._notify(asset_id)
         self._save()
-        # The site's entities show the due containers (count, names, route lines) and the
-        # emptyings: a reading of any other container leaves them as they are.
-        if self._update_due(asset_id, now) or shown_on_route or update.emptied is not None:
+        # The site's entities show the due containers (count, names, route lines), the
+        # emptyings and the alarms: a reading of any other container leaves them as they are.
+        if (
+            self._update_due(asset_id, now)
+            or shown_on_route
+            or update.emptied is not None
+            or alarms != (container.status.fire_alarm, container.status.tilted)
+        ):
             self._changed()
 
     def _announce(self, asset_id: str, container: Container, update: ContainerUpdate) -> None:

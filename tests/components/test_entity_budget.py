@@ -112,6 +112,24 @@ async def test_a_container_costs_one_enabled_entity_and_gets_the_rest_when_repor
     assert alarms.attributes["tilted"] == []
 
 
+async def test_a_tilted_container_that_is_not_due_shows_in_the_site_alarms(
+    hass: HomeAssistant, setup_site: SetupSite
+) -> None:
+    await setup_site()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2))
+    await hass.async_block_till_done()
+    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=1100, position="tilt"))
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=4))
+    await hass.async_block_till_done()
+    level = hass.states.get("sensor.bin_0042_fill_level")
+    assert level is not None
+    assert (level.state, level.attributes["alarm"]) == ("16.7", "tilted")
+    alarms = hass.states.get("sensor.stadtpark_container_alarms")
+    assert alarms is not None
+    assert (alarms.state, alarms.attributes["tilted"]) == ("1", ["Bin 0042"])
+
+
 async def test_reported_quantities_come_back_after_a_restart(
     hass: HomeAssistant, setup_site: SetupSite
 ) -> None:
