@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from homeassistant.const import ATTR_ENTITY_PICTURE
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
@@ -28,6 +29,8 @@ class AssetEntity(Entity):
 
     _attr_has_entity_name = True
     _attr_should_poll = False
+    # The marker follows the state it pictures; recording it too would only grow the database.
+    _unrecorded_attributes = frozenset({ATTR_ENTITY_PICTURE})
 
     def __init__(
         self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
@@ -57,6 +60,10 @@ class AssetEntity(Entity):
         """What the entity displays; compared to skip writes that would change nothing."""
         raise NotImplementedError
 
+    def marker(self) -> str | None:
+        """The map marker (a picture) of the entity that stands for its asset on the map."""
+        return None
+
     async def async_permit(self, action: Action) -> None:
         """Refuse an action the calling user may not take (the services' check, too)."""
         await async_check(
@@ -76,15 +83,17 @@ class AssetEntity(Entity):
         """Follow the container's updates."""
         await super().async_added_to_hass()
         self._value = self.shown_value()
-        self._shown = (self.available, self._value)
+        self._attr_entity_picture = self.marker()
+        self._shown = (self.available, self._value, self._attr_entity_picture)
         self.async_on_remove(self.runtime.async_add_listener(self.asset_id, self._changed))
 
     @callback
     def _changed(self) -> None:
         value = self.shown_value()
-        shown = (self.available, value)
+        shown = (self.available, value, self.marker())
         if shown != self._shown:
             self._value = value
+            self._attr_entity_picture = shown[2]
             self._shown = shown
             self.async_write_ha_state()
 

@@ -11,12 +11,14 @@ from homeassistant.components.light.const import (
     ColorMode,
     LightEntityFeature,
 )
-from homeassistant.const import Platform
+from homeassistant.const import ATTR_LATITUDE, ATTR_LONGITUDE, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from . import delivery
+from .console import mast_marker
 from .const import DOMAIN
 from .entity import MastEntity
 from .permissions import Action
@@ -77,17 +79,29 @@ class MastLight(MastEntity, LightEntity):
         level = self._level
         return round(level * 255 / 100) if level > 0 else None
 
+    def marker(self) -> str:
+        """What the lamp does, by colour, on the map."""
+        return mast_marker(self.mast, dt_util.utcnow())
+
+    @property
+    def capability_attributes(self) -> dict[str, Any]:
+        """Where the mast stands and its path: fixed, and kept while it is offline."""
+        spec = self.mast.spec
+        return {
+            **super().capability_attributes,
+            "path": spec.path,
+            ATTR_LATITUDE: spec.latitude,
+            ATTR_LONGITUDE: spec.longitude,
+        }
+
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Why the lamp is at its level."""
         return {
-            "path": self.mast.spec.path,
             "dark": self.value[1],  # type: ignore[index]
             "commanded_level": self.value[2],  # type: ignore[index]
             "boost_until": self.value[3],  # type: ignore[index]
             "override_until": self.value[4],  # type: ignore[index]
-            "latitude": self.mast.spec.latitude,
-            "longitude": self.mast.spec.longitude,
         }
 
     async def async_turn_on(self, **kwargs: Any) -> None:

@@ -32,6 +32,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
 from .budget import Planned
+from .console import container_marker
 from .entity import CompartmentEntity, ContainerEntity, LockerBankEntity, MastEntity, SiteEntity
 from .lending import BOOKING_REFERENCES, compartment_data
 from .model.container import Container, FillState
@@ -48,6 +49,8 @@ class ContainerSensorDescription(SensorEntityDescription):
 
     value_fn: Callable[[Container, float], float | str | datetime | None]
     attributes_fn: Callable[[Container], dict[str, Any]] | None = None
+    # The sensor that stands for the container on the map: where it is, and its marker.
+    on_map: bool = False
 
 
 def _container_alarm(container: Container) -> str:
@@ -59,16 +62,12 @@ def _container_alarm(container: Container) -> str:
 
 
 def _fill_attributes(container: Container) -> dict[str, Any]:
-    """Where the container stands, and what an operator reads beside its level.
+    """What an operator reads beside the level (where it stands: capability attributes).
 
     Fill state and alarm ride on the fill level so that a container costs the site one
     enabled entity; their own entities exist, disabled by default.
     """
-    spec = container.spec
     return {
-        ATTR_LATITUDE: spec.latitude,
-        ATTR_LONGITUDE: spec.longitude,
-        "waste_kind": spec.waste_kind.value,
         "fill_state": container.status.fill_state,
         "alarm": _container_alarm(container),
     }
@@ -83,6 +82,7 @@ CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
         suggested_display_precision=1,
         value_fn=lambda container, _: container.status.fill_level,
         attributes_fn=_fill_attributes,
+        on_map=True,
     ),
     ContainerSensorDescription(
         key="fill_state",
@@ -295,9 +295,27 @@ class ContainerSensor(ContainerEntity, SensorEntity):
         attributes_fn = description.attributes_fn
         return (value, attributes_fn(self.container) if attributes_fn else None)
 
+    def marker(self) -> str | None:
+        """How full, by colour, on the map."""
+        return container_marker(self.container) if self.entity_description.on_map else None
+
+    @property
+    def capability_attributes(self) -> dict[str, Any] | None:
+        """Where the container stands: fixed, and kept while it is silent (grey on the map)."""
+        attributes = super().capability_attributes
+        if not self.entity_description.on_map:
+            return attributes
+        spec = self.container.spec
+        return {
+            **(attributes or {}),
+            ATTR_LATITUDE: spec.latitude,
+            ATTR_LONGITUDE: spec.longitude,
+            "waste_kind": spec.waste_kind.value,
+        }
+
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """Where the container stands (the map), its fill state and alarm (the fill level)."""
+        """The fill level's fill state and alarm."""
         return self.value[1]  # type: ignore[index,no-any-return]
 
     @property

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { loadStrategy } from "./load.mjs";
 
 const strategy = await loadStrategy();
-const { CityOpsDashboardStrategy, COLOURS, TEXTS } = strategy;
+const { CityOpsDashboardStrategy, LEGENDS, TEXTS } = strategy;
 
 // A fake hass in the frontend's shapes: entities from the display registry, devices from the
 // device registry, states by entity id. Entity ids are deliberately unlike their names.
@@ -93,7 +93,7 @@ test("one site gets Waste, Lighting and Lockers views in German", async () => {
   const fake = fakeHass("de");
   const park = fake.site("Stadtpark Süd");
   const bin = fake.container(park, "Rosengarten", 91, "full", {}, "fire");
-  fake.container(park, "Hundewiese", 12, "empty");
+  const meadow = fake.container(park, "Hundewiese", 12, "empty");
   fake.mast(park, "Mast 1", "Hauptweg", "on");
   fake.bank(park, "Ausleihe Nord", [[1, "Rollator", "walker", "available"]]);
 
@@ -109,19 +109,16 @@ test("one site gets Waste, Lighting and Lockers views in German", async () => {
   );
   const waste = dashboard.views[0];
   const [map] = cards(waste, "map");
+  // Each container by name, its marker the fill level's picture (a label mode would hide it).
+  assert.deepEqual(map.entities, [
+    { entity: meadow.fill_level, name: "Hundewiese" },
+    { entity: bin.fill_level, name: "Rosengarten" },
+  ]);
   assert.deepEqual(
-    map.entities.map((row) => [row.name, row.label_mode]),
+    cards(waste, "tile").map((tile) => [tile.name, tile.entity, tile.show_entity_picture]),
     [
-      ["Hundewiese", "icon"],
-      ["Rosengarten", "icon"],
-    ],
-  );
-  // Colour by fill class (the alarm outranks the level) on each container's tile.
-  assert.deepEqual(
-    cards(waste, "tile").map((tile) => [tile.name, tile.color]),
-    [
-      ["Hundewiese", COLOURS.empty],
-      ["Rosengarten", COLOURS.alarm],
+      ["Hundewiese", meadow.fill_level, true],
+      ["Rosengarten", bin.fill_level, true],
     ],
   );
   // The fire alarm comes before the route.
@@ -201,8 +198,8 @@ test("entities of other integrations and entities without a state are left out",
   );
 });
 
-test("mast colours follow the lamp: boosted, base, dark, fault, offline", async () => {
-  const fake = fakeHass("en");
+test("every mast on the map by name, offline ones too; the legend pictures each lamp state", async () => {
+  const fake = fakeHass("de");
   const park = fake.site("Park");
   fake.mast(park, "A boosted", "Path", "on", { boost_until: "2026-12-03T20:00:00+00:00" });
   fake.mast(park, "B base", "Path", "on");
@@ -215,27 +212,32 @@ test("mast colours follow the lamp: boosted, base, dark, fault, offline", async 
   const [map] = cards(dashboard, "map");
 
   assert.deepEqual(
-    map.entities.map((row) => row.name),
-    ["A boosted", "B base", "C dark", "D fault", "E offline"],
+    map.entities.map((row) => [row.name, row.label_mode]),
+    [
+      ["A boosted", undefined],
+      ["B base", undefined],
+      ["C dark", undefined],
+      ["D fault", undefined],
+      ["E offline", undefined],
+    ],
   );
+  assert.ok(cards(dashboard, "tile").every((tile) => tile.show_entity_picture === true));
+  // The issue's five lamp states, each with its picture and its German word.
   assert.deepEqual(
-    cards(dashboard, "tile").map((tile) => tile.color),
-    [COLOURS.boosted, COLOURS.base, COLOURS.dark, COLOURS.fault, COLOURS.offline],
+    LEGENDS.lighting.map(([state]) => state),
+    ["boosted", "base", "dark", "fault", "offline"],
   );
-  const faults = cards(dashboard, "entity-filter").find((card) => card.card.title === "Lamp faults");
+  const legend = cards(dashboard, "markdown").find((card) => card.content.includes("/city_ops/marker/"));
+  for (const [state, label, key] of LEGENDS.lighting) {
+    assert.ok(legend.content.includes(`src="/city_ops/marker/${state}/${label}.svg"`), state);
+    assert.ok(legend.content.includes(TEXTS.de[key]), key);
+  }
+  assert.ok(legend.content.includes(TEXTS.de.map_hint_lighting));
+  const faults = cards(dashboard, "entity-filter").find((card) => card.card.title === TEXTS.de.faults);
   assert.equal(faults.entities.find((row) => row.entity === faulty.lamp_fault).secondary_info, "last-changed");
 });
 
-test("an alarm or fill state entity a user enabled colours the container too", async () => {
-  const fake = fakeHass("en");
-  const park = fake.site("Park");
-  const tilted = fake.container(park, "Tilted", 30, "ok", { tilt: "on" });
-  const stated = fake.container(park, "Stated", 30, "ok", { fill_state: "almost_full" });
-  assert.equal(strategy.containerClass(fake.hass, tilted), "alarm");
-  assert.equal(strategy.containerClass(fake.hass, stated), "almost_full");
-});
-
-test("a colour class change regenerates the dashboard, an ordinary state change does not", async () => {
+test("a new entity or language regenerates the dashboard, a state change does not", async () => {
   const fake = fakeHass("en");
   const park = fake.site("Park");
   const bin = fake.container(park, "Bin", 30, "ok");
@@ -259,12 +261,22 @@ test("a colour class change regenerates the dashboard, an ordinary state change 
       },
     },
   });
+  // The marker pictures follow fill state and alarm on their own: no new dashboard (and no
+  // map reset under the operator's fingers).
+  for (const attributes of [{ fill_state: "full" }, { alarm: "tilted" }]) {
+    assert.equal(
+      CityOpsDashboardStrategy.shouldRegenerate({}, before, withAttributes(bin.fill_level, attributes)),
+      false,
+    );
+  }
+  // An optional entity (a temperature the sensor starts to report) gets its state.
+  const device = before.entities[bin.fill_level].device_id;
+  const temperature = fake.entity(device, "temperature", "21");
+  const after = { ...fake.hass, entities: { ...fake.hass.entities } };
+  const without = { ...after.states };
+  delete without[temperature];
   assert.equal(
-    CityOpsDashboardStrategy.shouldRegenerate({}, before, withAttributes(bin.fill_level, { fill_state: "full" })),
-    true,
-  );
-  assert.equal(
-    CityOpsDashboardStrategy.shouldRegenerate({}, before, withAttributes(bin.fill_level, { alarm: "tilted" })),
+    CityOpsDashboardStrategy.shouldRegenerate({}, { ...after, states: without }, after),
     true,
   );
   assert.equal(

@@ -24,11 +24,19 @@ export const TEXTS = {
     tour: "{stops} stops to empty · tour {km} km",
     tour_empty: "Nothing to empty now.",
     map: "Map",
-    map_legend_waste: "Symbol: how full · tap a marker or tile for the fill history",
-    map_legend_lighting: "Number: the level each mast was told · tap a marker for its history",
-    colour_legend_waste: "Red: full or alarm · orange: almost full · green: fine · grey: not reporting",
-    colour_legend_lighting:
-      "Amber: boosted · yellow: base level · blue: dark · red: lamp fault · grey: not reporting",
+    legend_full: "full",
+    legend_almost_full: "almost full",
+    legend_ok: "fine",
+    legend_alarm: "fire or tilt alarm",
+    legend_offline: "not reporting",
+    legend_boosted: "boosted",
+    legend_base: "base level",
+    legend_dark: "dark",
+    legend_fault: "lamp fault",
+    map_hint_waste:
+      "The number is the fill level in %. Point at a marker for its name, tap it for the fill history.",
+    map_hint_lighting:
+      "The number is the lamp's level in %. Point at a marker for its name, tap it for its history.",
     all_clear: "Nothing needs attention.",
     all_reporting: "Every sensor reports, no battery is low.",
     sensors: "Sensors",
@@ -72,11 +80,19 @@ export const TEXTS = {
     tour: "{stops} Behälter zu leeren · Tour {km} km",
     tour_empty: "Gerade ist nichts zu leeren.",
     map: "Karte",
-    map_legend_waste: "Symbol: wie voll · Marker oder Kachel antippen zeigt den Füllverlauf",
-    map_legend_lighting: "Zahl: die befohlene Helligkeit jedes Masts · Marker antippen zeigt den Verlauf",
-    colour_legend_waste: "Rot: voll oder Alarm · Orange: fast voll · Grün: in Ordnung · Grau: meldet nicht",
-    colour_legend_lighting:
-      "Bernstein: angehoben · Gelb: Grundlicht · Blau: dunkel · Rot: Leuchtenstörung · Grau: meldet nicht",
+    legend_full: "voll",
+    legend_almost_full: "fast voll",
+    legend_ok: "in Ordnung",
+    legend_alarm: "Brand- oder Kippalarm",
+    legend_offline: "meldet nicht",
+    legend_boosted: "angehoben",
+    legend_base: "Grundlicht",
+    legend_dark: "dunkel",
+    legend_fault: "Leuchtenstörung",
+    map_hint_waste:
+      "Die Zahl ist der Füllstand in %. Zeigen Sie auf einen Marker für seinen Namen, tippen Sie ihn an für den Füllverlauf.",
+    map_hint_lighting:
+      "Die Zahl ist die Helligkeit in %. Zeigen Sie auf einen Marker für seinen Namen, tippen Sie ihn an für den Verlauf.",
     all_clear: "Nichts braucht gerade Aufmerksamkeit.",
     all_reporting: "Alle Sensoren melden, keine Batterie ist schwach.",
     sensors: "Sensoren",
@@ -107,22 +123,28 @@ export const TEXTS = {
   },
 };
 
-// Marker colours on the built-in map: the card colours a marker with a fixed colour from its
-// configuration, so the strategy picks it from the state and regenerates when a class changes.
-export const COLOURS = {
-  alarm: "#d32f2f",
-  full: "#d32f2f",
-  almost_full: "#f57c00",
-  ok: "#388e3c",
-  empty: "#388e3c",
-  offline: "#9e9e9e",
-  fault: "#d32f2f",
-  boosted: "#ffb300",
-  base: "#fdd835",
-  dark: "#3949ab",
+// The integration pictures each asset's state as its map entity's `entity_picture` (the
+// built-in map draws it in the marker; tiles show it with `show_entity_picture`), so colours
+// follow the states without regenerating the dashboard. The legend shows the same pictures:
+// [marker state, sample label, text key].
+const MARKER_URL = "/city_ops/marker";
+export const LEGENDS = {
+  waste: [
+    ["full", "92", "legend_full"],
+    ["almost_full", "75", "legend_almost_full"],
+    ["ok", "40", "legend_ok"],
+    ["alarm", "-", "legend_alarm"],
+    ["offline", "-", "legend_offline"],
+  ],
+  lighting: [
+    ["boosted", "100", "legend_boosted"],
+    ["base", "30", "legend_base"],
+    ["dark", "-", "legend_dark"],
+    ["fault", "-", "legend_fault"],
+    ["offline", "-", "legend_offline"],
+  ],
 };
 
-const FULL_DEFAULT = 80;
 const LOW_BATTERY = 20;
 
 export function texts(hass) {
@@ -270,49 +292,21 @@ export function siteModel(hass) {
   return sites;
 }
 
-function isOn(hass, entityId) {
-  return Boolean(entityId) && hass.states[entityId]?.state === "on";
-}
-
-function missing(hass, entityId) {
-  const state = hass.states[entityId]?.state;
-  return state === undefined || state === "unavailable" || state === "unknown";
-}
-
-// A container has one entity enabled by default, its fill level, which carries the fill state
-// and the alarm as attributes; alarm and fill state entities count where a user enabled them.
-export function containerClass(hass, container) {
-  const level = hass.states[container.fill_level];
-  const alarm = level?.attributes?.alarm;
-  if (alarm === "fire" || alarm === "tilted") return "alarm";
-  if (isOn(hass, container.fire_alarm) || isOn(hass, container.tilt)) return "alarm";
-  if (missing(hass, container.fill_level)) return "offline";
-  const state =
-    (container.fill_state && hass.states[container.fill_state]?.state) || level.attributes?.fill_state;
-  if (state in COLOURS) return state;
-  return Number(level.state) >= FULL_DEFAULT ? "full" : "ok";
-}
-
-export function mastClass(hass, mast) {
-  if (missing(hass, mast.light)) return "offline";
-  if (isOn(hass, mast.lamp_fault)) return "fault";
-  const state = hass.states[mast.light];
-  if (state.state !== "on") return "dark";
-  return state.attributes.boost_until ? "boosted" : "base";
-}
-
-// What the generated configuration depends on beyond the registries: the language and the
-// colour class of every marker. Cheap enough to compute on every state change.
+// What the generated configuration depends on beyond the registries: the language, and which
+// of our entities have a state (an optional entity appears once its device reports it).
+// Cheap enough to compute on every state change; a state's value alone changes nothing.
 export function fingerprint(hass) {
   const present = ownEntities(hass).filter((entity) => hass.states[entity.entity_id]).length;
-  const parts = [texts(hass) === TEXTS.de ? "de" : "en", present];
-  for (const site of siteModel(hass)) {
-    parts.push(site.id);
-    for (const container of site.containers) parts.push(containerClass(hass, container));
-    for (const mast of site.masts) parts.push(mastClass(hass, mast));
-    for (const bank of site.banks) parts.push(bank.compartments.length, bank.doors.length);
-  }
-  return parts.join("|");
+  return `${texts(hass) === TEXTS.de ? "de" : "en"}|${present}`;
+}
+
+// One line of marker pictures with what each means, then how to reach names and history.
+function legend(kind, hint, t) {
+  const entries = LEGENDS[kind].map(
+    ([state, label, key]) =>
+      `<img src="${MARKER_URL}/${state}/${label}.svg" width="18" height="18" alt=""> ${t[key]}`,
+  );
+  return { type: "markdown", text_only: true, content: `${entries.join(" &nbsp; ")}  \n${hint}` };
 }
 
 function heading(text, icon) {
@@ -416,16 +410,14 @@ function wasteView(hass, site, t, prefix) {
             cluster: true,
             theme_mode: "auto",
             grid_options: { columns: "full", rows: 8 },
-            // The built-in map draws every marker in the same colour (a configured colour
-            // shows only on clusters and accuracy circles), so the marker shows the fill
-            // level's icon, and the tiles below carry the colour.
+            // No label_mode: with one, the card would draw a label instead of the picture.
+            // The name is the marker's tooltip and the title of what a tap opens.
             entities: containers.map((container) => ({
               entity: container.fill_level,
               name: container.name,
-              label_mode: "icon",
             })),
           },
-          { type: "markdown", content: t.map_legend_waste, text_only: true },
+          legend("waste", t.map_hint_waste, t),
         ],
       },
       {
@@ -437,14 +429,13 @@ function wasteView(hass, site, t, prefix) {
         column_span: 3,
         cards: [
           heading(t.fill_levels, "mdi:gauge"),
-          { type: "markdown", content: t.colour_legend_waste, text_only: true },
-          // A tap opens the container's fill history.
+          // The tile shows the map's marker; a tap opens the container's fill history.
           ...containers.map((container) => ({
             type: "tile",
             entity: container.fill_level,
             name: container.name,
             state_content: ["state", "fill_state", "last_changed"],
-            color: COLOURS[containerClass(hass, container)],
+            show_entity_picture: true,
             grid_options: { columns: 6 },
           })),
         ],
@@ -510,19 +501,9 @@ function lightingView(hass, site, t, prefix) {
             cluster: true,
             theme_mode: "auto",
             grid_options: { columns: "full", rows: 8 },
-            entities: masts.map((mast) => ({
-              entity: mast.light,
-              name: mast.name,
-              label_mode: "attribute",
-              attribute: "commanded_level",
-              unit: "%",
-            })),
+            entities: masts.map((mast) => ({ entity: mast.light, name: mast.name })),
           },
-          {
-            type: "markdown",
-            content: `${t.map_legend_lighting}  \n${t.colour_legend_lighting}`,
-            text_only: true,
-          },
+          legend("lighting", t.map_hint_lighting, t),
         ],
       },
       {
@@ -543,7 +524,7 @@ function lightingView(hass, site, t, prefix) {
             entity: mast.light,
             name: mast.name,
             state_content: ["state", "brightness"],
-            color: COLOURS[mastClass(hass, mast)],
+            show_entity_picture: true,
             grid_options: { columns: 6 },
           })),
         ],
