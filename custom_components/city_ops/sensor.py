@@ -69,6 +69,8 @@ def _fill_attributes(container: Container) -> dict[str, Any]:
     """
     return {
         "fill_state": container.status.fill_state,
+        # The console's low-battery list reads it here: the battery entity is off by default.
+        "battery": container.status.battery,
         "alarm": _container_alarm(container),
     }
 

@@ -121,9 +121,13 @@ async def test_the_fill_level_carries_the_marker_and_keeps_its_place_while_silen
         return state.state, state.attributes["entity_picture"], state.attributes["latitude"]
 
     assert shown() == ("unknown", "/city_ops/marker/offline/-.svg", pytest.approx(53.7001))
-    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=700))
+    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=700, battery=17))
     await hass.async_block_till_done()
     assert shown() == ("50.0", "/city_ops/marker/ok/50.svg", pytest.approx(53.7001))
+    # The console's low-battery list reads the battery here (its own entity is off by default).
+    level = hass.states.get(fill_level)
+    assert level is not None
+    assert level.attributes["battery"] == 17
     # A tilt changes no fill level, yet the marker turns to the alarm.
     async_fire_mqtt_message(hass, TTN_TOPIC, ttn(position="tilt"))
     await hass.async_block_till_done()

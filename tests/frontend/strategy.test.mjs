@@ -36,12 +36,12 @@ function fakeHass(language = "de") {
     entity(id, "lighting_savings", "0.5");
     return id;
   };
-  // As a site creates it: the fill level carries fill state and alarm; other entities
-  // (`extra`, e.g. an enabled fill state or fire alarm) only where a test says so.
-  const container = (siteId, name, level, fillState, extra = {}, alarm = "none") => {
+  // As a site creates it: the fill level carries fill state, alarm and battery; other
+  // entities (`extra`, e.g. an enabled fill state or fire alarm) only where a test says so.
+  const container = (siteId, name, level, fillState, extra = {}, alarm = "none", battery = null) => {
     const id = device(name, siteId);
     const ids = {
-      fill_level: entity(id, "fill_level", String(level), { fill_state: fillState, alarm }),
+      fill_level: entity(id, "fill_level", String(level), { fill_state: fillState, alarm, battery }),
     };
     for (const [key, state] of Object.entries(extra)) ids[key] = entity(id, key, state);
     return ids;
@@ -125,7 +125,7 @@ test("one site gets Waste, Lighting and Lockers views in German", async () => {
   const first = waste.sections[0].cards.map((card) => card.card?.title ?? card.type);
   assert.deepEqual(first.slice(0, 3), ["heading", TEXTS.de.fire, TEXTS.de.tilted]);
   const [fire] = cards(waste, "entity-filter");
-  assert.deepEqual(fire.state_filter, [{ attribute: "alarm", value: "fire" }]);
+  assert.deepEqual(fire.state_filter, [{ operator: "==", attribute: "alarm", value: "fire" }]);
   assert.ok(entityIds(fire).has(bin.fill_level));
   const headings = cards(dashboard, "heading").map((card) => card.heading);
   for (const english of ["Waste", "Lighting", "Lockers", "Collection route", "Map"]) {
@@ -175,7 +175,7 @@ test("two sites each get their own views with their own assets only", async () =
 test("entities of other integrations and entities without a state are left out", async () => {
   const fake = fakeHass("en");
   const park = fake.site("Park");
-  const bin = fake.container(park, "Bin", 30, "ok", { battery: "80" });
+  const bin = fake.container(park, "Bin", 30, "ok", {}, "none", 80);
   // A temperature the sensor never reported has no entity state; another integration's
   // entity on our device (a template, say) must not be mistaken for ours.
   const device = fake.hass.entities[bin.fill_level].device_id;
@@ -186,7 +186,7 @@ test("entities of other integrations and entities without a state are left out",
   const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
   const used = entityIds(dashboard);
 
-  assert.ok(used.has(bin.battery));
+  assert.ok(used.has(bin.fill_level));
   assert.ok(!used.has(temperature));
   assert.ok(!used.has(foreign));
   for (const entityId of used) assert.ok(fake.hass.states[entityId], entityId);
@@ -289,17 +289,41 @@ test("a new entity or language regenerates the dashboard, a state change does no
   );
 });
 
-test("an all-clear line shows only while no filter card has a row", async () => {
+test("low batteries: containers that reported one, read from the fill level; all clear otherwise", async () => {
   const fake = fakeHass("en");
   const park = fake.site("Park");
-  const bin = fake.container(park, "Bin", 30, "ok", { battery: "80" });
+  const bin = fake.container(park, "Bin", 30, "ok", {}, "none", 80);
+  const silent = fake.container(park, "Never told", 30, "ok");
   const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const low = cards(dashboard, "entity-filter").find((card) => card.card.title === TEXTS.en.low_battery);
+  // The entities card evaluates `null < 20` as true: a container without a battery is not a row.
+  assert.deepEqual(low.entities.map((row) => row.entity), [bin.fill_level]);
+  assert.deepEqual(low.state_filter, [{ operator: "<", attribute: "battery", value: 20 }]);
   const line = cards(dashboard, "markdown").find((card) => card.content === TEXTS.en.all_reporting);
   assert.deepEqual(line.visibility, [
     { condition: "state", entity: bin.fill_level, state_not: "unavailable" },
     { condition: "state", entity: bin.fill_level, state_not: "unknown" },
-    { condition: "numeric_state", entity: bin.battery, above: 19.999 },
+    { condition: "state", entity: silent.fill_level, state_not: "unavailable" },
+    { condition: "state", entity: silent.fill_level, state_not: "unknown" },
+    {
+      condition: "not",
+      conditions: [
+        { condition: "numeric_state", entity: bin.fill_level, attribute: "battery", below: 20 },
+      ],
+    },
   ]);
+  // A first battery report regenerates the dashboard (the container joins the list).
+  const reported = {
+    ...fake.hass,
+    states: {
+      ...fake.hass.states,
+      [silent.fill_level]: {
+        ...fake.hass.states[silent.fill_level],
+        attributes: { ...fake.hass.states[silent.fill_level].attributes, battery: 55 },
+      },
+    },
+  };
+  assert.equal(CityOpsDashboardStrategy.shouldRegenerate({}, fake.hass, reported), true);
 });
 
 test("a site without assets says how to add them; no sites at all still renders", async () => {

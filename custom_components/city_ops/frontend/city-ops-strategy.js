@@ -239,6 +239,7 @@ export function siteModel(hass) {
         device: deviceId,
         name,
         fill_level: one("fill_level"),
+        battery_known: typeof hass.states[one("fill_level")].attributes?.battery === "number",
         fill_state: one("fill_state"),
         last_emptied: one("last_emptied"),
         predicted_full: one("predicted_full"),
@@ -292,12 +293,22 @@ export function siteModel(hass) {
   return sites;
 }
 
-// What the generated configuration depends on beyond the registries: the language, and which
-// of our entities have a state (an optional entity appears once its device reports it).
-// Cheap enough to compute on every state change; a state's value alone changes nothing.
+// What the generated configuration depends on beyond the registries: the language, which of
+// our entities have a state (an optional entity appears once its device reports it) and which
+// containers reported a battery. Cheap enough to compute on every state change; a value alone
+// changes nothing.
 export function fingerprint(hass) {
-  const present = ownEntities(hass).filter((entity) => hass.states[entity.entity_id]).length;
-  return `${texts(hass) === TEXTS.de ? "de" : "en"}|${present}`;
+  let present = 0;
+  let batteries = 0;
+  for (const entity of ownEntities(hass)) {
+    const state = hass.states[entity.entity_id];
+    if (!state) continue;
+    present += 1;
+    if (entity.translation_key === "fill_level" && typeof state.attributes?.battery === "number") {
+      batteries += 1;
+    }
+  }
+  return `${texts(hass) === TEXTS.de ? "de" : "en"}|${present}|${batteries}`;
 }
 
 // One line of marker pictures with what each means, then how to reach names and history.
@@ -323,19 +334,22 @@ function filterCard(entities, states, title, icon, extra = {}) {
   };
 }
 
-// A line that says all is well, shown while none of the filter cards has a row to show.
+// A line that says all is well, shown while none of the filter cards has a row to show: the
+// negation of each filter as a visibility condition (state filters: "==" and "<" only).
 function allClear(filters, text) {
   const conditions = filters.flatMap((card) =>
     card.entities.flatMap((row) =>
-      card.state_filter.map((state) =>
-        typeof state === "string"
-          ? { condition: "state", entity: row.entity, state_not: state }
-          : {
-              condition: "numeric_state",
-              entity: row.entity,
-              [state.operator === "<" ? "above" : "below"]: state.value - (state.operator === "<" ? 0.001 : -0.001),
-            },
-      ),
+      card.state_filter.map((filter) => {
+        if (typeof filter === "string") {
+          return { condition: "state", entity: row.entity, state_not: filter };
+        }
+        const attribute = filter.attribute === undefined ? {} : { attribute: filter.attribute };
+        if (filter.operator === "<") {
+          const below = { condition: "numeric_state", entity: row.entity, ...attribute, below: filter.value };
+          return { condition: "not", conditions: [below] };
+        }
+        return { condition: "state", entity: row.entity, ...attribute, state_not: filter.value };
+      }),
     ),
   );
   return { type: "markdown", content: text, visibility: conditions };
@@ -361,8 +375,9 @@ function wasteView(hass, site, t, prefix) {
     `{%- else %}${t.tour_empty}{%- endif %}`,
   ].join("\n");
   const alarms = withoutEmpty([
-    filterCard(pick("fill_level"), [{ attribute: "alarm", value: "fire" }], t.fire, "mdi:fire-alert"),
-    filterCard(pick("fill_level"), [{ attribute: "alarm", value: "tilted" }], t.tilted, "mdi:delete-forever"),
+    // Without an operator the card's filter never matches: "==" is spelled out.
+    filterCard(pick("fill_level"), [{ operator: "==", attribute: "alarm", value: "fire" }], t.fire, "mdi:fire-alert"),
+    filterCard(pick("fill_level"), [{ operator: "==", attribute: "alarm", value: "tilted" }], t.tilted, "mdi:delete-forever"),
   ]);
   const sensorFilters = withoutEmpty([
     filterCard(
@@ -371,9 +386,11 @@ function wasteView(hass, site, t, prefix) {
       t.offline,
       "mdi:access-point-network-off",
     ),
+    // The battery rides on the fill level once the sensor reported one (its own entity is
+    // disabled by default); a container that never did is left out, not listed as low.
     filterCard(
-      pick("battery"),
-      [{ operator: "<", value: LOW_BATTERY }],
+      containers.filter((c) => c.battery_known).map((c) => [c.fill_level, c.name]),
+      [{ operator: "<", attribute: "battery", value: LOW_BATTERY }],
       t.low_battery,
       "mdi:battery-alert-variant-outline",
     ),
