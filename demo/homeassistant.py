@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import threading
@@ -24,7 +25,7 @@ import urllib.request
 
 import aiohttp
 
-from . import VENV_BIN, die_with_parent, port_is_open, tail
+from . import CONFIG_DIR, REPO_ROOT, VENV_BIN, die_with_parent, port_is_open, tail
 
 HOST = "127.0.0.1"
 LOG_NAME = "home-assistant.log"
@@ -34,6 +35,7 @@ ONBOARDING_USER = "cityops"
 ONBOARDING_NAME = "City Operations"
 TOKEN_LIFESPAN_DAYS = 3650
 ONBOARDING_STEPS = ("user", "core_config", "analytics", "integration")
+COPIED_FILES = ("configuration.yaml", "automations.yaml", "demo_park.geojson")
 # The closing line of a Python traceback, e.g. "ModuleNotFoundError: No module named 'x'".
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*")
 
@@ -241,6 +243,22 @@ class HomeAssistantProcess:
         self.stop()
 
 
+def prepare_config_dir(config_dir: Path) -> Path:
+    """Fill config_dir for hass: copies of config/ files, symlinks to the repo's code.
+
+    The repo's own config/ and its .storage stay untouched; custom_components, dashboards and
+    blueprints are symlinked so that hass runs the working tree.
+    """
+    for name in COPIED_FILES:
+        shutil.copy2(CONFIG_DIR / name, config_dir / name)
+    (config_dir / "custom_components").symlink_to(REPO_ROOT / "custom_components")
+    (config_dir / "dashboards").symlink_to(REPO_ROOT / "dashboards")
+    blueprints = config_dir / "blueprints" / "automation"
+    blueprints.mkdir(parents=True)
+    (blueprints / "city_ops").symlink_to(REPO_ROOT / "blueprints" / "automation" / "city_ops")
+    return config_dir
+
+
 def _write_store(
     path: Path, key: str, data: dict[str, Any], *, version: int, minor_version: int
 ) -> None:
@@ -422,7 +440,8 @@ class HomeAssistantClient:
 
         async def _go() -> Any:
             session = await self._http()
-            async with session.ws_connect(f"{self.base_url}/api/websocket") as sock:
+            # A large site's registry lists run to tens of MB: no message size limit.
+            async with session.ws_connect(f"{self.base_url}/api/websocket", max_msg_size=0) as sock:
                 hello = await sock.receive_json()
                 if hello.get("type") != "auth_required":
                     raise HomeAssistantError(f"unexpected WebSocket greeting {hello}")

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 import json
 from pathlib import Path
-import shutil
 import threading
 import time
 from typing import Any
@@ -22,11 +21,10 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 import pytest_socket
 
-from demo import CONFIG_DIR, REPO_ROOT, free_port
+from demo import free_port
 from demo.broker import HOST, Broker
-from demo.homeassistant import HomeAssistantClient, HomeAssistantProcess
+from demo.homeassistant import HomeAssistantClient, HomeAssistantProcess, prepare_config_dir
 
-COPIED_FILES = ("configuration.yaml", "automations.yaml", "demo_park.geojson")
 HASS_START_TIMEOUT_S = 300.0
 
 
@@ -54,18 +52,6 @@ def real_sockets() -> None:
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations() -> None:
     """Override the HA-level autouse fixture: e2e tests need no in-process test hass."""
-
-
-def prepare_config_dir(config_dir: Path) -> Path:
-    """Fill config_dir for hass: copies of config/ files, symlinks to the repo's code."""
-    for name in COPIED_FILES:
-        shutil.copy2(CONFIG_DIR / name, config_dir / name)
-    (config_dir / "custom_components").symlink_to(REPO_ROOT / "custom_components")
-    (config_dir / "dashboards").symlink_to(REPO_ROOT / "dashboards")
-    blueprints = config_dir / "blueprints" / "automation"
-    blueprints.mkdir(parents=True)
-    (blueprints / "city_ops").symlink_to(REPO_ROOT / "blueprints" / "automation" / "city_ops")
-    return config_dir
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,7 @@ import time
 import pytest
 
 from demo import REPO_ROOT, free_port
-from demo.homeassistant import HomeAssistantClient
-
-from .conftest import prepare_config_dir
+from demo.homeassistant import HomeAssistantClient, prepare_config_dir
 
 pytestmark = pytest.mark.e2e
 
