@@ -16,7 +16,12 @@ from homeassistant.helpers.typing import ConfigType
 from .booking import async_register_booking, async_remove_desk
 from .console import async_register_console
 from .const import DOMAIN
-from .runtime import CityOpsConfigEntry, CityOpsRuntime, config_signature
+from .runtime import (
+    CityOpsConfigEntry,
+    CityOpsRuntime,
+    async_remove_stores,
+    config_signature,
+)
 from .services import async_setup_services
 
 PLATFORMS: list[Platform] = [
@@ -120,5 +125,6 @@ async def _async_update_listener(hass: HomeAssistant, entry: CityOpsConfigEntry)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:
-    """A deleted site takes its booking page's secret and links along."""
+    """A deleted site takes its stored state, its booking page's secret and links along."""
+    await async_remove_stores(hass, entry.entry_id)
     await async_remove_desk(hass, entry.entry_id)

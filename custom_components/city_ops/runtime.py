@@ -73,6 +73,11 @@ type Decoder = Callable[[str, bytes | str], Reading | LockerReading]
 
 STORAGE_VERSION = 1
 SAVE_DELAY_S = 5
+# A container's reading comes again with its next uplink, so the containers' store is written
+# at most this long after the first unsaved reading: a busy site does not rewrite thousands of
+# containers every few seconds. Emptyings and alarms are saved within SAVE_DELAY_S (see
+# docs/architecture.md, Persistence).
+READINGS_SAVE_DELAY_S = 300
 OFFLINE_CHECK = timedelta(minutes=1)
 LENDING_TICK = timedelta(seconds=10)
 SITE_REFRESH_COOLDOWN_S = 1.0
@@ -101,6 +106,66 @@ def site_settings(hass: HomeAssistant, entry: CityOpsConfigEntry) -> SiteSetting
         depot_latitude=float(depot.get("latitude", hass.config.latitude)),
         depot_longitude=float(depot.get("longitude", hass.config.longitude)),
     )
+
+
+def site_store_key(entry_id: str) -> str:
+    """The store of a site's lockers, masts, route and emptyings."""
+    return f"{DOMAIN}.{entry_id}"
+
+
+def readings_store_key(entry_id: str) -> str:
+    """The store of a site's container readings."""
+    return f"{DOMAIN}.containers.{entry_id}"
+
+
+class SiteStore:
+    """One private store of a site, written at most a given delay after its first change.
+
+    Store's own delay restarts with every call; a busy site would then never save until
+    shutdown, and a crash would lose everything since start. A shorter delay asked for while
+    a longer one runs brings the save forward.
+    """
+
+    def __init__(
+        self, hass: HomeAssistant, key: str, snapshot: Callable[[], dict[str, Any]]
+    ) -> None:
+        """Prepare the store; `snapshot()` gives what to write."""
+        self.hass = hass
+        self._snapshot = snapshot
+        self._due: float | None = None  # loop time of the save under way
+        self._store: Store[dict[str, Any]] = Store(
+            hass,
+            STORAGE_VERSION,
+            key,
+            atomic_writes=True,
+            private=True,  # code hashes: readable by Home Assistant's user only
+        )
+
+    async def async_load(self) -> dict[str, Any]:
+        """What was stored, or nothing."""
+        return await self._store.async_load() or {}
+
+    @callback
+    def schedule(self, delay: float) -> None:
+        """Write within `delay` seconds (or when a save under way is due sooner)."""
+        due = self.hass.loop.time() + delay
+        if self._due is None or due < self._due:
+            self._due = due
+            self._store.async_delay_save(self._data, delay)
+
+    async def async_save(self) -> None:
+        """Write now."""
+        await self._store.async_save(self._data())
+
+    def _data(self) -> dict[str, Any]:
+        self._due = None
+        return self._snapshot()
+
+
+async def async_remove_stores(hass: HomeAssistant, entry_id: str) -> None:
+    """A deleted site leaves no state behind."""
+    for key in (site_store_key(entry_id), readings_store_key(entry_id)):
+        await Store[dict[str, Any]](hass, STORAGE_VERSION, key).async_remove()
 
 
 def config_signature(entry: CityOpsConfigEntry) -> tuple[Any, ...]:
@@ -166,17 +231,15 @@ class CityOpsRuntime:
             notify=self._notify_asset,
             site_changed=self._site_changed,
             save=self._schedule_save,
+            save_readings=self._schedule_readings_save,
         )
         self.budget = EntityBudget(hass, entry)
         self.stats = MessageStats()
         self.log = ThrottledLog(LOGGER)
-        self._save_pending = False
-        self._store: Store[dict[str, Any]] = Store(
-            hass,
-            STORAGE_VERSION,
-            f"{DOMAIN}.{entry.entry_id}",
-            atomic_writes=True,
-            private=True,  # code hashes: readable by Home Assistant's user only
+        self._store = SiteStore(hass, site_store_key(entry.entry_id), self._data_to_store)
+        # Apart, so that a fill reading never rewrites the lockers' bookings and loans.
+        self._readings = SiteStore(
+            hass, readings_store_key(entry.entry_id), self.waste.readings_to_store
         )
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
@@ -195,8 +258,9 @@ class CityOpsRuntime:
 
     async def async_start(self) -> None:
         """Restore persisted state, then subscribe to the wire."""
-        stored = await self._store.async_load() or {}
-        self.waste.restore(stored)
+        stored = await self._store.async_load()
+        # A site saved before its containers had a store of their own finds them in its own.
+        self.waste.restore(stored | await self._readings.async_load())
         self.lighting.restore(stored)
         self.lending.restore(stored)
         await self._async_subscribe()
@@ -306,7 +370,8 @@ class CityOpsRuntime:
         self.waste.stop()
         await self.lending.async_stop()
         self._site_refresh.async_shutdown()
-        await self._store.async_save(self._data_to_store())
+        await self._store.async_save()
+        await self._readings.async_save()
 
     async def _async_subscribe(self) -> None:
         data = self.entry.data
@@ -580,21 +645,19 @@ class CityOpsRuntime:
 
     @callback
     def _schedule_save(self) -> None:
-        """Save at most SAVE_DELAY_S after the first unsaved change.
+        """Save the site's store at most SAVE_DELAY_S after its first unsaved change."""
+        self._store.schedule(SAVE_DELAY_S)
 
-        Store's delay restarts with every call; a busy site would then never save until
-        shutdown, and a crash would lose everything since start.
-        """
-        if not self._save_pending:
-            self._save_pending = True
-            self._store.async_delay_save(self._data_to_store, SAVE_DELAY_S)
+    @callback
+    def _schedule_readings_save(self, news: bool = False) -> None:
+        """Save the containers' store: within seconds for news, else within minutes."""
+        self._readings.schedule(SAVE_DELAY_S if news else READINGS_SAVE_DELAY_S)
 
     async def async_save_now(self) -> None:
-        """Write everything at once: a booking or a lock-out must survive a crash right after."""
-        await self._store.async_save(self._data_to_store())
+        """Write the site's store at once: a booking or a lock-out must survive a crash."""
+        await self._store.async_save()
 
     def _data_to_store(self) -> dict[str, Any]:
-        self._save_pending = False
         return {
             **self.waste.to_store(),
             **self.lighting.to_store(),

@@ -77,11 +77,13 @@ class WasteCollection:
         notify: Callable[[str], None],
         site_changed: Callable[[], None],
         save: Callable[[], None],
+        save_readings: Callable[[bool], None],
     ) -> None:
         """Work on the site's containers.
 
         `notify(asset_id)` refreshes one container's entities, `site_changed()` the site's
-        (debounced), `save()` schedules a save of the site's store.
+        (debounced), `save()` schedules a save of the site's store (route, emptyings),
+        `save_readings(news)` one of the containers' store, soon when news is true.
         """
         self.hass = hass
         self.entry = entry
@@ -90,6 +92,7 @@ class WasteCollection:
         self._notify = notify
         self._site_changed = site_changed
         self._save = save
+        self._save_readings = save_readings
         self.completed: dict[str, datetime] = {}
         self.route = CrewRoute()
         self.due: set[str] = set()  # due, and not emptied or skipped by the crew on this tour
@@ -134,12 +137,17 @@ class WasteCollection:
         if isinstance(route, Mapping):
             self.route = CrewRoute.from_dict(route)
 
-    def to_store(self) -> dict[str, Any]:
-        """What survives a restart."""
+    def readings_to_store(self) -> dict[str, Any]:
+        """What the containers reported (their own store: it changes with every reading)."""
         return {
             "containers": {
                 asset_id: container.to_dict() for asset_id, container in self.containers.items()
-            },
+            }
+        }
+
+    def to_store(self) -> dict[str, Any]:
+        """The crew's route and the day's emptyings (in the site's store)."""
+        return {
             "completed": {asset_id: at.isoformat() for asset_id, at in self.completed.items()},
             "route": self.route.to_dict(),
         }
@@ -159,7 +167,10 @@ class WasteCollection:
         update = container.apply(reading, now, self.site.settings.full_threshold)
         self._announce(asset_id, container, update)
         self._notify(asset_id)
-        self._save()
+        if update.emptied is not None:
+            self._save()  # the day's emptyings
+        # An emptying or an alarm is news; a plain reading comes again with the next uplink.
+        self._save_readings(update.emptied is not None or update.fire_started or update.fire_ended)
         # The site's entities show the due containers (count, names, route lines), the
         # emptyings and the alarms: a reading of any other container leaves them as they are.
         if (
@@ -215,7 +226,7 @@ class WasteCollection:
                 container.spec.report_interval_s,
             )
             self._notify(asset_id)
-            self._save()
+            self._save_readings(False)
             changed = changed or asset_id in self.due
         cutoff = now - COMPLETED_KEPT
         expired = [asset_id for asset_id, at in self.completed.items() if at < cutoff]
@@ -311,6 +322,7 @@ class WasteCollection:
         self._notify(asset_id)
         self._changed()
         self._save()
+        self._save_readings(True)  # emptied by hand: the container's own state changed too
 
     # -- the route and the plan ---------------------------------------------------------------
 
