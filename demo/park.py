@@ -8,9 +8,13 @@ are emptied now and then; one bin runs hot, one sensor goes silent.
 Each mast is a Zigbee2MQTT luminaire with a built-in PIR and light sensor: it obeys
 `zigbee2mqtt/<friendly name>/set` and answers with its new state on `zigbee2mqtt/<friendly
 name>`, as Zigbee2MQTT does (with power and an energy counter where the asset file says
-`"metering": true`; the last metering mast has a dead lamp and draws almost nothing). Walkers
-stroll from one end of a path to another, a mast every other tick, and the PIRs see them. The
-light sensors always read 2 lx: the demo simulates night, so the masts light up by day too.
+`"metering": true`; the last metering mast has a dead lamp and draws almost nothing). It
+answers `zigbee2mqtt/<friendly name>/get` with its state, and Zigbee2MQTT's availability
+(`zigbee2mqtt/<friendly name>/availability`, retained `{"state": "online"}` or `"offline"`)
+says whether it is reachable: the last mast without metering drops off the network now and
+then (offline for a while: no reports, commands lost) and comes back. Walkers stroll from one
+end of a path to another, a mast every other tick, and the PIRs see them. The light sensors
+always read 2 lx: the demo simulates night, so the masts light up by day too.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ OCCUPANCY_TIMEOUT_TICKS = 1  # the PIR reports "no motion" this many ticks after
 REPORT_EVERY_TICKS = 12  # each mast also reports its whole state this often (staggered)
 DARK_LUX = 2  # what every light sensor of the demo reads (see the module docstring)
 DEAD_LAMP_W = 0.4  # the driver of a dead lamp still draws a little
+FLAKY_EVERY_TICKS = 90  # the flaky mast drops off the network this often ...
+FLAKY_OFFLINE_TICKS = 8  # ... for this many ticks
 
 
 @dataclass(slots=True)
@@ -128,6 +134,8 @@ class SimulatedMast:
     rated_power_w: float
     metering: bool
     dead_lamp: bool = False
+    flaky: bool = False  # drops off the Zigbee network now and then
+    online: bool = True
     on: bool = False
     brightness: int = 0  # 0-254
     occupancy: bool = False
@@ -164,6 +172,11 @@ class SimulatedMast:
             payload["power"] = round(self.power_w(), 1)
             payload["energy"] = round(self.energy_kwh, 4)
         return Message(f"{ZIGBEE2MQTT_BASE}/{self.device}", payload)
+
+    def availability(self) -> Message:
+        """Zigbee2MQTT's availability of the device (published retained)."""
+        state = "online" if self.online else "offline"
+        return Message(f"{ZIGBEE2MQTT_BASE}/{self.device}/availability", {"state": state})
 
 
 @dataclass(slots=True)
@@ -202,6 +215,9 @@ def load_masts(path: Path) -> list[SimulatedMast]:
     dead = next((mast for mast in reversed(masts) if mast.metering), None)
     if dead is not None:
         dead.dead_lamp = True
+    flaky = next((mast for mast in reversed(masts) if not mast.metering), None)
+    if flaky is not None:
+        flaky.flaky = True
     return masts
 
 
@@ -250,12 +266,20 @@ class Park:
         seed: int = 7,
         masts: list[SimulatedMast] | None = None,
         walkers: int = WALKERS,
+        *,
+        flaky: bool = True,
     ) -> None:
-        """Simulate the given containers and masts; seed makes a run repeatable."""
+        """Simulate the given containers and masts; seed makes a run repeatable.
+
+        `flaky=False` keeps every mast on the network.
+        """
         self.containers = containers
         self.ticks = 0
         self._rng = random.Random(seed)
         self.masts = masts or []
+        if not flaky:
+            for mast in self.masts:
+                mast.flaky = False
         self.walkers: list[Walker] = []
         self.routes = routes(self.masts)
         self.max_walkers = walkers
@@ -266,14 +290,25 @@ class Park:
         self.lock = threading.RLock()
 
     @classmethod
-    def from_asset_file(cls, path: Path, seed: int = 7, walkers: int = WALKERS) -> Park:
+    def from_asset_file(
+        cls, path: Path, seed: int = 7, walkers: int = WALKERS, *, flaky: bool = True
+    ) -> Park:
         """Simulate the containers and masts of an asset file."""
-        return cls(load_containers(path, seed), seed, load_masts(path), walkers)
+        return cls(load_containers(path, seed), seed, load_masts(path), walkers, flaky=flaky)
+
+    def availability(self) -> list[Message]:
+        """Every luminaire's availability, as Zigbee2MQTT publishes it when it starts."""
+        with self.lock:
+            return [mast.availability() for mast in self.masts]
 
     def command(self, topic: str, payload: bytes, now: datetime | None = None) -> Message | None:
-        """Apply a Zigbee2MQTT `/set` command to a luminaire; return the state it reports."""
-        prefix, suffix = f"{ZIGBEE2MQTT_BASE}/", "/set"
-        if not topic.startswith(prefix) or not topic.endswith(suffix):
+        """Apply a Zigbee2MQTT `/set` command to a luminaire, or answer its `/get`.
+
+        Returns the state the luminaire reports; a device off the network answers nothing.
+        """
+        prefix = f"{ZIGBEE2MQTT_BASE}/"
+        suffix = topic[topic.rfind("/") :]
+        if not topic.startswith(prefix) or suffix not in ("/set", "/get"):
             return None
         try:
             wanted = json.loads(payload)
@@ -284,9 +319,11 @@ class Park:
         with self.lock:
             device = topic[len(prefix) : -len(suffix)]
             mast = next((mast for mast in self.masts if mast.device == device), None)
-            if mast is None:
+            if mast is None or not mast.online:
                 return None
             now = now or datetime.now(UTC)
+            if suffix == "/get":
+                return mast.state(now)
             if mast.metering:
                 mast.meter(now)  # what was drawn so far, at the old level
             brightness = wanted.get("brightness")
@@ -344,6 +381,12 @@ class Park:
         present = {walker.at for walker in self.walkers}
         messages = []
         for index, mast in enumerate(self.masts):
+            if mast.flaky and self.ticks > 0:
+                phase = self.ticks % FLAKY_EVERY_TICKS
+                online = phase < FLAKY_EVERY_TICKS - FLAKY_OFFLINE_TICKS
+                if online != mast.online:
+                    mast.online = online
+                    messages.append(mast.availability())
             if mast.name in present:
                 mast.vacant_ticks = 0
                 mast.occupancy = True
@@ -355,7 +398,7 @@ class Park:
             # A PIR repeats "occupied" while it sees someone; Zigbee2MQTT publishes each report,
             # and the device reports its light sensor and meter now and then anyway.
             due = (self.ticks + index) % REPORT_EVERY_TICKS == 0
-            if self.ticks == 0 or due or mast.name in present or vacated:
+            if mast.online and (self.ticks == 0 or due or mast.name in present or vacated):
                 messages.append(mast.state(now))
         return messages
 
@@ -459,7 +502,10 @@ def connect(park: Park, host: str, port: int) -> mqtt.Client:
     ) -> None:
         # Subscribed on every (re)connect: the broker keeps no session for us.
         if park.masts:
-            client.subscribe(f"{ZIGBEE2MQTT_BASE}/+/set", qos=1)
+            client.subscribe([(f"{ZIGBEE2MQTT_BASE}/+/set", 1), (f"{ZIGBEE2MQTT_BASE}/+/get", 1)])
+            # Zigbee2MQTT tells who is reachable as it starts (retained, like its own).
+            for message in park.availability():
+                client.publish(message.topic, json.dumps(message.payload), qos=1, retain=True)
         else:
             subscribed.set()
 
@@ -513,7 +559,12 @@ def run_park(
             with park.lock:  # queued in the order the park changed (see Park.lock)
                 messages = park.tick()
                 sent = [
-                    client.publish(message.topic, json.dumps(message.payload), qos=1)
+                    client.publish(
+                        message.topic,
+                        json.dumps(message.payload),
+                        qos=1,
+                        retain=message.topic.endswith("/availability"),
+                    )
                     for message in messages
                 ]
             for info in sent:

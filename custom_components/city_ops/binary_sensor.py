@@ -15,11 +15,12 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from .budget import Planned
 from .entity import CompartmentEntity, ContainerEntity, MastEntity
 from .model.container import Container
-from .model.lighting import Mast
+from .model.lighting import Lighting, Mast
 from .model.locker import Compartment
 from .runtime import CityOpsConfigEntry
 
@@ -54,12 +55,24 @@ class MastBinarySensorDescription(BinarySensorEntityDescription):
     """A mast binary sensor and how to read it (and its attributes) from the model."""
 
     is_on_fn: Callable[[Mast], bool | None]
-    attributes_fn: Callable[[Mast], dict[str, Any]] | None = None
+    attributes_fn: Callable[[Mast, Lighting], dict[str, Any]] | None = None
     # Shown while the mast is unreachable: it is what says so.
     always_available: bool = False
 
 
-def _fault_attributes(mast: Mast) -> dict[str, Any]:
+def _movement_attributes(mast: Mast, lighting: Lighting) -> dict[str, Any]:
+    """Where the person seen here came from, which way and how fast they go (else None)."""
+    movement = lighting.movement(mast.spec.name, dt_util.utcnow())
+    if movement is None:
+        return {"came_from": None, "heading": None, "speed": None}
+    return {
+        "came_from": movement.came_from,
+        "heading": round(movement.bearing_deg),
+        "speed": round(movement.speed_mps, 1),
+    }
+
+
+def _fault_attributes(mast: Mast, _lighting: Lighting) -> dict[str, Any]:
     """Which fault (TALQ LampMonitor kind), since when, and every fault the mast has."""
     fault = mast.fault()
     return {
@@ -75,6 +88,7 @@ MAST_BINARY_SENSORS: tuple[MastBinarySensorDescription, ...] = (
         translation_key="motion",
         device_class=BinarySensorDeviceClass.MOTION,
         is_on_fn=lambda mast: mast.status.motion,
+        attributes_fn=_movement_attributes,
     ),
     MastBinarySensorDescription(
         key="lamp_fault",
@@ -154,7 +168,11 @@ class MastBinarySensor(MastEntity, BinarySensorEntity):
     def shown_value(self) -> object:
         """The model's value for this sensor."""
         description = self.entity_description
-        attributes = description.attributes_fn(self.mast) if description.attributes_fn else None
+        attributes = (
+            description.attributes_fn(self.mast, self.runtime.site.lighting)
+            if description.attributes_fn
+            else None
+        )
         return (description.is_on_fn(self.mast), attributes)
 
     @property
@@ -169,7 +187,7 @@ class MastBinarySensor(MastEntity, BinarySensorEntity):
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
-        """The fault's kind and since when, where the sensor has attributes."""
+        """The fault's kind and since when; the movement seen by a motion sensor."""
         return self.value[1]  # type: ignore[index,no-any-return]
 
 

@@ -215,7 +215,14 @@ class CityOpsRuntime:
                     asset.source_kind,
                     asset.device,
                 )
-        self.lighting = ParkLighting(hass, entry, self.site, self.assets, self._notify_asset)
+        self.lighting = ParkLighting(
+            hass,
+            entry,
+            self.site,
+            self.assets,
+            self._notify_asset,
+            when_subscribed=self._when_subscribed,
+        )
         self.lending = Lending(
             hass,
             entry,

@@ -8,11 +8,15 @@ import json
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
+from homeassistant.components import mqtt
 from homeassistant.components.mqtt.models import ReceiveMessage
 from homeassistant.const import SUN_EVENT_SUNRISE, SUN_EVENT_SUNSET
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_track_point_in_utc_time
+from homeassistant.helpers.event import (
+    async_track_point_in_utc_time,
+    async_track_state_change_event,
+)
 from homeassistant.helpers.sun import get_astral_event_next, is_up
 from homeassistant.util import dt as dt_util
 
@@ -53,6 +57,7 @@ from .model.lighting import (
 )
 from .sources import zigbee2mqtt
 from .sources.reading import DecodeError, Reading
+from .throttled_log import ThrottledLog
 
 if TYPE_CHECKING:
     from .model.site import Site
@@ -61,6 +66,13 @@ if TYPE_CHECKING:
 
 HAND_OVERRIDE = timedelta(hours=1)
 LEVEL_TO_BRIGHTNESS = 254 / 100
+# Home Assistant's sun entity and its states, read from the state machine: the sun integration
+# is optional (and waiting for it would slow every site's setup).
+SUN_ENTITY = "sun.sun"
+STATE_ABOVE_HORIZON = "above_horizon"
+STATE_BELOW_HORIZON = "below_horizon"
+# A luminaire's answer this far from the level it was told did not take the command.
+LEVEL_MISMATCH = 2.0
 
 
 def _time(value: Any, default: time) -> time:
@@ -144,6 +156,7 @@ def _when(value: datetime | None) -> datetime:
 
 
 type MessageHandler = Callable[[ReceiveMessage], None]
+type WhenSubscribed = Callable[[Callable[[], None]], None]
 
 
 class ParkLighting:
@@ -156,8 +169,14 @@ class ParkLighting:
         site: Site,
         assets: Mapping[str, Asset],
         notify: Callable[[str], None],
+        *,
+        when_subscribed: WhenSubscribed | None = None,
     ) -> None:
-        """Work on the site's masts; `notify(asset_id)` refreshes that mast's entities."""
+        """Work on the site's masts; `notify(asset_id)` refreshes that mast's entities.
+
+        `when_subscribed(then)` calls `then` once the broker acknowledged the site's
+        subscriptions; after a reconnect, masts are commanded again only then.
+        """
         self.hass = hass
         self.entry = entry
         self.site = site
@@ -166,15 +185,22 @@ class ParkLighting:
         self._z2m_base = entry.data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
         self._timer: CALLBACK_TYPE | None = None
         self._timer_at: datetime | None = None
-        self._sun: tuple[bool, datetime] | None = None  # sun down, and until when that holds
+        # Sun down, and until when that holds (None: until the sun entity changes).
+        self._sun: tuple[bool, datetime | None] | None = None
+        self._when_subscribed = when_subscribed
+        self._listeners: list[CALLBACK_TYPE] = []
         self._by_device = {
             self.assets[asset_id].device: asset_id
             for asset_id in site.masts
             if self.assets[asset_id].source_kind == "zigbee2mqtt"
         }
         self.zha: ZhaDevices | None = None
-        # No command before the subscriptions that hear the answers are live (see start).
+        # No command before the subscriptions that hear the answers are live (see start),
+        # and none to Zigbee2MQTT while the broker is gone or has not yet acknowledged them
+        # again after a reconnect: those masts are told their level once it has.
         self.started = False
+        self.mqtt_live = True
+        self.log = ThrottledLog(LOGGER)
         self.commands_sent = 0
         self.command_errors = 0
         self.state_requests = 0
@@ -206,14 +232,22 @@ class ParkLighting:
     # -- time ---------------------------------------------------------------------------------
 
     def sun_down(self, now: datetime | None = None) -> bool:
-        """Whether the sun is below the horizon at the site, computed once per sunrise/sunset.
+        """Whether the sun is below the horizon at the site.
 
-        The sun's position costs about 50 µs; a motion message must not pay it each time.
+        Home Assistant's `sun.sun` says so where the sun integration runs (followed as it
+        changes); else the sun's position, computed once per sunrise/sunset: it costs about
+        50 µs, and a motion message must not pay it each time.
         """
         now = now or dt_util.utcnow()
         cached = self._sun
-        if cached is not None and now < cached[1]:
+        if cached is not None and (cached[1] is None or now < cached[1]):
             return cached[0]
+        sun = self.hass.states.get(SUN_ENTITY)
+        if sun is not None and sun.state in (STATE_ABOVE_HORIZON, STATE_BELOW_HORIZON):
+            down = sun.state == STATE_BELOW_HORIZON
+            if self._listeners:  # followed from now on: valid until it changes
+                self._sun = (down, None)
+            return down
         down = not is_up(self.hass, now)
         change = get_astral_event_next(
             self.hass, SUN_EVENT_SUNSET if not down else SUN_EVENT_SUNRISE, now
@@ -222,10 +256,59 @@ class ParkLighting:
         return down
 
     @callback
+    def _sun_changed(self, event: Event[EventStateChangedData]) -> None:
+        """Dusk or dawn by `sun.sun`: every mast to its level, every light's `dark` anew."""
+        old, new = event.data["old_state"], event.data["new_state"]
+        if old is not None and new is not None and old.state == new.state:
+            return  # the sun's position attributes move every few minutes
+        self._sun = None
+        now = dt_util.utcnow()
+        sun_down = self.sun_down(now)
+        for mast in self.site.masts.values():
+            mast.accumulate(now, mast.is_dark(sun_down))
+        self.reconcile(now)
+        for asset_id in self.site.masts:
+            self._notify(asset_id)
+
+    @callback
     def start(self) -> None:
         """The site hears its luminaires now: send every mast what the profile wants."""
         self.started = True
+        if not self._listeners:
+            self._listeners.append(
+                async_track_state_change_event(self.hass, SUN_ENTITY, self._sun_changed)
+            )
+            if self._by_device:
+                self._listeners.append(
+                    mqtt.async_subscribe_connection_status(self.hass, self._connection)
+                )
+        self._sun = None  # from now on `sun.sun` is followed, where it exists
         self.reconcile()
+
+    @callback
+    def _connection(self, connected: bool) -> None:
+        """The broker went away or came back (Home Assistant resubscribes by itself)."""
+        if not connected:
+            self.mqtt_live = False
+            return
+        if self.mqtt_live or self._when_subscribed is None:
+            self.mqtt_live = True
+            return
+        # Called while the MQTT client is still connecting: its resubscriptions are queued
+        # right after this, and waiting must begin once they are.
+        when_subscribed = self._when_subscribed
+        self.hass.loop.call_soon(when_subscribed, self._resume)
+
+    @callback
+    def _resume(self) -> None:
+        """Back on the broker and heard again: what the masts missed, and ask the silent."""
+        if not delivery.mqtt_connected(self.hass):
+            return  # gone again before it settled; the next connection resumes
+        self.mqtt_live = True
+        now = dt_util.utcnow()
+        LOGGER.info("%s: the broker is back; commanding the masts again", self.entry.title)
+        self.reconcile(now)
+        self._ask_unanswered(now)
 
     @callback
     def reconcile(self, now: datetime | None = None, names: Iterable[str] | None = None) -> None:
@@ -273,7 +356,10 @@ class ParkLighting:
         self.reconcile(now)
 
     def stop(self) -> None:
-        """Cancel the timers and detach from ZHA."""
+        """Cancel the timers and listeners and detach from ZHA."""
+        for unsubscribe in self._listeners:
+            unsubscribe()
+        self._listeners.clear()
         if self._timer is not None:
             self._timer()
             self._timer = None
@@ -286,8 +372,17 @@ class ParkLighting:
     def apply(self, asset_id: str, reading: Reading, now: datetime) -> None:
         """Fold a report into a mast; a new motion is a detection, a luminaire report judged."""
         mast = self.site.masts[asset_id]
-        was_moving = mast.status.motion is True
+        status = mast.status
+        was_moving = status.motion is True
+        # An answer to the question after a command went unanswered: the command was lost.
+        lost = (
+            status.unconfirmed_since is not None
+            and status.reasked_at is not None
+            and status.reasked_at >= status.unconfirmed_since
+        )
         mast.apply(reading, now)
+        if lost and (reading.on is not None or reading.brightness is not None):
+            self._resend_if_lost(mast)
         if reading.occupancy is True and not was_moving:
             self.site.lighting.detect(mast.spec.name, now)
         if reading.illuminance_lx is not None:
@@ -296,6 +391,19 @@ class ParkLighting:
         if reading.on is not None or reading.brightness is not None or reading.power_w is not None:
             self._judge(asset_id, mast, now, self.sun_down(now))
         self._notify(asset_id)
+
+    def _resend_if_lost(self, mast: Mast) -> None:
+        """A luminaire that answers the question at another level is told its level again."""
+        commanded = mast.status.commanded_level
+        if commanded is not None and abs(mast.level() - commanded) > LEVEL_MISMATCH:
+            LOGGER.info(
+                "%s is at %s %% instead of %s %%; telling it again",
+                mast.spec.name,
+                mast.level(),
+                commanded,
+            )
+            mast.status.commanded_level = None
+            self.reconcile(names=[mast.spec.name])
 
     def subscriptions(self) -> list[tuple[str, MessageHandler]]:
         """What lighting listens to besides the devices' state: Zigbee2MQTT availability."""
@@ -346,10 +454,10 @@ class ParkLighting:
                 is_fixable=False,
                 is_persistent=False,
                 severity=ir.IssueSeverity.WARNING,
-                translation_key="lamp_fault",
+                # One text per kind: a placeholder could not be translated.
+                translation_key=f"lamp_fault_{kind.value}",
                 translation_placeholders={
                     "mast": mast.spec.name,
-                    "kind": kind.value,
                     "since": dt_util.as_local(since).strftime("%Y-%m-%d %H:%M"),
                 },
             )
@@ -419,17 +527,23 @@ class ParkLighting:
         for command in commands:
             asset_id = self.site.mast_ids[command.mast]
             asset = self.assets[asset_id]
-            self.commands_sent += 1
             if asset.source_kind == "zha":
+                self.commands_sent += 1
                 set_level = methodcaller(
                     "async_set_level", asset.device, command.level, command.transition_s
                 )
                 self.hass.async_create_task(
-                    delivery.async_zha(self.zha, asset.device, set_level, self._failed),
+                    delivery.async_zha(
+                        self.zha, asset.device, set_level, self._failed_for(asset_id)
+                    ),
                     eager_start=True,
                 )
+            elif self.mqtt_live:
+                self.commands_sent += 1
+                self._publish_z2m(asset_id, asset.device, command)
             else:
-                self._publish_z2m(asset.device, command)
+                # Nobody would hear the answer: the mast is told once the broker is back.
+                self.site.masts[asset_id].status.commanded_level = None
             sent.append(asset_id)
         for asset_id in sent:
             self._notify(asset_id)
@@ -438,8 +552,11 @@ class ParkLighting:
         """Ask luminaires that left a command unanswered for their state (Zigbee2MQTT `/get`).
 
         A lost answer is not a fault: only a luminaire that stays silent when asked is.
-        Runs on the minute tick; a fault needs FAULT_GRACE of silence anyway.
+        Runs on the minute tick; a fault needs FAULT_GRACE of silence anyway. Nothing is asked
+        while the broker is gone: the question could not leave, and silence then proves nothing.
         """
+        if not self.mqtt_live:
+            return
         for asset_id, mast in self.site.masts.items():
             if mast.status.unconfirmed_since is None:
                 continue
@@ -456,13 +573,13 @@ class ParkLighting:
                         zigbee2mqtt.request_topic(self._z2m_base, asset.device),
                         zigbee2mqtt.STATE_REQUEST,
                         0,
-                        self._failed,
+                        self._failed_for(None),
                     ),
                     f"city_ops state request {asset.device}",
                     eager_start=True,
                 )
 
-    def _publish_z2m(self, device: str, command: Command) -> None:
+    def _publish_z2m(self, asset_id: str, device: str, command: Command) -> None:
         payload: dict[str, Any] = {"transition": command.transition_s}
         if command.level <= 0:
             payload["state"] = "OFF"
@@ -477,11 +594,19 @@ class ParkLighting:
                 zigbee2mqtt.command_topic(self._z2m_base, device),
                 json.dumps(payload, separators=(",", ":")),
                 0,
-                self._failed,
+                self._failed_for(asset_id),
             ),
             eager_start=True,
         )
 
-    def _failed(self, target: str, reason: object) -> None:
-        self.command_errors += 1  # the lamp keeps its level
-        LOGGER.warning("Command to %s failed: %s", target, reason)
+    def _failed_for(self, asset_id: str | None) -> Callable[[str, object], None]:
+        """What to do when a command to a mast (or a question, `None`) does not get out."""
+
+        def failed(target: str, reason: object) -> None:
+            self.command_errors += 1
+            if asset_id is not None and asset_id in self.site.masts:
+                # The lamp keeps its level; the next reconcile tells it again.
+                self.site.masts[asset_id].status.commanded_level = None
+            self.log.warning(f"command:{asset_id}", "Command to %s failed: %s", target, reason)
+
+        return failed

@@ -701,8 +701,8 @@ async def test_a_lamp_faulty_for_a_day_raises_a_repair_issue(
     await advance(hass, freezer, timedelta(hours=1, minutes=1))
     issue = registry.async_get_issue(DOMAIN, f"lamp_fault_{asset_id(hass, 'M1')}")
     assert issue is not None
-    assert issue.translation_key == "lamp_fault"
-    assert issue.translation_placeholders["kind"] == "lamp_failure"
+    assert issue.translation_key == "lamp_fault_lamp_failure"
+    assert issue.translation_placeholders["mast"] == "M1"
     await report(hass, "mast-1", power=11.9)
     assert registry.async_get_issue(DOMAIN, f"lamp_fault_{asset_id(hass, 'M1')}") is None
 

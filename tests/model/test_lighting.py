@@ -27,6 +27,7 @@ from custom_components.city_ops.model.lighting import (
     MastGraph,
     MastSpec,
     MastStatus,
+    bearing_deg,
     mast_status_from_dict,
     mast_status_to_dict,
 )
@@ -959,3 +960,31 @@ def test_a_detection_already_followed_on_gives_no_heading_again() -> None:
     assert lighting.detect("M3", T0 + timedelta(seconds=40)) is not None
     lighting.detect("M4", T0 + timedelta(seconds=80))
     assert lighting.detect("M3", T0 + timedelta(seconds=120)) is None
+
+
+@pytest.mark.parametrize(
+    ("to", "expected"),
+    [((53.701, 10.0), 0), ((53.7, 10.001), 90), ((53.699, 10.0), 180), ((53.7, 9.999), 270)],
+)
+def test_bearing_is_the_compass_direction_of_travel(
+    to: tuple[float, float], expected: float
+) -> None:
+    assert bearing_deg(53.7, 10.0, *to) == pytest.approx(expected, abs=0.01)
+
+
+def test_movement_names_where_from_which_way_and_how_fast() -> None:
+    north = [
+        Mast(MastSpec(f"N{n}", 53.7 + n * 0.0002, 10.0, neighbours=(f"N{n - 1}",) if n else ()))
+        for n in range(3)
+    ]
+    lighting = Lighting({mast.spec.name: mast for mast in north})
+    start = datetime(2026, 12, 3, 18, 0, tzinfo=UTC)
+    lighting.detect("N0", start)
+    assert lighting.movement("N0", start) is None  # a first detection: direction unknown
+    lighting.detect("N1", start + timedelta(seconds=10))
+    movement = lighting.movement("N1", start + timedelta(seconds=11))
+    assert movement is not None
+    assert movement.came_from == "N0"
+    assert movement.bearing_deg == pytest.approx(0, abs=0.01)
+    assert movement.speed_mps == pytest.approx(2.22, abs=0.01)  # 22.2 m in 10 s
+    assert lighting.movement("N1", start + timedelta(seconds=10) + HEADING_KEPT * 2) is None

@@ -107,6 +107,22 @@ class Heading:
     speed_mps: float
 
 
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """Someone moving past a mast, as operators and automations see it."""
+
+    came_from: str
+    speed_mps: float
+    bearing_deg: float  # compass direction of travel: 0 north, 90 east
+
+
+def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Compass direction from the first point to the second (equirectangular, like distance_m)."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    y = math.radians(lat2 - lat1)
+    return math.degrees(math.atan2(x, y)) % 360
+
+
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Ground distance between two points (equirectangular: masts stand metres apart)."""
     x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
@@ -408,12 +424,13 @@ class Mast:
         """
         status = self.status
         since = status.unconfirmed_since
-        # Asked again (never before CONFIRM_WITHIN) and another CONFIRM_WITHIN gone by.
+        asked = status.reasked_at
+        # Asked again after the command, and given CONFIRM_WITHIN to answer that.
         silent = (
             since is not None
-            and status.reasked_at is not None
-            and status.reasked_at >= since
-            and now - since >= 2 * CONFIRM_WITHIN
+            and asked is not None
+            and asked >= since
+            and now - asked >= CONFIRM_WITHIN
         )
         if status.offline_since is not None:
             status.suspected[FaultKind.NO_COMMUNICATION] = min(
@@ -514,6 +531,18 @@ class Lighting:
         if seen is None or now - seen > HEADING_KEPT:
             return None
         return self.headings.get(name)
+
+    def movement(self, name: str, now: datetime) -> Movement | None:
+        """Where the person under way at a mast is heading, if that is known."""
+        heading = self.heading(name, now)
+        if heading is None:
+            return None
+        here, there = self.masts[name].spec, self.masts[heading.came_from].spec
+        return Movement(
+            heading.came_from,
+            heading.speed_mps,
+            bearing_deg(there.latitude, there.longitude, here.latitude, here.longitude),
+        )
 
     def lit_for(self, name: str, now: datetime, hops: int | None = None) -> set[str]:
         """The masts a motion at `name` lights: ahead of the person, else the corridor."""
