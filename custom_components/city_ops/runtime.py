@@ -127,18 +127,29 @@ class SiteStore:
     """
 
     def __init__(
-        self, hass: HomeAssistant, key: str, snapshot: Callable[[], dict[str, Any]]
+        self,
+        hass: HomeAssistant,
+        key: str,
+        snapshot: Callable[[], dict[str, Any]],
+        *,
+        in_thread: bool = False,
     ) -> None:
-        """Prepare the store; `snapshot()` gives what to write."""
+        """Prepare the store; `snapshot()` gives what to write.
+
+        With `in_thread`, snapshot() runs and its result is serialised in a worker thread;
+        it must then read the live state in a thread-safe way.
+        """
         self.hass = hass
         self._snapshot = snapshot
         self._due: float | None = None  # loop time of the save under way
+        self._in_thread = in_thread
         self._store: Store[dict[str, Any]] = Store(
             hass,
             STORAGE_VERSION,
             key,
             atomic_writes=True,
             private=True,  # code hashes: readable by Home Assistant's user only
+            serialize_in_event_loop=not in_thread,
         )
 
     async def async_load(self) -> dict[str, Any]:
@@ -155,9 +166,13 @@ class SiteStore:
 
     async def async_save(self) -> None:
         """Write now."""
-        await self._store.async_save(self._data())
+        if self._in_thread:
+            await self._store.async_save(await self.hass.async_add_executor_job(self._data))
+        else:
+            await self._store.async_save(self._data())
 
     def _data(self) -> dict[str, Any]:
+        # Cleared before the snapshot: a change made while it is taken schedules the next save.
         self._due = None
         return self._snapshot()
 
@@ -246,7 +261,7 @@ class CityOpsRuntime:
         self._store = SiteStore(hass, site_store_key(entry.entry_id), self._data_to_store)
         # Apart, so that a fill reading never rewrites the lockers' bookings and loans.
         self._readings = SiteStore(
-            hass, readings_store_key(entry.entry_id), self.waste.readings_to_store
+            hass, readings_store_key(entry.entry_id), self.waste.readings_to_store, in_thread=True
         )
         self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []

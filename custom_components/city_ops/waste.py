@@ -139,9 +139,12 @@ class WasteCollection:
 
     def readings_to_store(self) -> dict[str, Any]:
         """What the containers reported (their own store: it changes with every reading)."""
+        # Called in a worker thread (thousands of histories would stall the event loop): the
+        # containers are listed in one C call, as an asset may be added meanwhile.
         return {
             "containers": {
-                asset_id: container.to_dict() for asset_id, container in self.containers.items()
+                asset_id: container.to_dict()
+                for asset_id, container in list(self.containers.items())
             }
         }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+import threading
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
@@ -144,3 +145,20 @@ async def test_a_sooner_save_is_not_postponed_by_a_later_one(
     assert hass_storage["city_ops.test"]["data"] == {"n": 1}
     await _later(hass, freezer, 2)
     assert hass_storage["city_ops.test"]["data"] == {"n": 2}
+
+
+async def test_readings_are_serialised_off_the_event_loop(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """Thousands of fill histories would stall the loop: the snapshot runs in a worker."""
+    threads: list[int] = []
+
+    def snapshot() -> dict[str, Any]:
+        threads.append(threading.get_ident())
+        return {"containers": {}}
+
+    store = SiteStore(hass, "city_ops.containers.test", snapshot, in_thread=True)
+    await store.async_save()
+    assert threads
+    assert threads[0] != threading.get_ident()
+    assert hass_storage["city_ops.containers.test"]["data"] == {"containers": {}}

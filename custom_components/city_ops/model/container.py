@@ -367,10 +367,12 @@ class Container:
             "last_emptied": status.last_emptied.isoformat() if status.last_emptied else None,
             "online": status.online,
             "full_since": status.full_since.isoformat() if status.full_since else None,
-            # Epoch seconds: thousands of points are written on every save.
-            "fill_history": [(at.timestamp(), level) for at, level in status.fill_history],
+            # Epoch seconds: thousands of points are written on every save. The deques are
+            # copied first (one C call): the site's store may serialise in a worker thread
+            # while the event loop appends.
+            "fill_history": [(at.timestamp(), level) for at, level in tuple(status.fill_history)],
             "temperature_history": [
-                (at.timestamp(), value) for at, value in status.temperature_history
+                (at.timestamp(), value) for at, value in tuple(status.temperature_history)
             ],
         }
 
