@@ -412,6 +412,9 @@ class LoanStateSensor(CompartmentEntity, SensorEntity):
             for key, value in compartment_data(compartment, compartment.status.loan).items()
             if key not in BOOKING_REFERENCES
         }
+        if data.get("loan_until"):
+            # Collected: the time that matters is the return; the pickup window is history.
+            data.pop("pickup_until", None)
         if compartment.status.out_of_service:
             data["reason"] = compartment.status.out_of_service_reason
         return data

@@ -226,6 +226,8 @@ async def test_loan_state_and_items_available(
     loan_until = dt_util.parse_datetime(state.attributes["loan_until"])
     assert loan_until is not None
     assert loan_until - dt_util.utcnow() <= timedelta(minutes=60)
+    # Collected: the return is the time that matters (a tile shows it), the pickup is history.
+    assert "pickup_until" not in state.attributes
     for code in (booking["code"], booking["return_code"]):
         assert code not in repr(state.attributes)
     # Item missing from compartment 2: not available either.

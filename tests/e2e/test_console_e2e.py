@@ -11,16 +11,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+import io
 import json
+import re
 import subprocess
 import threading
 import time
 from typing import Any
 
 import paho.mqtt.publish as mqtt_publish
+from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 import pytest
 
+from custom_components.city_ops.console import MARKER_COLOURS
 from demo import REPO_ROOT
 from demo.broker import HOST, Broker
 from demo.homeassistant import HomeAssistantClient, HomeAssistantProcess
@@ -59,6 +63,9 @@ COMPARTMENTS = [
 ]
 OTHER_CONTAINER = ("Spielplatz Restmüll", "bp-bin-1", 53.7080, 9.9920, "residual", 300)
 GERMAN = {"language": "de", "number_format": "language", "time_format": "language"}
+# What a card says when an entity it names is missing or unavailable (HA's own texts, and the
+# state an unavailable entity shows): none of it may appear while every asset reports.
+NOT_AVAILABLE = re.compile(r"nicht verfügbar|not available", re.IGNORECASE)
 
 
 def strategy_texts() -> dict[str, dict[str, str]]:
@@ -226,6 +233,38 @@ def german_page(
         thread.join(timeout=10)
 
 
+def unavailable_texts(page: Page) -> list[str]:
+    """Texts on the page (shadow roots included) that say something is not available."""
+    found = page.get_by_text(NOT_AVAILABLE)
+    return [text.strip() for text in found.all_inner_texts()]
+
+
+def marker_colour(page: Page, name: str) -> tuple[int, int, int]:
+    """The colour a person sees inside the map marker of the asset named so.
+
+    The map card puts the name on the marker as its tooltip; the pixel is taken left of the
+    number the marker shows.
+    """
+    picture = page.locator(f'ha-entity-marker[title="{name}"] .entity-picture').first
+    picture.wait_for(state="visible", timeout=30_000)
+    image = Image.open(io.BytesIO(picture.screenshot())).convert("RGB")
+    red, green, blue = image.getpixel((3, image.height // 2))  # type: ignore[misc]
+    return red, green, blue
+
+
+def marker_state(ha: HomeAssistantClient, entity_id: str) -> str:
+    """The marker state (`full`, `offline`, ...) the integration pictures for an entity."""
+    picture = str((ha.state(entity_id) or {})["attributes"]["entity_picture"])
+    return picture.split("/")[-2]
+
+
+def close_to(colour: tuple[int, int, int], state: str) -> bool:
+    """Whether a rendered colour is the marker colour of a state (JPEG-free PNG, so close)."""
+    hex_colour = MARKER_COLOURS[state][0].lstrip("#")
+    wanted = tuple(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4))
+    return all(abs(a - b) <= 8 for a, b in zip(colour, wanted, strict=True))
+
+
 def headings(page: Page) -> list[str]:
     """The headings and card titles a person reads on the view."""
     found = page.locator("hui-heading-card .title, hui-entities-card .name, .card-header")
@@ -250,6 +289,7 @@ def test_every_view_of_the_german_site_names_its_assets(
         shot = SCREENSHOTS / f"console_de_{view}.png"
         problems = open_view(page, base_url, f"{SITE_PATH}-{view}", shot)
         assert problems == {}, problems
+        assert unavailable_texts(page) == []
         for name in names:
             assert page.get_by_text(name).count() > 0, name
         shown = headings(page)
@@ -267,6 +307,7 @@ def test_the_second_site_has_its_own_views(
         shot = SCREENSHOTS / "console_de_second_site_waste.png"
         problems = open_view(page, base_url, f"{OTHER_PATH}-waste", shot)
         assert problems == {}, problems
+        assert unavailable_texts(page) == []
         assert page.get_by_text(OTHER_CONTAINER[0]).count() > 0
         assert page.get_by_text(CONTAINERS[0][0]).count() == 0
 
@@ -279,9 +320,151 @@ def test_waste_view_on_a_phone(
         shot = SCREENSHOTS / "console_de_phone_waste.png"
         problems = open_view(page, base_url, f"{SITE_PATH}-waste", shot)
         assert problems == {}, problems
+        assert unavailable_texts(page) == []
         # The fire alarm comes first, then the route with the burning container flagged.
         assert page.get_by_text("Brandalarm").first.is_visible()
         assert page.get_by_text("Kapelle Restmüll · BRANDALARM").count() == 1
+
+
+def test_the_waste_map_colours_each_container_by_its_state(
+    german_sites: dict[str, Any],
+    private_ha: HomeAssistantClient,
+    private_hass: HomeAssistantProcess,
+) -> None:
+    fill = german_sites["fill"]
+    states = {name: marker_state(private_ha, fill[name]) for name, *_ in CONTAINERS}
+    # 91.7 % and 78 °C, 87.5 %, 12.5 %: a fire alarm, a full and a nearly empty container.
+    assert states["Kapelle Restmüll"] == "alarm", states
+    assert states["Haupttor Papier"] == "full", states
+    assert states["Teich Bioabfall"] in ("ok", "empty"), states
+    base_url = private_hass.base_url
+    with german_page(base_url) as (page, _):
+        open_view(page, base_url, f"{SITE_PATH}-waste", SCREENSHOTS / "console_de_waste_2.png")
+        colours = {name: marker_colour(page, name) for name in states}
+        page.locator("hui-map-card").first.screenshot(
+            path=str(SCREENSHOTS / "console_de_waste_map.png")
+        )
+        # The legend shows the same pictures, with the words.
+        assert page.locator('img[src="/city_ops/marker/full/92.svg"]').count() == 1
+        assert page.get_by_text("Brand- oder Kippalarm").count() == 1
+    for name, state in states.items():
+        assert close_to(colours[name], state), (name, state, colours[name])
+    assert colours["Haupttor Papier"] != colours["Teich Bioabfall"]
+
+
+def test_the_lighting_map_colours_each_mast_and_keeps_an_offline_one(
+    german_sites: dict[str, Any],
+    private_ha: HomeAssistantClient,
+    private_hass: HomeAssistantProcess,
+    private_broker: Broker,
+) -> None:
+    ha = private_ha
+    devices = Publisher(private_broker)
+    lights = {
+        device["name"]: ha.find_entity_id("light", device_id=device["id"])
+        for device in ha.device_registry()
+        if device["name"] in {name for name, *_ in MASTS}
+    }
+    # Mast 1 burns at its base level; Zigbee2MQTT says mast 2 is gone.
+    devices.send(f"zigbee2mqtt/{MASTS[0][1]}", {"state": "ON", "brightness": 76})
+    devices.send(f"zigbee2mqtt/{MASTS[1][1]}/availability", {"state": "offline"}, retain=True)
+    ha.wait_for_state(lights["Allee Mast 2"], "unavailable", timeout=30)
+    wait_for(
+        "mast 1 to burn",
+        lambda: marker_state(ha, lights["Allee Mast 1"]) in ("base", "boosted"),
+        ha,
+    )
+    states = {name: marker_state(ha, entity_id) for name, entity_id in lights.items()}
+    assert states["Allee Mast 2"] == "offline", states
+    base_url = private_hass.base_url
+    try:
+        with german_page(base_url) as (page, _):
+            open_view(
+                page, base_url, f"{SITE_PATH}-lighting", SCREENSHOTS / "console_de_lighting_map.png"
+            )
+            colours = {name: marker_colour(page, name) for name in states}
+            page.locator("hui-map-card").first.screenshot(
+                path=str(SCREENSHOTS / "console_de_lighting_markers.png")
+            )
+            # The silent mast is listed with since-when, not only greyed on the map.
+            assert page.get_by_text("Melden nicht").count() >= 1
+    finally:
+        devices.send(f"zigbee2mqtt/{MASTS[1][1]}/availability", {"state": "online"}, retain=True)
+    for name, state in states.items():
+        assert close_to(colours[name], state), (name, state, colours[name])
+    assert colours["Allee Mast 1"] != colours["Allee Mast 2"]
+    ha.wait_for_state(lights["Allee Mast 2"], lambda value: value != "unavailable", timeout=30)
+
+
+def test_the_lockers_view_puts_pickups_returns_and_open_doors_first(
+    german_sites: dict[str, Any],
+    private_ha: HomeAssistantClient,
+    private_hass: HomeAssistantProcess,
+    private_broker: Broker,
+) -> None:
+    ha = private_ha
+    devices = Publisher(private_broker)
+    bank = next(device["id"] for device in ha.device_registry() if device["name"] == BANK)
+    loan_states = {
+        entity["entity_id"]: ha.state(entity["entity_id"])
+        for entity in ha.find_entities(translation_key="loan_state", device_id=bank)
+    }
+    by_number = {
+        int(state["attributes"]["compartment"]): entity_id
+        for entity_id, state in loan_states.items()
+        if state
+    }
+
+    def reserve(number: int) -> dict[str, Any]:
+        return dict(
+            ha.call_service(
+                "city_ops",
+                "reserve",
+                {"device_id": bank, "compartment": number, "borrower": f"e2e-{number}"},
+                return_response=True,
+            )
+        )
+
+    # Compartment 1: collected with its code, now on loan, its door left open.
+    first = reserve(1)
+    ha.wait_for_state(by_number[1], "reserved")
+    devices.send(f"city_ops/{BANK_DEVICE}/keypad", {"code": first["code"]})
+    time.sleep(1.0)
+    devices.send(
+        f"city_ops/{BANK_DEVICE}/compartment/1/state",
+        {"door": "open", "locked": False, "item_present": False},
+        retain=True,
+    )
+    ha.wait_for_state(by_number[1], "on_loan")
+    # Compartment 2: reserved, waiting for its pickup.
+    reserve(2)
+    ha.wait_for_state(by_number[2], "reserved")
+    due_back = str((ha.state(by_number[1]) or {})["attributes"]["loan_until"])
+    base_url = private_hass.base_url
+    for width, height, shot in (
+        (1440, 1300, "console_de_lockers_busy.png"),
+        (390, 844, "console_de_phone_lockers.png"),
+    ):
+        with german_page(base_url, width=width, height=height) as (page, _):
+            problems = open_view(page, base_url, f"{SITE_PATH}-lockers", SCREENSHOTS / shot)
+            assert problems == {}, problems
+            # Soonest first: the pickup (window of hours) before the return (loan of hours).
+            items = page.locator("hui-markdown-card li").all_inner_texts()
+            rows = [row for row in items if " bis · " in row]
+            assert len(rows) == 2, rows
+            assert "Abholung bis" in rows[0], rows
+            assert "Fach 2 · Bollerwagen" in rows[0], rows
+            assert "Rückgabe bis" in rows[1], rows
+            assert f"{BANK} · Fach 1 · Rollator" in rows[1], rows
+            # The open door is listed under what needs attention.
+            assert page.get_by_text("Offene Türen").count() == 1
+            # Each compartment's tile says what it does and until when (the due-back time).
+            tile = page.locator("hui-tile-card state-display").filter(has_text="Ausgeliehen")
+            assert tile.count() == 1
+            assert re.search(r"Ausgeliehen · .*\d{2}:\d{2}", tile.first.inner_text()), (
+                tile.first.inner_text()
+            )
+    assert due_back.startswith("20"), due_back
 
 
 def outside[T](call: Callable[[], T]) -> T:
@@ -305,13 +488,12 @@ def test_a_crew_ticks_and_skips_stops_in_the_browser(
     german_sites: dict[str, Any],
     private_ha: HomeAssistantClient,
     private_hass: HomeAssistantProcess,
+    private_broker: Broker,
 ) -> None:
     ha = private_ha
     route = german_sites["route"]
-    kapelle = next(d["id"] for d in ha.device_registry() if d["name"] == "Kapelle Restmüll")
-    last_emptied = ha.find_entity_id("last_emptied", device_id=kapelle)
+    kapelle_level = german_sites["fill"]["Kapelle Restmüll"]
     due = ha.find_entity_id("containers_due", config_entry_id=german_sites["entry_id"])
-    assert (ha.state(last_emptied) or {}).get("state") == "unknown"
     open_stops = [item["summary"] for item in route_items(ha, route)["needs_action"]]
     assert sorted(open_stops) == ["Haupttor Papier", "Kapelle Restmüll · BRANDALARM"], open_stops
     base_url = private_hass.base_url
@@ -331,10 +513,18 @@ def test_a_crew_ticks_and_skips_stops_in_the_browser(
             ),
             ha,
         )
-        emptied = outside(lambda: ha.wait_for_state(last_emptied, lambda v: v != "unknown"))
         done = route_items(ha, route)["completed"]
         assert [item["summary"] for item in done] == ["Kapelle Restmüll"]
-        assert done[0]["description"].startswith("Geleert von "), done[0]
+        # Who and when: the crew member's name and the time of the tick.
+        assert re.match(r"Geleert von \S.* \d", done[0]["description"]), done[0]
+        # The emptied container's sensor speaks next: low, cool, green on the map.
+        Publisher(private_broker).bin("ohl-bin-1", 1150, temperature=12)
+        outside(lambda: ha.wait_for_state(kapelle_level, "12.5"))
+        page.wait_for_timeout(1_500)
+        assert close_to(marker_colour(page, "Kapelle Restmüll"), "ok") or close_to(
+            marker_colour(page, "Kapelle Restmüll"), "empty"
+        )
+        assert page.get_by_text("Brandalarm").count() == 0
 
         # Skip: open the other stop, write why, save.
         stops.filter(has_text="Haupttor Papier").locator(".summary").click()
@@ -350,7 +540,6 @@ def test_a_crew_ticks_and_skips_stops_in_the_browser(
         page.wait_for_timeout(2_000)
         page.screenshot(path=str(SCREENSHOTS / "console_de_route_after.png"))
         assert page.get_by_text("Zugeparkt").count() > 0
-    assert emptied.startswith("20"), emptied
     done_by_name = {
         item["summary"]: item["description"] for item in route_items(ha, route)["completed"]
     }

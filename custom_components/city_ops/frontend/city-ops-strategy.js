@@ -317,7 +317,12 @@ function legend(kind, hint, t) {
     ([state, label, key]) =>
       `<img src="${MARKER_URL}/${state}/${label}.svg" width="18" height="18" alt=""> ${t[key]}`,
   );
-  return { type: "markdown", text_only: true, content: `${entries.join(" &nbsp; ")}  \n${hint}` };
+  return {
+    type: "markdown",
+    text_only: true,
+    content: `${entries.join(" &nbsp; ")}  \n${hint}`,
+    grid_options: { columns: "full" },
+  };
 }
 
 function heading(text, icon) {
@@ -453,7 +458,8 @@ function wasteView(hass, site, t, prefix) {
             name: container.name,
             state_content: ["state", "fill_state", "last_changed"],
             show_entity_picture: true,
-            grid_options: { columns: 6 },
+            // A third of the wall screen, the phone's full width: room for level, state, age.
+            grid_options: { columns: 12 },
           })),
         ],
       },
@@ -482,7 +488,7 @@ function lightingView(hass, site, t, prefix) {
   if (site.energy || site.savings) {
     energyGraphs.push({
       type: "history-graph",
-      title: `${t.energy} · ${t.energy_site}`,
+      title: t.energy_site,
       hours_to_show: 24,
       entities: [site.energy, site.savings].filter(Boolean),
     });
