@@ -116,9 +116,11 @@ async def async_unload_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> 
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:
-    """Rebuild the site when its settings or assets changed (once per bulk import)."""
+    """Follow a changed container in place; rebuild the site for anything else."""
     runtime = entry.runtime_data
     if runtime.bulk_update or runtime.signature == config_signature(entry):
+        return
+    if await runtime.async_apply_changes():
         return
     runtime.bulk_update = True
     hass.config_entries.async_schedule_reload(entry.entry_id)

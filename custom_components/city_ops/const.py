@@ -25,6 +25,15 @@ DEFAULT_FULL_THRESHOLD: Final = 80
 DEFAULT_DUE_HORIZON_H: Final = 24
 
 SUBENTRY_CONTAINER: Final = "container"
+# A container device's model, by waste kind.
+WASTE_KIND_MODEL: Final = {
+    "paper": "Paper container",
+    "glass": "Glass container",
+    "residual": "Residual waste container",
+    "organic": "Organic waste container",
+    "packaging": "Packaging container",
+    "other": "Waste container",
+}
 
 CONF_SOURCE_KIND: Final = "source_kind"
 CONF_DEVICE: Final = "device"

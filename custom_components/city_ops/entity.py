@@ -7,21 +7,12 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 
-from .const import DOMAIN
+from .const import DOMAIN, WASTE_KIND_MODEL
 from .model.container import Container
 from .model.lighting import Mast
 from .model.locker import Compartment, LockerBank
 from .permissions import Action, async_check
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
-
-WASTE_KIND_MODEL = {
-    "paper": "Paper container",
-    "glass": "Glass container",
-    "residual": "Residual waste container",
-    "organic": "Organic waste container",
-    "packaging": "Packaging container",
-    "other": "Waste container",
-}
 
 
 class AssetEntity(Entity):

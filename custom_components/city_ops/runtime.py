@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from .const import (
     SUBENTRY_CONTAINER,
     SUBENTRY_LOCKER_BANK,
     SUBENTRY_MAST,
+    WASTE_KIND_MODEL,
 )
 from .lending import Lending, locker_bank_spec
 from .model.assets import Asset, asset_from_subentry
@@ -82,6 +84,7 @@ OFFLINE_CHECK = timedelta(minutes=1)
 LENDING_TICK = timedelta(seconds=10)
 SITE_REFRESH_COOLDOWN_S = 1.0
 SUBSCRIBE_WAIT_S = 10
+CHANGES_BATCH = 50  # containers added or changed in place between two yields to the loop
 
 
 @dataclass(slots=True)
@@ -267,6 +270,7 @@ class CityOpsRuntime:
         self._site_listeners: list[CALLBACK_TYPE] = []
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._topics: list[str] = []
+        self._by_topic: dict[str, CALLBACK_TYPE] = {}  # to drop one device's topic alone
         self._site_refresh = Debouncer(
             hass,
             LOGGER,
@@ -396,40 +400,23 @@ class CityOpsRuntime:
         await self._readings.async_save()
 
     async def _async_subscribe(self) -> None:
-        data = self.entry.data
         subscriptions: list[tuple[str, Decoder, SourceKind]] = []
-        if self.site.devices(SourceKind.TTN):
-            subscriptions.append(
-                (data.get(CONF_TTN_TOPIC, DEFAULT_TTN_TOPIC), lorawan.decode_ttn, SourceKind.TTN)
-            )
-        if self.site.devices(SourceKind.CHIRPSTACK):
-            subscriptions.append(
-                (
-                    data.get(CONF_CHIRPSTACK_TOPIC, DEFAULT_CHIRPSTACK_TOPIC),
-                    lorawan.decode_chirpstack,
-                    SourceKind.CHIRPSTACK,
-                )
-            )
-        z2m_base = data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
+        for kind in (SourceKind.TTN, SourceKind.CHIRPSTACK):
+            if self.site.devices(kind):
+                subscriptions.append((*self._device_subscription(kind, ""), kind))
         for device in self.site.devices(SourceKind.ZIGBEE2MQTT):
             subscriptions.append(
                 (
-                    zigbee2mqtt.state_topic(z2m_base, device),
-                    lambda topic, payload: zigbee2mqtt.decode(z2m_base, topic, payload),
+                    *self._device_subscription(SourceKind.ZIGBEE2MQTT, device),
                     SourceKind.ZIGBEE2MQTT,
                 )
             )
-        native_base = data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
         banks = {self.assets[asset_id].device for asset_id in self.site.locker_banks}
         for device in self.site.devices(SourceKind.NATIVE):
             if device in banks:
                 continue
             subscriptions.append(
-                (
-                    native.state_topic(native_base, device),
-                    lambda topic, payload: native.decode(native_base, topic, payload),
-                    SourceKind.NATIVE,
-                )
+                (*self._device_subscription(SourceKind.NATIVE, device), SourceKind.NATIVE)
             )
         handlers = [
             (topic, self._message_handler(kind, decoder)) for topic, decoder, kind in subscriptions
@@ -440,10 +427,57 @@ class CityOpsRuntime:
             )
         handlers += self.lighting.subscriptions()
         for topic, handler in handlers:
-            self._unsubscribe.append(
-                await mqtt.async_subscribe(self.hass, topic, handler, qos=1, encoding=None)
+            unsubscribe = await mqtt.async_subscribe(
+                self.hass, topic, handler, qos=1, encoding=None
             )
+            self._unsubscribe.append(unsubscribe)
+            self._by_topic[topic] = unsubscribe
         self._topics = [topic for topic, _ in handlers]
+
+    def _device_subscription(self, kind: str, device: str) -> tuple[str, Decoder]:
+        """The topic a device's reports arrive on (LoRaWAN: one for all) and its decoder."""
+        data = self.entry.data
+        if kind == SourceKind.TTN:
+            return data.get(CONF_TTN_TOPIC, DEFAULT_TTN_TOPIC), lorawan.decode_ttn
+        if kind == SourceKind.CHIRPSTACK:
+            topic = data.get(CONF_CHIRPSTACK_TOPIC, DEFAULT_CHIRPSTACK_TOPIC)
+            return topic, lorawan.decode_chirpstack
+        if kind == SourceKind.ZIGBEE2MQTT:
+            z2m_base = data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
+            return (
+                zigbee2mqtt.state_topic(z2m_base, device),
+                lambda topic, payload: zigbee2mqtt.decode(z2m_base, topic, payload),
+            )
+        native_base = data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
+        return (
+            native.state_topic(native_base, device),
+            lambda topic, payload: native.decode(native_base, topic, payload),
+        )
+
+    async def _async_follow(self, kind: str, device: str) -> None:
+        """Subscribe what one more device needs, unless its topic is followed already."""
+        topic, decoder = self._device_subscription(kind, device)
+        if topic in self._by_topic:
+            return
+        handler = self._message_handler(SourceKind(kind), decoder)
+        unsubscribe = await mqtt.async_subscribe(self.hass, topic, handler, qos=1, encoding=None)
+        self._by_topic[topic] = unsubscribe
+        self._unsubscribe.append(unsubscribe)
+        self._topics.append(topic)
+
+    def _unfollow(self, kind: str, device: str) -> None:
+        """Drop a device's topic once no asset needs it (a LoRaWAN topic serves all devices)."""
+        if device in self.site.devices(kind):
+            return
+        if kind in (SourceKind.TTN, SourceKind.CHIRPSTACK) and self.site.devices(kind):
+            return
+        topic, _ = self._device_subscription(kind, device)
+        unsubscribe = self._by_topic.pop(topic, None)
+        if unsubscribe is None:
+            return
+        unsubscribe()
+        self._unsubscribe.remove(unsubscribe)
+        self._topics.remove(topic)
 
     @callback
     def _when_subscribed(self, then: Callable[[], None]) -> None:
@@ -636,6 +670,86 @@ class CityOpsRuntime:
     @callback
     def _site_changed(self) -> None:
         self._site_refresh.async_schedule_call()
+
+    # -- one asset at a time ----------------------------------------------------------------
+
+    async def async_apply_changes(self) -> bool:
+        """Follow added, changed and removed containers in place; False: the site must reload.
+
+        Only the changed containers' model, subscriptions and entities are touched; other
+        assets' entities keep running. Settings, masts and banks rebuild the site: neighbours,
+        loans and ZHA bindings depend on them.
+        """
+        signature = config_signature(self.entry)
+        if signature[:2] != self.signature[:2]:
+            return False
+        before = {sid: (kind, data) for sid, kind, data in self.signature[2]}
+        after = {sid: (kind, data) for sid, kind, data in signature[2]}
+        changed = [sid for sid in after.keys() | before.keys() if before.get(sid) != after.get(sid)]
+        subentries = self.entry.subentries
+        for sid in changed:
+            if (before.get(sid) or after[sid])[0] != SUBENTRY_CONTAINER:
+                return False
+            old = self.assets.get(sid)
+            if (old and old.source_kind == "zha") or (
+                sid in subentries and subentries[sid].data.get("source_kind") == "zha"
+            ):
+                return False  # ZHA devices are attached at start
+        # The new state is recorded before anything is awaited: a change arriving meanwhile
+        # is compared with it, not with what came before.
+        self.signature = signature
+        for index, sid in enumerate(sorted(changed, key=lambda sid: sid in before)):
+            if index and not index % CHANGES_BATCH:
+                # Entities are added eagerly: thousands of new containers must not stall the
+                # event loop in one go.
+                await asyncio.sleep(0)
+            if sid not in after:
+                self._remove_container(sid)
+                continue
+            for kind, device in self._put_container(sid, before.get(sid) is None):
+                await self._async_follow(kind, device)
+        self._site_changed()
+        self._schedule_save()
+        return True
+
+    def _put_container(self, asset_id: str, new: bool) -> list[tuple[str, str]]:
+        """Add or change one container; return the device to subscribe to, if any."""
+        asset = asset_from_subentry(SUBENTRY_CONTAINER, self.entry.subentries[asset_id].data)
+        old = self.assets.get(asset_id)
+        self.assets[asset_id] = asset
+        binding = (asset.source_kind, asset.device)
+        if new or old is None:
+            self.site.add_container(asset_id, Container(container_spec(asset)), *binding)
+            self.waste.container_changed(asset_id)
+            self.budget.asset_added(asset_id)
+            return [binding]
+        self.site.containers[asset_id].spec = container_spec(asset)
+        self.waste.container_changed(asset_id)
+        follow = []
+        if (old.source_kind, old.device) != binding:
+            self.site.rebind(asset_id, *binding)
+            self._unfollow(old.source_kind, old.device)
+            follow.append(binding)
+        devices = dr.async_get(self.hass)
+        device = devices.async_get_device_by_identifier((DOMAIN, asset_id), self.entry.entry_id)
+        if device is not None:
+            devices.async_update_device(
+                device.id,
+                name=asset.name,
+                model=WASTE_KIND_MODEL.get(asset.params.get("waste_kind", ""), "Waste container"),
+                model_id=f"{asset.source_kind}:{asset.device}",
+            )
+        self._notify_asset(asset_id)
+        return follow
+
+    def _remove_container(self, asset_id: str) -> None:
+        """Home Assistant removed the container's entities and device with its subentry."""
+        asset = self.assets.pop(asset_id)
+        self.site.remove_container(asset_id)
+        self.waste.container_changed(asset_id)
+        self.budget.asset_removed(asset_id)
+        self._listeners.pop(asset_id, None)
+        self._unfollow(asset.source_kind, asset.device)
 
     # -- listeners --------------------------------------------------------------------------
 

@@ -219,7 +219,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
     added: list[str] = []
     updated: list[str] = []
     unchanged: list[str] = []
-    # One reload after the whole file rather than one per asset.
+    # The file is followed once, after the last subentry, rather than once per asset.
     runtime.bulk_update = True
     entries = hass.config_entries
     for index, asset in enumerate(assets):
@@ -247,8 +247,8 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
             updated.append(asset.name)
         else:
             unchanged.append(asset.name)
-    if added or updated:
-        entries.async_schedule_reload(entry.entry_id)
+    if (added or updated) and not await runtime.async_apply_changes():
+        entries.async_schedule_reload(entry.entry_id)  # masts or banks: the site is rebuilt
     else:
         runtime.bulk_update = False
     return cast(ServiceResponse, {"added": added, "updated": updated, "unchanged": unchanged})

@@ -285,6 +285,20 @@ class WasteCollection:
         if unplanned:
             self._replan.async_schedule_call()
 
+    @callback
+    def container_changed(self, asset_id: str) -> None:
+        """A container was added, changed (moved, renamed) or removed without a site reload."""
+        if asset_id in self.containers:
+            self._update_due(asset_id, dt_util.utcnow())
+        else:
+            self.completed.pop(asset_id, None)
+            self.route.done.pop(asset_id, None)
+            self._handled.discard(asset_id)
+            self.due.discard(asset_id)
+        # The route shows names and its length from the containers' places.
+        self._due_changed(set())
+        self._changed()
+
     # -- the crew -----------------------------------------------------------------------------
 
     @callback

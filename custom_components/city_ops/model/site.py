@@ -41,6 +41,20 @@ class Site:
         self.containers[asset_id] = container
         self._by_binding[(source_kind, device)] = asset_id
 
+    def remove_container(self, asset_id: str) -> None:
+        """Forget a container and the device that fed it."""
+        del self.containers[asset_id]
+        self._unbind(asset_id)
+
+    def rebind(self, asset_id: str, source_kind: str, device: str) -> None:
+        """A container now fed by another device."""
+        self._unbind(asset_id)
+        self._by_binding[(source_kind, device)] = asset_id
+
+    def _unbind(self, asset_id: str) -> None:
+        for binding in [b for b, bound in self._by_binding.items() if bound == asset_id]:
+            del self._by_binding[binding]
+
     def add_mast(self, asset_id: str, mast: Mast, bindings: Iterable[tuple[str, str]]) -> None:
         """Register a mast and every device that reports for it (luminaire, motion, light)."""
         self.masts[asset_id] = mast
