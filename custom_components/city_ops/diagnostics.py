@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .booking import booking_diagnostics
+from .budget import entity_limit
 from .runtime import CityOpsConfigEntry
 
 # Locker codes (and their hashes), borrower references and broker credentials never leave.
@@ -75,6 +77,15 @@ async def async_get_config_entry_diagnostics(
                 "unknown_devices": stats.unknown_devices,
                 "internal_errors": stats.internal_errors,
                 "log_lines_suppressed": runtime.log.suppressed,
+            },
+            # The entity budget: how close the site is to Home Assistant's per-entry limit.
+            "entities": {
+                "enabled": runtime.budget.enabled_count(),
+                "limit": entity_limit(),
+                "room": runtime.budget.room(),
+                "not_created": dict(
+                    sorted(Counter(p.slot.key for p in runtime.budget.missing.values()).items())
+                ),
             },
             "containers": containers,
             "lockers": {

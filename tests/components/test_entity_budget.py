@@ -26,7 +26,10 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_mqtt_message,
     async_fire_time_changed,
 )
-from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, MqttMockHAClient
 
 from custom_components.city_ops.budget import CONTAINER_COST, ISSUE_ENTITY_LIMIT
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
@@ -169,6 +172,7 @@ def mixed_site() -> MockConfigEntry:
 
 async def test_over_the_limit_the_essentials_come_first_and_a_repair_issue_names_the_rest(
     hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
     mqtt_mock: MqttMockHAClient,
     mixed_site: MockConfigEntry,
     limit: Any,
@@ -221,6 +225,14 @@ async def test_over_the_limit_the_essentials_come_first_and_a_repair_issue_names
         text = await translated(hass, language, "issues", f"{ISSUE_ENTITY_LIMIT}.description")
         assert "{missing}" in text
         assert "{limit}" in text
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, mixed_site)
+    assert diagnostics["entities"] == {
+        "enabled": 14,
+        "limit": 14,
+        "room": -1,  # the mast's motion sensor waits for its first report and needs one
+        "not_created": {"door": 2, "energy": 1, "loan_state": 2, "reservations": 1},
+    }
 
     # The PIR speaks: its motion sensor would be enabled, and there is no room: named too.
     async_fire_mqtt_message(hass, "zigbee2mqtt/mast-1", '{"occupancy": true}')

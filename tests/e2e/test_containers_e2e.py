@@ -102,78 +102,109 @@ def uplink(distance_mm: int, battery: int) -> dict[str, Any]:
     }
 
 
-def test_ttn_uplinks_drive_container_entities(
-    ha: HomeAssistantClient, publish: Callable[[str, dict[str, Any]], None]
-) -> None:
-    """A container bound to a TTN device shows fill level, battery and emptying."""
-    entry_id = create_site(ha, "E2E Park")
+CONTAINER = {
+    "latitude": 53.7005,
+    "longitude": 10.0021,
+    "waste_kind": "residual",
+    "volume_l": 1100,
+    "depth_mm": 1200,
+    "sensor_offset_mm": 100,
+    "report_interval_s": 3600,
+    "source_kind": "ttn",
+}
 
+
+def add_container(ha: HomeAssistantClient, entry_id: str, name: str, device: str) -> str:
+    """Add a container through the subentry flow; return its subentry id."""
     result = ha.start_subentry_flow(entry_id, "container")
     assert result["type"] == "form", result
     assert result["step_id"] == "user", result
     result = ha.continue_subentry_flow(
-        result["flow_id"],
-        {
-            "name": "E2E Bin 42",
-            "latitude": 53.7005,
-            "longitude": 10.0021,
-            "waste_kind": "residual",
-            "volume_l": 1100,
-            "depth_mm": 1200,
-            "sensor_offset_mm": 100,
-            "report_interval_s": 3600,
-            "source_kind": "ttn",
-            "device": "bin-0042",
-        },
+        result["flow_id"], {**CONTAINER, "name": name, "device": device}
     )
     assert result["type"] == "create_entry", result
-
-    subentry_id = wait_for(
-        "the container subentry",
-        lambda: next(
-            (
-                sub["subentry_id"]
-                for sub in ha.subentries(entry_id)
-                if sub["subentry_type"] == "container" and sub["title"] == "E2E Bin 42"
+    return str(
+        wait_for(
+            f"the subentry of {name}",
+            lambda: next(
+                (
+                    sub["subentry_id"]
+                    for sub in ha.subentries(entry_id)
+                    if sub["subentry_type"] == "container" and sub["title"] == name
+                ),
+                None,
             ),
-            None,
-        ),
-        ha,
+            ha,
+        )
     )
-    entities: dict[str, str] = wait_for(
+
+
+def test_ttn_uplinks_drive_container_entities(
+    ha: HomeAssistantClient, publish: Callable[[str, dict[str, Any]], None]
+) -> None:
+    """A container costs one enabled entity; what its sensor reports appears when it does."""
+    entry_id = create_site(ha, "E2E Park")
+    subentry_id = add_container(ha, entry_id, "E2E Bin 42", "bin-0042")
+    entities: dict[str, dict[str, Any]] = wait_for(
         "the container's entities",
-        lambda: _complete(_by_translation_key(ha, subentry_id)),
+        lambda: found if "fill_level" in (found := _registered(ha, subentry_id)) else None,
         ha,
     )
-    devices = {entry["device_id"] for entry in ha.find_entities(config_subentry_id=subentry_id)}
+    devices = {entry["device_id"] for entry in entities.values()}
     assert len(devices) == 1, devices
-    fill_level = entities["fill_level"]
-    battery = entities["battery"]
-    last_emptied = entities["last_emptied"]
+    fill_level = entities["fill_level"]["entity_id"]
     assert ha.find_entity_id("fill_level", device_id=devices.pop()) == fill_level
+    # Enabled: the fill level only. Derived values exist disabled; no battery before a report.
+    assert {key for key, e in entities.items() if e["disabled_by"] is None} == {"fill_level"}
+    assert entities["last_emptied"]["disabled_by"] == "integration"
+    assert "battery" not in entities
 
     # (1200 + 100 - 700) / 1200 = 50 %
     publish_until(ha, publish, uplink(700, 92), fill_level, "50.0")
-    assert ha.wait_for_state(battery, "92") == "92"
+    level = ha.state(fill_level) or {}
+    assert level["attributes"]["battery"] == 92, level
+    assert level["attributes"]["alarm"] == "none", level
+    battery = wait_for(
+        "the battery entity", lambda: _registered(ha, subentry_id).get("battery"), ha
+    )
+    assert battery["disabled_by"] == "integration", battery
 
+    # A second container joins without a reload: the first one's state is never rewritten.
+    before = ha.state(fill_level) or {}
+    second_id = add_container(ha, entry_id, "E2E Bin 43", "bin-0043")
+    second = wait_for(
+        "the second container's fill level",
+        lambda: _registered(ha, second_id).get("fill_level", {}).get("entity_id"),
+        ha,
+    )
+    assert ha.wait_for_state(second, "unknown") == "unknown"
+    after = ha.state(fill_level) or {}
+    assert after["last_updated"] == before["last_updated"], (before, after)
+
+    # An operator enables "last emptied" and reloads the site: it shows from then on.
+    ha.ws(
+        {
+            "type": "config/entity_registry/update",
+            "entity_id": entities["last_emptied"]["entity_id"],
+            "disabled_by": None,
+        }
+    )
+    ha.request("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+    last_emptied = entities["last_emptied"]["entity_id"]
+    ha.wait_for_state(last_emptied, "unknown")
     # (1200 + 100 - 1250) / 1200 = 4.2 %: a drop of 45.8 points is an emptying.
     publish_until(ha, publish, uplink(1250, 92), fill_level, "4.2")
     emptied = ha.wait_for_state(last_emptied, _is_timestamp, timeout=10)
     assert datetime.fromisoformat(emptied).tzinfo is not None
 
 
-def _by_translation_key(ha: HomeAssistantClient, subentry_id: str) -> dict[str, str]:
-    """Return the subentry's entity ids by translation key."""
+def _registered(ha: HomeAssistantClient, subentry_id: str) -> dict[str, dict[str, Any]]:
+    """The subentry's entity registry entries by translation key (disabled ones too)."""
     return {
-        entry["translation_key"]: entry["entity_id"]
+        entry["translation_key"]: entry
         for entry in ha.find_entities(config_subentry_id=subentry_id)
         if entry["translation_key"]
     }
-
-
-def _complete(entities: dict[str, str]) -> dict[str, str] | None:
-    """Return entities once the ones this test reads are all registered."""
-    return entities if entities.keys() >= {"fill_level", "battery", "last_emptied"} else None
 
 
 def _is_timestamp(value: str) -> bool:

@@ -69,37 +69,38 @@ def add_mast(ha: HomeAssistantClient, entry_id: str, number: int) -> str:
 
 
 def mast_entities(ha: HomeAssistantClient, subentry_id: str) -> dict[str, str] | None:
-    """A mast's light, motion and illuminance entity ids, once all are registered."""
+    """A mast's registered entity ids by translation key ("light" for its light), once it has one.
+
+    Motion and illuminance are registered with the first report that carries them.
+    """
     found: dict[str, str] = {}
     for entry in ha.find_entities(config_subentry_id=subentry_id):
         domain = entry["entity_id"].split(".")[0]
-        if domain == "light":
-            found["light"] = entry["entity_id"]
-        elif entry["translation_key"] in ("motion", "illuminance"):
-            found[entry["translation_key"]] = entry["entity_id"]
-    return found if len(found) == 3 else None
+        found["light" if domain == "light" else entry["translation_key"]] = entry["entity_id"]
+    return found if "light" in found else None
 
 
 def report(
     ha: HomeAssistantClient,
     publish: Callable[[str, dict[str, Any]], None],
     number: int,
-    entities: dict[str, str],
+    subentry_id: str,
     *,
     occupancy: bool,
-) -> None:
+) -> dict[str, str]:
     """Mast <number>'s PIR reports, with 2 lx from its light sensor, until hass has it.
 
-    Republishing covers HA's MQTT subscribe debounce right after the site reloaded; a PIR
-    repeats its report anyway.
+    Republishing covers HA's MQTT subscribe debounce right after the site changed; a PIR
+    repeats its report anyway. The motion sensor exists from the first report on; the
+    illuminance sensor too, disabled by default (no state). Returns the mast's entities.
     """
     payload = {"occupancy": occupancy, "illuminance": 2, "linkquality": 120}
     wanted = "on" if occupancy else "off"
 
     def arrived() -> bool:
-        motion = ha.state(entities["motion"]) or {}
-        lux = ha.state(entities["illuminance"]) or {}
-        return motion.get("state") == wanted and lux.get("state") in ("2", "2.0")
+        entities = mast_entities(ha, subentry_id) or {}
+        motion = ha.state(entities["motion"]) if "motion" in entities else None
+        return (motion or {}).get("state") == wanted and "illuminance" in entities
 
     deadline = time.monotonic() + 30
     while True:
@@ -110,7 +111,7 @@ def report(
             if time.monotonic() > deadline:
                 raise
             continue
-        return
+        return mast_entities(ha, subentry_id) or {}
 
 
 def test_motion_boosts_the_corridor_and_the_hold_ends_at_base(
@@ -120,16 +121,16 @@ def test_motion_boosts_the_corridor_and_the_hold_ends_at_base(
 ) -> None:
     """Motion at mast 3 lights masts 2-4 to 100 %; 5 s after it ends they are back at 30 %."""
     entry_id = create_site(ha, "E2E Lighting")
-    subentries = [add_mast(ha, entry_id, number) for number in range(1, MASTS + 1)]
-    masts: dict[int, dict[str, str]] = {
-        number: wait_for(f"the entities of mast {number}", lambda s=sub: mast_entities(ha, s), ha)
-        for number, sub in enumerate(subentries, 1)
-    }
+    subentries = dict(enumerate((add_mast(ha, entry_id, n) for n in range(1, MASTS + 1)), 1))
+    for number, sub in subentries.items():
+        wait_for(f"the light of mast {number}", lambda s=sub: mast_entities(ha, s), ha)
 
     # Every light sensor reads 2 lx, under the site's 20 lx threshold: the masts count as
     # dark whatever the sun does. They go to the base level (at the latest on the minute tick).
-    for number, entities in masts.items():
-        report(ha, publish, number, entities, occupancy=False)
+    masts: dict[int, dict[str, str]] = {
+        number: report(ha, publish, number, sub, occupancy=False)
+        for number, sub in subentries.items()
+    }
     for number, entities in masts.items():
         wait_for(
             f"mast {number} dark and at base level",
@@ -167,7 +168,7 @@ def test_motion_boosts_the_corridor_and_the_hold_ends_at_base(
     ha.wait_for_state("automation.e2e_motion_lighting", "on")
 
     started = time.monotonic()
-    report(ha, publish, 3, masts[3], occupancy=True)
+    report(ha, publish, 3, subentries[3], occupancy=True)
     corridor = {device(2), device(3), device(4)}
     wait_for(
         "boost commands for masts 2, 3 and 4",
@@ -180,7 +181,7 @@ def test_motion_boosts_the_corridor_and_the_hold_ends_at_base(
     assert sorted((c.device, c.payload) for c in boosts) == [(d, BOOST) for d in sorted(corridor)]
 
     ended = time.monotonic()
-    report(ha, publish, 3, masts[3], occupancy=False)
+    report(ha, publish, 3, subentries[3], occupancy=False)
     wait_for(
         "base level commands for masts 2, 3 and 4",
         lambda: {c.device for c in z2m_commands.since(ended, ours)} >= corridor,
