@@ -202,7 +202,13 @@ def german_sites(private_ha: HomeAssistantClient, private_broker: Broker) -> dic
         )
 
     wait_for("readings of every container", all_reported, ha, timeout=60)
-    bank = next(device["id"] for device in ha.device_registry() if device["name"] == BANK)
+    # The site adds its entities (and so the bank's device) in tiers: on a busy machine the
+    # bank may come a moment after the fill levels.
+    bank = wait_for(
+        "the bank's device",
+        lambda: next((d["id"] for d in ha.device_registry() if d["name"] == BANK), None),
+        ha,
+    )
     available = ha.find_entity_id("items_available", device_id=bank)
     ha.wait_for_state(available, str(len(COMPARTMENTS)), timeout=60)
     route = ha.find_entity_id("collection_route", config_entry_id=entry_id)
