@@ -71,6 +71,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if _device_ids(hass, entry) - devices_before:
         await _async_write_device_registry(hass)
+    if runtime.signature != config_signature(entry) and not runtime.bulk_update:
+        # An asset added while the site was starting (after the runtime read the entry, before
+        # the listener was there) reached neither the old site's listener nor this one.
+        runtime.bulk_update = True
+        hass.config_entries.async_schedule_reload(entry.entry_id)
     return True
 
 
