@@ -76,7 +76,13 @@ class AssetEntity(Entity):
         self._value = self.shown_value()
         self._attr_entity_picture = self.marker()
         self._shown = (self.available, self._value, self._attr_entity_picture)
-        self.async_on_remove(self.runtime.async_add_listener(self.asset_id, self._changed))
+        self.async_on_remove(
+            self.runtime.async_add_listener(self.asset_id, self._changed, self.shows())
+        )
+
+    def shows(self) -> str:
+        """What of the asset this entity shows, so that other changes pass it by ("": all)."""
+        return ""
 
     @callback
     def _changed(self) -> None:
@@ -98,6 +104,10 @@ class ContainerEntity(AssetEntity):
         """Bind to the container behind a subentry."""
         self.container: Container = entry.runtime_data.site.containers[asset_id]
         super().__init__(entry, asset_id, description)
+
+    def shows(self) -> str:
+        """One quantity of the container, named like the entity's key."""
+        return self.entity_description.key
 
     def device_model(self) -> str:
         """The container's kind of waste."""

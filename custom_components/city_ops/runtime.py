@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -266,7 +266,8 @@ class CityOpsRuntime:
         self._readings = SiteStore(
             hass, readings_store_key(entry.entry_id), self.waste.readings_to_store, in_thread=True
         )
-        self._listeners: dict[str, list[CALLBACK_TYPE]] = {}
+        # asset id -> what a listener shows ("" for everything about the asset) -> listeners
+        self._listeners: dict[str, dict[str, list[CALLBACK_TYPE]]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._topics: list[str] = []
@@ -603,7 +604,8 @@ class CityOpsRuntime:
             # A bank's battery or other clusters: nothing a bank shows yet.
             stats.rejected["not_for_locker_bank"] += 1
             return
-        self._count_rejected(asset_id, reading.rejected)
+        if reading.rejected:
+            self._count_rejected(asset_id, reading.rejected)
         now = dt_util.utcnow()
         stats.applied += 1
         if asset_id in self.site.masts:
@@ -652,9 +654,19 @@ class CityOpsRuntime:
             )
 
     @callback
-    def _notify_asset(self, asset_id: str) -> None:
-        for listener in self._listeners.get(asset_id, ()):
-            listener()
+    def _notify_asset(self, asset_id: str, changed: Iterable[str] | None = None) -> None:
+        """Refresh an asset's entities: all of them, or those showing what `changed` names."""
+        by_shown = self._listeners.get(asset_id)
+        if not by_shown:
+            return
+        if changed is None:
+            for listeners in list(by_shown.values()):
+                for listener in listeners:
+                    listener()
+            return
+        for shown in ("", *changed):
+            for listener in by_shown.get(shown, ()):
+                listener()
 
     @callback
     def _tick(self, now: datetime) -> None:
@@ -754,9 +766,11 @@ class CityOpsRuntime:
     # -- listeners --------------------------------------------------------------------------
 
     @callback
-    def async_add_listener(self, asset_id: str, listener: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `listener` whenever the asset changes."""
-        listeners = self._listeners.setdefault(asset_id, [])
+    def async_add_listener(
+        self, asset_id: str, listener: CALLBACK_TYPE, shows: str = ""
+    ) -> CALLBACK_TYPE:
+        """Call `listener` whenever the asset changes, or only when what it `shows` may have."""
+        listeners = self._listeners.setdefault(asset_id, {}).setdefault(shows, [])
         listeners.append(listener)
 
         def remove() -> None:

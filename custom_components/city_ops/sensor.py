@@ -297,6 +297,10 @@ class ContainerSensor(ContainerEntity, SensorEntity):
         attributes_fn = description.attributes_fn
         return (value, attributes_fn(self.container) if attributes_fn else None)
 
+    def shows(self) -> str:
+        """The entity on the map pictures alarms and silence too: it follows every change."""
+        return "" if self.entity_description.on_map else super().shows()
+
     def marker(self) -> str | None:
         """How full, by colour, on the map."""
         return container_marker(self.container) if self.entity_description.on_map else None

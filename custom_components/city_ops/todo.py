@@ -125,9 +125,9 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         items = [
             TodoItem(
                 uid=asset_id,
-                summary=self._summary(asset_id),
+                summary=self._summary(asset_id, texts),
                 status=TodoItemStatus.NEEDS_ACTION,
-                description=self._describe(asset_id, number),
+                description=self._describe(asset_id, number, texts),
             )
             for number, asset_id in enumerate(route, start=1)
         ]
@@ -181,7 +181,7 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         if item.status == TodoItemStatus.COMPLETED:
             runtime.waste.empty_by_hand(uid, by)
             return
-        reason = self._reason(item.description, self._describe(uid, stops[uid]))
+        reason = self._reason(item.description, self._describe(uid, stops[uid], self._texts))
         if not reason:
             raise ServiceValidationError(
                 translation_domain=DOMAIN, translation_key="skip_needs_reason"
@@ -199,19 +199,20 @@ class CollectionRoute(SiteEntity, TodoListEntity):
         """What the crew wrote, without the stop line the item already showed."""
         return (description or "").replace(shown, "").strip(" \n·-:")
 
-    def _summary(self, asset_id: str) -> str:
+    def _summary(self, asset_id: str, texts: dict[str, str]) -> str:
         """The container's name, with its alarms spelled out."""
         container = self.runtime.site.containers[asset_id]
         status, name = container.status, container.spec.name
+        if not (status.fire_alarm or status.tilted):
+            return name
         alarms = [
-            self._texts[key]
+            texts[key]
             for key, raised in (("fire_alarm", status.fire_alarm), ("tilt", status.tilted))
             if raised
         ]
         return " · ".join([name, *alarms])
 
-    def _describe(self, asset_id: str, number: int) -> str:
-        texts = self._texts
+    def _describe(self, asset_id: str, number: int, texts: dict[str, str]) -> str:
         container = self.runtime.site.containers[asset_id]
         level = container.status.fill_level
         shown = texts["unknown_level"] if level is None else f"{level:.0f} %"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,29 @@ REPLAN_AFTER_S = 30.0
 type PlanKey = tuple[Stop, tuple[Stop, ...]]
 
 
+# What a container's entities show, by entity key, and which reading fields move each. A new
+# container entity needs its key here, or only full refreshes (back online, the crew) reach it.
+FILL_SHOWN = ("fill_level", "fill_state", "predicted_full")
+HEAT_SHOWN = ("temperature", "fire_alarm")
+SHOWN_BY_READINGS = frozenset((*FILL_SHOWN, *HEAT_SHOWN, "last_emptied", "battery", "tilt"))
+
+
+def changed_by(reading: Reading, update: ContainerUpdate) -> list[str]:
+    """The entity keys of a container a reading may have changed; the others need no look."""
+    changed: list[str] = []
+    if reading.distance_mm is not None or reading.fill_percent is not None:
+        changed += FILL_SHOWN
+    if update.emptied is not None:
+        changed.append("last_emptied")
+    if reading.battery_percent is not None or reading.battery_volt is not None:
+        changed.append("battery")
+    if reading.temperature_c is not None:
+        changed += HEAT_SHOWN
+    if reading.tilted is not None:
+        changed.append("tilt")
+    return changed
+
+
 class WasteCollection:
     """Emptyings, fire alarms, silent sensors, the due containers, the crew's route, the plan.
 
@@ -74,16 +97,17 @@ class WasteCollection:
         entry: CityOpsConfigEntry,
         site: Site,
         *,
-        notify: Callable[[str], None],
+        notify: Callable[[str, Iterable[str] | None], None],
         site_changed: Callable[[], None],
         save: Callable[[], None],
         save_readings: Callable[[bool], None],
     ) -> None:
         """Work on the site's containers.
 
-        `notify(asset_id)` refreshes one container's entities, `site_changed()` the site's
-        (debounced), `save()` schedules a save of the site's store (route, emptyings),
-        `save_readings(news)` one of the containers' store, soon when news is true.
+        `notify(asset_id, changed)` refreshes one container's entities (those that show what
+        `changed` names, or all for None), `site_changed()` the site's (debounced), `save()`
+        schedules a save of the site's store (route, emptyings), `save_readings(news)` one of
+        the containers' store, soon when news is true.
         """
         self.hass = hass
         self.entry = entry
@@ -169,7 +193,7 @@ class WasteCollection:
         alarms = (container.status.fire_alarm, container.status.tilted)
         update = container.apply(reading, now, self.site.settings.full_threshold)
         self._announce(asset_id, container, update)
-        self._notify(asset_id)
+        self._notify(asset_id, None if update.back_online else changed_by(reading, update))
         if update.emptied is not None:
             self._save()  # the day's emptyings
         # An emptying or an alarm is news; a plain reading comes again with the next uplink.
@@ -228,7 +252,7 @@ class WasteCollection:
                 OFFLINE_AFTER_INTERVALS,
                 container.spec.report_interval_s,
             )
-            self._notify(asset_id)
+            self._notify(asset_id, None)
             self._save_readings(False)
             changed = changed or asset_id in self.due
         cutoff = now - COMPLETED_KEPT
@@ -336,7 +360,7 @@ class WasteCollection:
         if asset_id in self.due:
             self.due.discard(asset_id)
             self._due_changed(set())
-        self._notify(asset_id)
+        self._notify(asset_id, None)
         self._changed()
         self._save()
         self._save_readings(True)  # emptied by hand: the container's own state changed too
@@ -430,11 +454,13 @@ class WasteCollection:
 
     async def _async_replan(self) -> None:
         if not self.due <= self._planned:
-            await self.async_plan()
+            await _async_visits([self])  # the route needs the order only, not the answer
 
 
-async def async_plan_collection(collections: Sequence[WasteCollection]) -> dict[str, Any]:
-    """One tour over the due containers of one or more sites, from the first site's depot."""
+async def _async_visits(
+    collections: Sequence[WasteCollection],
+) -> tuple[Stop, list[Stop], dict[str, WasteCollection], float]:
+    """Plan one tour over the due containers of the sites, from the first site's depot."""
     depot = collections[0].depot()
     owner: dict[str, WasteCollection] = {}
     stops: list[Stop] = []
@@ -448,6 +474,12 @@ async def async_plan_collection(collections: Sequence[WasteCollection]) -> dict[
     length = tour.length_m if len(visited) == len(tour.stops) else tour_length_m(depot, visited)
     if len(collections) == 1:
         collections[0].follow_plan([stop.name for stop in visited])
+    return depot, visited, owner, length
+
+
+async def async_plan_collection(collections: Sequence[WasteCollection]) -> dict[str, Any]:
+    """One tour over the due containers of one or more sites, from the first site's depot."""
+    depot, visited, owner, length = await _async_visits(collections)
     return {
         "depot": {"latitude": depot.latitude, "longitude": depot.longitude},
         "sites": [

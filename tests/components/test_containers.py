@@ -19,7 +19,10 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.city_ops.binary_sensor import CONTAINER_BINARY_SENSORS
 from custom_components.city_ops.const import EVENT_CONTAINER_EMPTIED
+from custom_components.city_ops.sensor import CONTAINER_SENSORS
+from custom_components.city_ops.waste import SHOWN_BY_READINGS
 
 from .conftest import SetupSite
 
@@ -259,3 +262,30 @@ async def test_collection_route_and_containers_due(
         return_response=True,
     )
     assert [item["summary"] for item in items[route]["items"]] == ["Bin 0042"]
+
+
+async def test_a_reading_refreshes_only_the_entities_showing_what_it_carries(
+    hass: HomeAssistant, setup_site: SetupSite
+) -> None:
+    entry = await setup_site()
+    runtime = entry.runtime_data
+    asset_id = next(a for a, c in runtime.site.containers.items() if c.spec.name == "Bin 0042")
+    seen: list[str] = []
+    for shows in ("fill_level", "predicted_full", "battery", "fire_alarm", "tilt", ""):
+        runtime.async_add_listener(asset_id, lambda shows=shows: seen.append(shows), shows)
+
+    async def refreshed(**decoded: Any) -> list[str]:
+        seen.clear()
+        async_fire_mqtt_message(hass, TTN_TOPIC, ttn(**decoded))
+        await hass.async_block_till_done()
+        return sorted(seen)
+
+    assert await refreshed(battery=80) == ["", "battery"]
+    assert await refreshed(distance=700) == ["", "fill_level", "predicted_full"]
+    assert await refreshed(temperature=21, position="tilt") == ["", "fire_alarm", "tilt"]
+    assert state(hass, "Bin 0042", "tilt") == "on"
+
+
+def test_every_container_entity_is_refreshed_by_the_readings_that_move_it() -> None:
+    keys = {d.key for d in (*CONTAINER_SENSORS, *CONTAINER_BINARY_SENSORS)}
+    assert keys <= SHOWN_BY_READINGS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import time
 
 import pytest
 
@@ -221,3 +222,15 @@ def test_ties_go_to_the_earlier_stop(first: str, second: str) -> None:
     assert great_circle_m(DEPOT, stops[0]) == great_circle_m(DEPOT, stops[1])
     assert plan_tour(DEPOT, stops, max_passes=0).stops[0].name == first
     assert len({plan_tour(DEPOT, stops) for _ in range(5)}) == 1
+
+
+def test_a_far_off_depot_or_stray_stop_does_not_make_it_quadratic() -> None:
+    """A depot 1,000 km away and a stop mistyped at 0°, 0°: cells stay sized to the city."""
+    stops = [*_random_stops(7, 2_000, spread=0.05), Stop("typo", 0.0, 0.0)]
+    far_depot = Stop("depot", 62.7, 10.0)
+    started = time.process_time()
+    tour = plan_tour(far_depot, stops, max_passes=0)
+    spent = time.process_time() - started
+    assert sorted(stop.name for stop in tour.stops) == sorted(stop.name for stop in stops)
+    # One shared cell makes each of the 2,001 queries read all stops: about 5 s here.
+    assert spent < 2.0, f"{spent:.2f} s"

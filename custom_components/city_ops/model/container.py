@@ -103,17 +103,14 @@ class ContainerStatus:
 
 def fill_state_for(level: float, current: FillState | None, full_at: float) -> FillState:
     """Return the fill state; stepping down needs the level to clear the boundary by a margin."""
-    bounds = (EMPTY_BELOW, full_at - ALMOST_FULL_MARGIN, full_at)
-
-    def raw(value: float) -> int:
-        return sum(1 for bound in bounds if value >= bound)
-
-    target = raw(level)
+    almost = full_at - ALMOST_FULL_MARGIN
+    target = (level >= EMPTY_BELOW) + (level >= almost) + (level >= full_at)
     if current is None:
         return _FILL_ORDER[target]
     now_index = _FILL_ORDER.index(current)
     if target < now_index:
-        target = min(now_index, raw(level + FILL_STATE_HYSTERESIS))
+        lifted = level + FILL_STATE_HYSTERESIS
+        target = min(now_index, (lifted >= EMPTY_BELOW) + (lifted >= almost) + (lifted >= full_at))
     return _FILL_ORDER[target]
 
 
@@ -226,11 +223,15 @@ class Container:
         self.status = status or ContainerStatus()
         self._trend = _Trend()
         self._trend.rebuild(self.status.fill_history)
+        # The last prediction and what it was made from: the due check and the entity both
+        # ask after every reading.
+        self._predicted: tuple[ContainerStatus, float, datetime | None] | None = None
 
     def apply(self, reading: Reading, now: datetime, full_at: float) -> ContainerUpdate:
         """Fold one reading into the status and report what changed."""
         status = self.status
         update = ContainerUpdate()
+        self._predicted = None
         if not status.online:
             status.online = True
             update.back_online = True
@@ -274,6 +275,7 @@ class Container:
         status.fill_history.clear()
         self._trend.rebuild(status.fill_history)
         status.full_since = None
+        self._predicted = None
 
     def _apply_temperature(self, celsius: float, now: datetime, update: ContainerUpdate) -> None:
         """Raise the fire alarm on heat or on a fast rise; clear it only once well below."""
@@ -318,6 +320,14 @@ class Container:
 
     def predicted_full(self, full_at: float) -> datetime | None:
         """When the fitted trend reaches the full threshold; None when it cannot be estimated."""
+        memo = self._predicted
+        if memo is not None and memo[0] is self.status and memo[1] == full_at:
+            return memo[2]
+        predicted = self._predict(full_at)
+        self._predicted = (self.status, full_at, predicted)
+        return predicted
+
+    def _predict(self, full_at: float) -> datetime | None:
         status = self.status
         if status.fill_level is None or status.last_seen is None:
             return None

@@ -72,14 +72,19 @@ class _Grid:
     def __init__(self, xs: list[float], ys: list[float]) -> None:
         self.xs, self.ys = xs, ys
         count = len(xs)
-        min_x, max_x, min_y, max_y = min(xs), max(xs), min(ys), max(ys)
-        area = max(max_x - min_x, 1.0) * max(max_y - min_y, 1.0)
-        self.size = max(math.sqrt(area * STOPS_PER_CELL / count), 1.0)
-        self.min_x, self.min_y = min_x, min_y
+        # Cells sized from the middle 90 % of the stops: a depot (or a stray stop) far off
+        # would otherwise make the cells so large that every stop shares one.
+        low, high = count // 20, count - 1 - count // 20
+        sorted_x, sorted_y = sorted(xs), sorted(ys)
+        area = max(sorted_x[high] - sorted_x[low], 1.0) * max(sorted_y[high] - sorted_y[low], 1.0)
+        self.size = max(math.sqrt(area * STOPS_PER_CELL / (high - low + 1)), 1.0)
+        self.min_x, self.min_y = sorted_x[0], sorted_y[0]
         self.cells: dict[tuple[int, int], list[int]] = {}
         for index in range(count):
             self.cells.setdefault(self.cell(index), []).append(index)
-        self.reach = int(max(max_x - min_x, max_y - min_y) / self.size) + 2
+        # Past this many rings of cells a query reads the stops one by one: the rings grow
+        # with the distance to a far-off stop, the stops do not.
+        self.scan_after = math.isqrt(len(self.cells)) + 2
 
     def cell(self, index: int) -> tuple[int, int]:
         return (
@@ -87,18 +92,27 @@ class _Grid:
             int((self.ys[index] - self.min_y) / self.size),
         )
 
+    def distance(self, index: int, other: int) -> float:
+        return math.hypot(self.xs[other] - self.xs[index], self.ys[other] - self.ys[index])
+
     def nearest(self, index: int, count: int) -> list[int]:
         """Up to `count` other stops by distance (ties to the lower index), ring by ring."""
         cx, cy = self.cell(index)
-        x, y = self.xs[index], self.ys[index]
         found: list[tuple[float, int]] = []
-        for ring in range(self.reach + 1):
+        for ring in range(self.scan_after + 1):
             for other in self._ring(cx, cy, ring):
                 if other != index:
-                    found.append((math.hypot(self.xs[other] - x, self.ys[other] - y), other))
+                    found.append((self.distance(index, other), other))
             # Everything outside this ring is farther than `ring` cells away.
             if len(found) >= count and sorted(found)[count - 1][0] <= ring * self.size:
-                break
+                found.sort()
+                return [other for _, other in found[:count]]
+        found = [
+            (self.distance(index, other), other)
+            for members in self.cells.values()
+            for other in members
+            if other != index
+        ]
         found.sort()
         return [other for _, other in found[:count]]
 
@@ -116,22 +130,28 @@ class _Grid:
         return members
 
     def take(self, index: int) -> None:
-        self.cells[self.cell(index)].remove(index)
+        cell = self.cell(index)
+        members = self.cells[cell]
+        members.remove(index)
+        if not members:
+            del self.cells[cell]
 
     def nearest_left(self, index: int) -> int:
         """The nearest stop still in the grid (ties to the lower index)."""
         cx, cy = self.cell(index)
-        x, y = self.xs[index], self.ys[index]
         best: tuple[float, int] | None = None
-        for ring in range(self.reach + 1):
+        for ring in range(self.scan_after + 1):
             for other in self._ring(cx, cy, ring):
-                candidate = (math.hypot(self.xs[other] - x, self.ys[other] - y), other)
+                candidate = (self.distance(index, other), other)
                 if best is None or candidate < best:
                     best = candidate
             if best is not None and best[0] <= ring * self.size:
                 return best[1]
-        assert best is not None
-        return best[1]
+        return min(
+            (self.distance(index, other), other)
+            for members in self.cells.values()
+            for other in members
+        )[1]
 
 
 def _nearest_neighbour(grid: _Grid, count: int) -> list[int]:

@@ -12,6 +12,10 @@ _MAX_DEVICE_ID = 64
 def _segment_after(topic: str, marker: str, tail: str) -> str:
     """Return the topic level after `marker` when the topic ends in `tail`."""
     levels = topic.split("/")
+    if len(levels) == 5 and levels[2] == marker and levels[4] == tail:  # the usual layout
+        device = levels[3]
+        if device and len(device) <= _MAX_DEVICE_ID:
+            return device
     for index in range(len(levels) - 2):
         if levels[index] == marker and "/".join(levels[index + 2 :]) == tail:
             device = levels[index + 1]

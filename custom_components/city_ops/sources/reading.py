@@ -157,47 +157,57 @@ _FLAG_FIELDS: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
 }
 
 
+# Every field name read above, in the order `device_reading` takes them.
+_FIELD_ORDER: dict[str, int] = {
+    name: index for index, name in enumerate((*_NUMERIC_FIELDS, *_TILT_FIELDS, *_FLAG_FIELDS))
+}
+
+
 def device_reading(device: str, fields: dict[str, Any]) -> Reading:
-    """Map the known fields of a decoded object (any asset kind) onto a Reading."""
+    """Map the known fields of a decoded object (any asset kind) onto a Reading.
+
+    Only the names a payload carries are looked at (a sensor sends a handful of the 18 known
+    ones); they are taken in the table's order, so the result never depends on key order.
+    """
+    order = _FIELD_ORDER
+    present = sorted(
+        (order[name], name) for name, value in fields.items() if name in order and value is not None
+    )
     values: dict[str, Any] = {}
     rejected: list[str] = []
-    for name, (attr, suffix, low, high, scale) in _NUMERIC_FIELDS.items():
-        if name not in fields or fields[name] is None:
-            continue
-        number = _number(fields[name], suffix)
-        if number is None or not low <= number <= high:
-            rejected.append(name)
-            continue
-        # The first field of a kind wins so that a payload carrying two spellings stays stable.
-        values.setdefault(attr, number * scale)
-    for name in _TILT_FIELDS:
-        if name not in fields or fields[name] is None:
-            continue
-        flag = _flag(fields[name], _TILT_WORDS)
-        if flag is None:
-            rejected.append(name)
-            continue
-        values.setdefault("tilted", flag)
-    for name, (attr, true_words, false_words) in _FLAG_FIELDS.items():
-        if name not in fields or fields[name] is None:
-            continue
+    for _, name in present:
         raw = fields[name]
-        flag = None
-        if isinstance(raw, bool):
-            flag = raw
-        elif isinstance(raw, str) and raw.strip().lower() in true_words | false_words:
-            flag = raw.strip().lower() in true_words
-        if flag is None:
-            rejected.append(name)
-            continue
-        values[attr] = flag
-    reading = Reading(device=device, rejected=tuple(rejected), **values)
-    if not reading.has_measurement():
+        if (numeric := _NUMERIC_FIELDS.get(name)) is not None:
+            attr, suffix, low, high, scale = numeric
+            number = _number(raw, suffix)
+            if number is None or not low <= number <= high:
+                rejected.append(name)
+                continue
+            # The first field of a kind wins so that a payload carrying two spellings stays stable.
+            values.setdefault(attr, number * scale)
+        elif (flags := _FLAG_FIELDS.get(name)) is not None:
+            attr, true_words, false_words = flags
+            flag = None
+            if isinstance(raw, bool):
+                flag = raw
+            elif isinstance(raw, str) and raw.strip().lower() in true_words | false_words:
+                flag = raw.strip().lower() in true_words
+            if flag is None:
+                rejected.append(name)
+                continue
+            values[attr] = flag
+        else:
+            tilt = _flag(raw, _TILT_WORDS)
+            if tilt is None:
+                rejected.append(name)
+                continue
+            values.setdefault("tilted", tilt)
+    if not values:  # only usable values get in, so none means no measurement
         raise DecodeError(
             "no_measurement",
             f"rejected {', '.join(rejected)}" if rejected else "no known field",
         )
-    return reading
+    return Reading(device=device, rejected=tuple(rejected), **values)
 
 
 @dataclass(frozen=True, slots=True)
