@@ -148,16 +148,6 @@ type Builder = Callable[[Planned], Entity]
 type AddEntities = Callable[..., None]
 
 
-def site_count(runtime: CityOpsRuntime, kind: str) -> int:
-    """Assets of one kind on a site (compartments counted one by one)."""
-    site = runtime.site
-    if kind == SUBENTRY_CONTAINER:
-        return len(site.containers)
-    if kind == SUBENTRY_MAST:
-        return len(site.masts)
-    return sum(len(bank.compartments) for bank in site.locker_banks.values())
-
-
 class EntityBudget:
     """Decides which of a site's entities exist and adds them through the platforms."""
 
