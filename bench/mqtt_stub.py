@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.components import mqtt
+from homeassistant.components.http.config import async_get_and_load_store
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
@@ -25,6 +26,11 @@ async def async_setup_stubbed_mqtt(hass: HomeAssistant) -> Any:
         "http",
         {"http": {"server_host": ["127.0.0.1"], "server_port": get_test_instance_port()}},
     )
+    # HA 2026.10 takes a YAML http block as a trial and restarts 5 minutes later unless it is
+    # confirmed; a bench that runs longer would see that restart (and a task error) mid-run.
+    store = await async_get_and_load_store(hass)
+    if store.pending is not None:
+        await store.async_promote_pending()
     entry = MockConfigEntry(
         domain=mqtt.DOMAIN,
         data={mqtt.CONF_BROKER: "mock-broker", mqtt.CONF_PROTOCOL: "5"},
