@@ -1154,12 +1154,14 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             pairs.append((ours, peer))
+            if len(chosen) > 1:  # each scenario's figures as soon as they are there
+                report([(ours, peer)])
+            if args.json:
+                args.json.write_text(
+                    json.dumps([[vars(ours), vars(peer)] for ours, peer in pairs], indent=1),
+                    encoding="utf-8",
+                )
     failures = report(pairs)
-    if args.json:
-        args.json.write_text(
-            json.dumps([[vars(ours), vars(peer)] for ours, peer in pairs], indent=1),
-            encoding="utf-8",
-        )
     return 1 if failures else 0
 
 
