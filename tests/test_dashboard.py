@@ -265,6 +265,13 @@ async def test_strategy_fits_two_real_sites_in_german_and_english(
     assert [row["name"] for row in light_map["entities"]] == [asset.name for asset in masts()]
     for row in light_map["entities"]:
         assert row["entity"].startswith("light."), row
+    # The map card draws the entity's picture only without a label mode: every marker entity
+    # carries the integration's picture of its state.
+    for row in [*waste_map["entities"], *light_map["entities"]]:
+        assert "label_mode" not in row, row
+        state = hass.states.get(row["entity"])
+        assert state is not None
+        assert state.attributes["entity_picture"].startswith("/city_ops/marker/"), row
     # Every compartment of every bank has its tile with the due-back time.
     tiles = [
         card["name"]
