@@ -45,7 +45,11 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> bool:
-    """Set up a site: wait for MQTT, restore state, subscribe, create entities."""
+    """Set up a site: wait for MQTT, restore state, subscribe, create entities.
+
+    The site reports loaded only once the broker acknowledged its subscriptions (bounded),
+    so that nothing a device sends after "loaded" is lost.
+    """
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
     devices_before = _device_ids(hass, entry)
@@ -71,6 +75,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if _device_ids(hass, entry) - devices_before:
         await _async_write_device_registry(hass)
+    await runtime.async_wait_live()
     if runtime.signature != config_signature(entry) and not runtime.bulk_update:
         # An asset added while the site was starting (after the runtime read the entry, before
         # the listener was there) reached neither the old site's listener nor this one.

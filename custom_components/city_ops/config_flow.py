@@ -67,6 +67,7 @@ from .model.assets import (
     CONTAINER_SOURCE_KINDS,
     LOCKER_BANK_SOURCE_KINDS,
     MAST_SOURCE_KINDS,
+    bank_report_interval,
     container_params,
     coordinates,
     locker_bank_params,
@@ -734,6 +735,11 @@ def _locker_bank_schema(values: Mapping[str, Any], hass_lat: float, hass_lon: fl
             vol.Required("loan_period_min", default=values.get("loan_period_min", 240)): _box(
                 1, 30 * 1440, "min"
             ),
+            # Optional: a controller that reports only changes has no interval to miss.
+            vol.Optional(
+                "report_interval_s",
+                description={"suggested_value": values.get("report_interval_s")},
+            ): _box(10, 86_400, "s"),
             **_binding_fields(values, LOCKER_BANK_SOURCE_KINDS, SourceKind.NATIVE.value),
         }
     )
@@ -766,6 +772,12 @@ def _validate_locker_bank(
         )
     except ValueError:
         errors["compartments"] = "invalid_compartments"
+    try:
+        data.update(
+            bank_report_interval({"report_interval_s": _whole(user_input.get("report_interval_s"))})
+        )
+    except ValueError:
+        errors["report_interval_s"] = "invalid_report_interval"
     if editing is not None and "compartments" in data:
         # A compartment that lends something right now cannot disappear: its loan would.
         loaded = entry.state is ConfigEntryState.LOADED

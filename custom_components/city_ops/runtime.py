@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from homeassistant.components import mqtt
@@ -272,6 +273,8 @@ class CityOpsRuntime:
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._topics: list[str] = []
         self._by_topic: dict[str, CALLBACK_TYPE] = {}  # to drop one device's topic alone
+        self._live = asyncio.Event()
+        self._late = False
         self._site_refresh = Debouncer(
             hass,
             LOGGER,
@@ -434,6 +437,7 @@ class CityOpsRuntime:
             self._unsubscribe.append(unsubscribe)
             self._by_topic[topic] = unsubscribe
         self._topics = [topic for topic, _ in handlers]
+        self._watch_subscriptions()
 
     def _device_subscription(self, kind: str, device: str) -> tuple[str, Decoder]:
         """The topic a device's reports arrive on (LoRaWAN: one for all) and its decoder."""
@@ -479,6 +483,66 @@ class CityOpsRuntime:
         unsubscribe()
         self._unsubscribe.remove(unsubscribe)
         self._topics.remove(topic)
+
+    @callback
+    def _watch_subscriptions(self) -> None:
+        """Note when the broker has acknowledged every subscription of the site.
+
+        Until then a device's message or a keypad entry would be dropped by the broker
+        without a trace, so the site does not say it is ready before (see async_wait_live).
+        """
+        pending = set(self._topics)
+        stops: list[CALLBACK_TYPE] = []
+
+        @callback
+        def stop_watching() -> None:
+            for stop in stops:
+                stop()
+            stops.clear()
+
+        @callback
+        def acknowledged(topic: str) -> None:
+            pending.discard(topic)
+            if pending or self._live.is_set():
+                return
+            stop_watching()
+            self._live.set()
+            if self._late:
+                LOGGER.info(
+                    "%s: the broker confirmed its subscriptions after all", self.entry.title
+                )
+
+        for topic in self._topics:
+            # The broker's grant is reported at the highest QoS anyone asked for on the
+            # topic; another integration may have asked for 2.
+            for qos in (1, 2):
+                stops.append(
+                    mqtt.async_on_subscribe_done(
+                        self.hass, topic, qos, partial(acknowledged, topic)
+                    )
+                )
+        self._unsubscribe.append(stop_watching)
+        if not pending:
+            self._live.set()
+
+    async def async_wait_live(self) -> None:
+        """Return once the broker has every subscription live, or after SUBSCRIBE_WAIT_S.
+
+        A broker that is away must not keep the site (its bookings, its services) from
+        loading: past the bound the site loads and says so once. (A connected broker that
+        does not answer is given up on by MQTT itself after as long, and reported done.)
+        """
+        try:
+            async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                await self._live.wait()
+        except TimeoutError:
+            self._late = True
+            LOGGER.warning(
+                "%s: the broker has not confirmed its subscriptions after %s s; loading anyway, "
+                "messages sent to the site before it does are lost",
+                self.entry.title,
+                SUBSCRIBE_WAIT_S,
+            )
 
     @callback
     def _when_subscribed(self, then: Callable[[], None]) -> None:

@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
 from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.core import HomeAssistant
-from homeassistant.util import dt as dt_util
+from homeassistant.core import HomeAssistant, callback
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
-from custom_components.city_ops.runtime import SUBSCRIBE_WAIT_S
+
+
+class SubscribeAtOnce(EnsureJobAfterCooldown):
+    """MQTT's batching of (un)subscriptions, run on the next loop turn instead of a timer."""
+
+    @callback
+    def async_schedule(self) -> None:
+        """Run the batch on the next loop turn, or once the running one is done."""
+        if self._task is not None:
+            self._task.add_done_callback(lambda _: self.async_schedule())
+            return
+        asyncio.get_running_loop().call_soon(self.async_execute)
+
+
+@pytest.fixture(autouse=True)
+def broker_acknowledges_at_once() -> Iterator[None]:
+    """Let the mocked broker acknowledge subscriptions without waiting for a timer.
+
+    A site reports loaded only after the broker's SUBACKs. MQTT sends subscriptions in batches
+    behind a cooldown timer, and under the freezer fixture's clock (seconds since 1970, where
+    asyncio's clock resolution vanishes) even a timer due now never fires: the SUBSCRIBE would
+    never leave. HA marks this cooldown as the one to replace in tests.
+    """
+    with patch("homeassistant.components.mqtt.client.EnsureJobAfterCooldown", SubscribeAtOnce):
+        yield
+
 
 BIN_42 = {
     "name": "Bin 0042",
@@ -154,21 +179,8 @@ def lighting_site() -> MockConfigEntry:
 async def setup_lighting(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, lighting_site: MockConfigEntry
 ) -> SetupSite:
-    """Return a function that sets up the lighting site on the mocked MQTT.
-
-    phcc's MQTT mock never acknowledges subscriptions, so the masts get their first
-    commands when the site stops waiting for the acknowledgements (the e2e tests see the
-    real broker's).
-    """
-    setup = _setup_function(hass, lighting_site)
-
-    async def setup_and_start() -> MockConfigEntry:
-        entry = await setup()
-        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SUBSCRIBE_WAIT_S))
-        await hass.async_block_till_done()
-        return entry
-
-    return setup_and_start
+    """Return a function that sets up the lighting site on the mocked MQTT."""
+    return _setup_function(hass, lighting_site)
 
 
 def locker_bank(

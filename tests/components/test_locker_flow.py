@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 import json
 import math
 from pathlib import Path
@@ -76,6 +77,11 @@ def subentry(entry: MockConfigEntry, name: str) -> ConfigSubentry:
 def default(result: dict[str, Any], name: str) -> Any:
     marker = next(m for m in result["data_schema"].schema if m == name)
     return marker.default() if marker.default is not vol.UNDEFINED else None
+
+
+def suggested(result: dict[str, Any], name: str) -> Any:
+    marker = next(m for m in result["data_schema"].schema if m == name)
+    return (marker.description or {}).get("suggested_value")
 
 
 async def start_add(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
@@ -230,10 +236,28 @@ async def test_add_a_bank_reached_through_zha(
     assert added.unique_id == "zha:00:0d:6f:00:0a:90:69:e7"
 
 
+async def test_add_a_bank_with_a_heartbeat(hass: HomeAssistant, setup_lockers: SetupSite) -> None:
+    """A controller that reports at least every 5 minutes: its silence will count."""
+    entry = await setup_lockers()
+    result = await start_add(hass, entry)
+    assert suggested(result, "report_interval_s") is None
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], {**NEW_BANK, "report_interval_s": 300.0}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    added = subentry(entry, "Locker South")
+    assert added.data["report_interval_s"] == 300
+    assert type(added.data["report_interval_s"]) is int
+    bank = entry.runtime_data.site.locker_banks[added.subentry_id]
+    assert bank.spec.report_interval == timedelta(minutes=5)
+
+
 @pytest.mark.parametrize(
     ("changes", "errors"),
     [
         ({"name": "   "}, {"name": "name_required"}),
+        ({"report_interval_s": 60.5}, {"report_interval_s": "invalid_report_interval"}),
         ({"name": "x" * 65}, {"name": "name_required"}),
         ({"name": " locker lake "}, {"name": "name_taken"}),
         ({"latitude": math.nan}, {"latitude": "invalid_location"}),
@@ -298,6 +322,8 @@ async def test_add_errors(
         {"latitude": 91},
         {"pickup_window_min": 0},
         {"loan_period_min": 30 * 1440 + 1},
+        {"report_interval_s": 9},
+        {"report_interval_s": 86_401},
         {"source_kind": "ttn"},
         {"compartments": [{"number": 65.0, "item": "Walker", "item_type": "walker"}]},
         {"compartments": [{"number": 1.0, "item": "Walker"}]},
@@ -406,6 +432,33 @@ async def test_reconfigure_cannot_drop_a_booked_compartment(
     await hass.async_block_till_done()
     assert [c["number"] for c in subentry(entry, "Locker North").data["compartments"]] == [1, 3]
     assert hass.states.get("sensor.locker_north_compartment_1_loan_state").state == "reserved"
+
+
+async def test_reconfigure_sets_and_clears_the_report_interval(
+    hass: HomeAssistant, setup_lockers: SetupSite
+) -> None:
+    entry = await setup_lockers()
+    north_id = subentry(entry, "Locker North").subentry_id
+    result = await start_reconfigure(hass, entry, "Locker North")
+    assert suggested(result, "report_interval_s") is None
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], north_form(entry, report_interval_s=120.0)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    await hass.async_block_till_done()
+    assert subentry(entry, "Locker North").data["report_interval_s"] == 120
+    bank = entry.runtime_data.site.locker_banks[north_id]
+    assert bank.spec.report_interval == timedelta(minutes=2)
+    # The form shows the interval; emptying the field takes it away again.
+    result = await start_reconfigure(hass, entry, "Locker North")
+    assert suggested(result, "report_interval_s") == 120
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], north_form(entry)
+    )
+    assert result["type"] is FlowResultType.ABORT
+    await hass.async_block_till_done()
+    assert "report_interval_s" not in subentry(entry, "Locker North").data
+    assert entry.runtime_data.site.locker_banks[north_id].spec.report_interval is None
 
 
 async def test_reconfigure_errors(hass: HomeAssistant, setup_lockers: SetupSite) -> None:

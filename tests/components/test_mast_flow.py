@@ -26,7 +26,6 @@ from custom_components.city_ops.config_flow import _validate_mast
 from custom_components.city_ops.model.lighting import LightingProfile, MastSpec
 
 from .conftest import SetupSite
-from .test_masts import started
 
 # What these tests check is shown by entities that are disabled by default, too.
 pytestmark = pytest.mark.usefixtures("every_entity_enabled")
@@ -166,7 +165,6 @@ async def test_add_a_mast_with_its_own_sensors_and_levels(
         profile=LightingProfile(base_level=20.0, boost_level=90.0, hold_s=60),
     )
     assert site.lighting.graph.neighbours("M6") == {"M5", "M8"}
-    await started(hass)  # the reloaded site commands its masts once subscribed
     assert sent_to(mqtt_mock, "mast-8")[-1] == {"state": "ON", "brightness": 51, "transition": 1.0}
     assert hass.states.get(mast_entity(hass, "M8", "light")) is not None
     async_fire_mqtt_message(hass, "zigbee2mqtt/pir-8", json.dumps({"occupancy": True}))
@@ -401,7 +399,6 @@ async def test_reconfigure_changes_the_mast_and_keeps_extra(
     assert mast.spec.rated_power_w == 25
     assert mast.spec.profile.base_level == 50
     assert entry.runtime_data.site.lighting.graph.neighbours("M6") == {"M5", "M7"}
-    await started(hass)
     assert sent_to(mqtt_mock, "mast-7")[-1] == {"state": "ON", "brightness": 127, "transition": 1.0}
 
 
@@ -530,7 +527,6 @@ async def test_options_change_the_lighting_profile(
     runtime = entry.runtime_data
     assert {mast.spec.profile for mast in runtime.site.masts.values()} == {expected}
     # The rebuilt site lights every mast at the new base level with the new transition.
-    await started(hass)
     for number in range(1, 8):
         assert sent_to(mqtt_mock, f"mast-{number}")[-1] == {
             "state": "ON",

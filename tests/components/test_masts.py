@@ -41,7 +41,6 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.city_ops.const import DOMAIN, EVENT_LAMP_FAULT
-from custom_components.city_ops.runtime import SUBSCRIBE_WAIT_S
 
 from .conftest import SetupSite
 
@@ -122,12 +121,6 @@ def state(hass: HomeAssistant, device: str, key: str) -> State:
     return found
 
 
-async def started(hass: HomeAssistant) -> None:
-    """Let a (re)loaded site stop waiting for the mock broker's acknowledgements."""
-    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=SUBSCRIBE_WAIT_S))
-    await hass.async_block_till_done()
-
-
 async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, delta: timedelta) -> None:
     freezer.tick(delta)
     async_fire_time_changed(hass)
@@ -197,7 +190,6 @@ async def test_restart_mid_boost_keeps_the_boost_until_its_hold_ends(
     clear(mqtt_mock)
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await started(hass)
     # Every mast is told its level again; the boosted ones stay boosted.
     assert last(mqtt_mock) == {
         device: BOOST if device in {"mast-2", "mast-3", "mast-4"} else BASE for device in MASTS
@@ -234,7 +226,6 @@ async def test_restart_after_the_hold_ended_leaves_no_mast_at_boost(
     clear(mqtt_mock)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await started(hass)
     assert last(mqtt_mock) == dict.fromkeys(MASTS, BASE)
     assert not any(BOOST in sent for sent in commands(mqtt_mock).values())
 
@@ -531,7 +522,6 @@ async def test_night_window_with_night_level_zero_and_warm_light(
     freezer.move_to(local(1))
     assert await hass.config_entries.async_setup(lighting_site.entry_id)
     await hass.async_block_till_done()
-    await started(hass)
     assert last(mqtt_mock)["mast-1"] == {"state": "OFF", "transition": 1.0}
     clear(mqtt_mock)
     await boost(hass, {ATTR_ENTITY_ID: entity_id(hass, "M1", "light")}, radius=0)

@@ -35,7 +35,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
 from .conftest import SetupSite
-from .test_masts import report, started
+from .test_masts import report
 
 BLUEPRINTS = Path(__file__).resolve().parents[2] / "blueprints"
 BLUEPRINT = "city_ops/motion_lighting.yaml"
@@ -123,7 +123,6 @@ async def setup_motion_lighting(
     async def setup(at: str = EVENING, **inputs: Any) -> None:
         freezer.move_to(at)
         await setup_site()
-        await started(hass)
         # A mast's motion sensor exists once its PIR reported; Zigbee2MQTT's first report
         # of a device carries every field it has.
         for number in range(1, MASTS + 1):

@@ -149,14 +149,19 @@ def mast_params(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def locker_bank_params(values: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a locker bank's parameters (one place for the flow and the file import)."""
-    params = {
+    return {
         "compartments": compartments_param(values.get("compartments")),
         "pickup_window_min": _int(values, "pickup_window_min", 120, 1, 7 * 1440),
         "loan_period_min": _int(values, "loan_period_min", 240, 1, 30 * 1440),
+        **bank_report_interval(values),
     }
-    if values.get("report_interval_s") is not None:  # controllers with a heartbeat only
-        params["report_interval_s"] = _int(values, "report_interval_s", 300, 10, 86_400)
-    return params
+
+
+def bank_report_interval(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a bank controller's report interval; only controllers with a heartbeat have one."""
+    if values.get("report_interval_s") is None:
+        return {}
+    return {"report_interval_s": _int(values, "report_interval_s", 300, 10, 86_400)}
 
 
 def source_binding(source: Any) -> tuple[str, str]:
