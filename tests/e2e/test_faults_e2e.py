@@ -3,14 +3,18 @@
 The module runs the locker site of test_lockers_e2e (its `lockers` fixture: a mosquitto and a
 hass of this module's own) plus one mast and one TTN container, then:
 
-- a read-only user and a non-admin user call every service and entity action over REST;
+- a read-only user and a non-admin user call every service (from services.yaml) and every
+  entity action of our entities' domains (from hass's own list) over REST;
 - mosquitto is stopped while a borrower types a code and an operator switches a lamp, and
   started again: the calls fail with the translated error, nothing is used up, and the same
   code opens after reconnecting; a keypad entry queued during the outage is refused as stale;
 - undecodable messages, each on a TTN device topic of its own, flood the site: the log grows
   by a bounded number of lines while diagnostics count every message;
 - hass is SIGKILLed in the middle of bursts of reserve/cancel calls: every acknowledged
-  booking is on disk after the restart, none twice.
+  booking is on disk after the restart, none twice;
+- the site is reloaded five times and a keypad and a bin send something the moment it is
+  loaded again: nothing is lost (the site waits for the broker's SUBACKs before "loaded");
+- Zigbee2MQTT says the mast is offline, then online: its light goes unavailable and back.
 
 Each test prints its figures (tried / lost / refused).
 """
@@ -29,7 +33,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 import pytest
+import yaml
 
+from demo import REPO_ROOT
 from demo.homeassistant import HomeAssistantClient
 
 from .conftest import MqttRecorder
@@ -37,6 +43,7 @@ from .test_containers_e2e import wait_for
 from .test_lockers_e2e import (
     LAKE,
     LOCK,
+    NATIVE_BASE,
     NORTH,
     UNLOCK,
     LockerSite,
@@ -183,10 +190,19 @@ def create_user(ha: HomeAssistantClient, name: str, group: str) -> str:
     return ha.exchange_auth_code(str(done["result"]))
 
 
+SERVICES_YAML = REPO_ROOT / "custom_components" / "city_ops" / "services.yaml"
+ENTITY_DOMAINS = ("light", "lock", "todo", "calendar")  # our platforms that have actions
+NOT_OFFERED = "not offered"  # an action our entity does not support: refused for everyone
+
+
 def test_read_only_and_non_admin_users_against_every_service_and_action(
     faults: FaultSite,
 ) -> None:
-    """401 for every refused call, before anything is sent or changed."""
+    """401 for every refused call, before anything is sent or changed.
+
+    The services come from services.yaml and the entity actions from hass's own list for the
+    domains of our entities: a new service or action without a line here fails the test.
+    """
     site = faults.lockers
     ha = faults.ha
     north = site.device_id(NORTH)
@@ -196,50 +212,87 @@ def test_read_only_and_non_admin_users_against_every_service_and_action(
         "operator": create_user(ha, "Operator", "system-users"),
     }
     lock_2 = site.entity_id(NORTH, "compartment", 2)
-    calls: list[tuple[str, str, dict[str, Any], set[str]]] = [
-        # (domain, service, data, the roles allowed)
-        ("city_ops", "reserve", {"device_id": north, "compartment": 3}, {"operator"}),
-        ("city_ops", "extend", {"device_id": north, "compartment": 1, "minutes": 5}, {"operator"}),
-        ("city_ops", "release_code", {"device_id": north, "code": "000000"}, {"operator"}),
-        ("city_ops", "boost", {"entity_id": faults.light}, {"operator"}),
-        ("light", "turn_on", {"entity_id": faults.light, "brightness": 200}, {"operator"}),
-        ("light", "turn_off", {"entity_id": faults.light}, {"operator"}),
-        ("lock", "lock", {"entity_id": lock_2}, {"operator"}),
-        ("lock", "unlock", {"entity_id": lock_2}, set()),
-        ("city_ops", "open_for_maintenance", {"device_id": north, "compartment": 2}, set()),
-        ("city_ops", "mark_returned", {"device_id": north, "compartment": 1}, set()),
-        ("city_ops", "set_out_of_service", {"device_id": north, "compartment": 4}, set()),
-        (
-            "city_ops",
-            "export_assets",
-            {"config_entry_id": site.entry_id, "path": "x.geojson"},
-            set(),
+    route = str(ha.find_entities(domain="todo")[0]["entity_id"])
+    calendar = str(ha.find_entities(domain="calendar", device_id=north)[0]["entity_id"])
+    operator: set[str] = {"operator"}
+    nobody: set[str] = set()
+    everyone = {"read-only", "operator"}
+    services: dict[str, tuple[dict[str, Any], set[str] | str]] = {
+        # service: (data, the roles allowed)
+        "reserve": ({"device_id": north, "compartment": 3}, operator),
+        "extend": ({"device_id": north, "compartment": 1, "minutes": 5}, operator),
+        "release_code": ({"device_id": north, "code": "000000"}, operator),
+        "boost": ({"entity_id": faults.light}, operator),
+        "plan_collection": ({}, everyone),  # an answer only; it changes nothing
+        "open_for_maintenance": ({"device_id": north, "compartment": 2}, nobody),
+        "mark_returned": ({"device_id": north, "compartment": 1}, nobody),
+        "set_out_of_service": ({"device_id": north, "compartment": 4}, nobody),
+        "export_assets": ({"config_entry_id": site.entry_id, "path": "x.geojson"}, nobody),
+        "import_assets": ({"config_entry_id": site.entry_id, "path": EXTRAS_FILE}, nobody),
+        "cancel": ({"device_id": north, "compartment": 1}, operator),  # last: ends the booking
+    }
+    actions: dict[tuple[str, str], tuple[dict[str, Any], set[str] | str]] = {
+        ("light", "turn_on"): ({"entity_id": faults.light, "brightness": 200}, operator),
+        ("light", "turn_off"): ({"entity_id": faults.light}, operator),
+        ("light", "toggle"): ({"entity_id": faults.light}, operator),
+        ("lock", "lock"): ({"entity_id": lock_2}, operator),
+        ("lock", "unlock"): ({"entity_id": lock_2}, nobody),
+        ("lock", "open"): ({"entity_id": lock_2}, NOT_OFFERED),
+        ("todo", "update_item"): (
+            {"entity_id": route, "item": "no such stop", "status": "completed"},
+            operator,
         ),
+        ("todo", "get_items"): ({"entity_id": route}, operator),
+        ("todo", "add_item"): ({"entity_id": route, "item": "x"}, NOT_OFFERED),
+        ("todo", "remove_item"): ({"entity_id": route, "item": "x"}, NOT_OFFERED),
+        ("todo", "remove_completed_items"): ({"entity_id": route}, NOT_OFFERED),
+        ("calendar", "get_events"): ({"entity_id": calendar, "duration": {"hours": 1}}, operator),
         (
-            "city_ops",
-            "import_assets",
-            {"config_entry_id": site.entry_id, "path": EXTRAS_FILE},
-            set(),
+            "calendar",
+            "create_event",
+        ): (
+            {
+                "entity_id": calendar,
+                "summary": "x",
+                "start_date_time": "2030-01-01 10:00:00",
+                "end_date_time": "2030-01-01 11:00:00",
+            },
+            NOT_OFFERED,
         ),
-        ("city_ops", "cancel", {"device_id": north, "compartment": 1}, {"operator"}),
-    ]
+    }
+    listed = {
+        (entry["domain"], name)
+        for entry in ha.request("GET", "/api/services")
+        if entry["domain"] in ENTITY_DOMAINS
+        for name in entry["services"]
+    }
+    with SERVICES_YAML.open(encoding="utf-8") as file:
+        assert set(services) == set(yaml.safe_load(file)), "a service without a line here"
+    assert set(actions) == listed, "an entity action without a line here"
+    responding = {"plan_collection", "get_items", "get_events", "reserve"}
+    calls = [("city_ops", name, data, roles) for name, (data, roles) in services.items()]
+    calls += [(domain, name, data, roles) for (domain, name), (data, roles) in actions.items()]
+    calls.sort(key=lambda call: call[1] == "cancel")  # the booking goes last
     tried = refused = allowed = 0
     for role in ("read-only", "operator"):
         for domain, service, data, roles in calls:
             states = {n: site.loan_state(NORTH, n)["state"] for n in site.compartments[NORTH]}
             started = time.monotonic()
             path = f"/api/services/{domain}/{service}"
-            if service == "reserve":
+            if service in responding:
                 path += "?return_response"
             status, body = ha.send("POST", path, json_data=data, token=tokens[role])
             tried += 1
-            if role in roles:
+            if isinstance(roles, set) and role in roles:
                 allowed += 1
-                # Past the check; the lending rules may still refuse (a wrong code: HTTP 400).
+                # Past the check; the rules may still refuse (a wrong code: HTTP 400).
                 assert status in (200, 400), (role, service, status, body[:300])
                 continue
             refused += 1
-            assert status == 401, (role, service, status, body[:300])
+            if roles == NOT_OFFERED:  # whichever comes first: no permission or no such action
+                assert status in (400, 401), (role, service, status, body[:300])
+            else:
+                assert status == 401, (role, service, status, body[:300])
             time.sleep(0.3)  # a command, had one gone out, would be on the broker by now
             assert sent_commands(site, started) == [], (role, service)
             if domain == "light" or service == "boost":
@@ -249,8 +302,16 @@ def test_read_only_and_non_admin_users_against_every_service_and_action(
     assert not (site.config_dir / "x.geojson").exists()
     # The operator cancelled the admin's booking: operators may.
     assert site.stored(NORTH)["compartments"]["1"]["loan"] is None, admin_booking
-    print(f"\nroles: {tried} calls tried, {refused} refused with 401, {allowed} let through")
-    assert (tried, refused) == (2 * len(calls), len(calls) + 6)
+    print(
+        f"\nroles: {len(calls)} services and entity actions x 2 users = {tried} calls tried, "
+        f"{refused} refused, {allowed} let through"
+    )
+    expected_allowed = sum(
+        isinstance(roles, set) and role in roles
+        for role in ("read-only", "operator")
+        for _, _, _, roles in calls
+    )
+    assert (tried, allowed) == (2 * len(calls), expected_allowed)
 
 
 # -- 2. a flood of undecodable messages ----------------------------------------------------------
@@ -557,3 +618,84 @@ def test_sigkill_during_bursts_of_bookings_loses_nothing_acknowledged(faults: Fa
         f"{totals['acked']} acknowledged, {totals['in_flight']} in flight at a kill, "
         f"{totals['lost']} acknowledged lost, {totals['duplicated']} duplicated"
     )
+
+
+# -- 5. nothing lost right after "loaded" -------------------------------------------------------
+
+
+RELOADS = 5
+
+
+def test_messages_sent_right_after_loaded_are_handled(faults: FaultSite) -> None:
+    """Reload the site, and the moment it is loaded again a keypad and a bin send something.
+
+    The reload call returns once the entry is loaded. Before the site waited for the broker's
+    SUBACKs, for about half a second after that the broker had no subscription and dropped
+    both messages without a trace.
+    """
+    site = faults.lockers
+    ha = faults.ha
+    bin_device = site.device_id(BIN)
+    fill_level = str(
+        ha.find_entities(translation_key="fill_level", device_id=bin_device)[0]["entity_id"]
+    )
+    tried = lost = 0
+    for reload in range(RELOADS):
+        level_before = (ha.state(fill_level) or {}).get("state")
+        status, body = ha.send("POST", f"/api/config/config_entries/entry/{site.entry_id}/reload")
+        assert status == 200, body[:300]
+        states = [
+            e["state"] for e in ha.config_entries("city_ops") if e["entry_id"] == site.entry_id
+        ]
+        assert states == ["loaded"], states
+        # An entry that is no code (never counted against the keypad) is rejected as bad_code,
+        # which proves it arrived; the bin's uplink moves its fill level.
+        site.publish(f"{NATIVE_BASE}/{site.devices[NORTH]}/keypad", {"code": "not a code"})
+        site.publish(
+            "v3/fault-app@ttn/devices/fault-bin-1/up",
+            {
+                "end_device_ids": {"device_id": "fault-bin-1"},
+                "uplink_message": {"decoded_payload": {"distance": 300 + 20 * reload}},
+            },
+        )
+        tried += 2
+        deadline = time.monotonic() + 10
+        keypad_heard = bin_heard = False
+        while time.monotonic() < deadline and not (keypad_heard and bin_heard):
+            # Counters start again with each load: this is what the site took in since.
+            rejected = site.diagnostics()["messages"]["rejected"]
+            keypad_heard = int(rejected.get("bad_code", 0)) >= 1
+            level = (ha.state(fill_level) or {}).get("state")
+            bin_heard = level not in (level_before, None, "unknown", "unavailable")
+            time.sleep(0.2)
+        lost += (not keypad_heard) + (not bin_heard)
+    print(f"\nright after loaded: {RELOADS} reloads, {tried} messages sent, {lost} lost")
+    assert lost == 0
+
+
+# -- 6. Zigbee2MQTT says a luminaire is gone, and back --------------------------------------------
+
+
+def test_zigbee2mqtt_offline_makes_the_mast_unavailable_and_online_brings_it_back(
+    faults: FaultSite,
+) -> None:
+    site = faults.lockers
+    ha = faults.ha
+    topic = f"zigbee2mqtt/{MAST_DEVICE}/availability"
+    site.publish(f"zigbee2mqtt/{MAST_DEVICE}", {"state": "ON", "brightness": 120})
+    ha.wait_for_state(faults.light, lambda state: state in ("on", "off"))
+    went = time.monotonic()
+    site.publish(topic, {"state": "offline"})
+    ha.wait_for_state(faults.light, "unavailable", timeout=15)
+    offline_s = time.monotonic() - went
+    came = time.monotonic()
+    site.publish(topic, {"state": "online"})
+    back = ha.wait_for_state(faults.light, lambda state: state != "unavailable", timeout=15)
+    online_s = time.monotonic() - came
+    lines = our_log_lines(site)
+    print(
+        f"\nZigbee2MQTT availability: unavailable {offline_s:.1f} s after offline, "
+        f"{back} {online_s:.1f} s after online"
+    )
+    assert back in ("on", "off")
+    assert sum(MAST in line and "unavailable" in line for line in lines) >= 1
