@@ -54,7 +54,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
     devices_before = _device_ids(hass, entry)
     runtime = CityOpsRuntime(hass, entry)
-    await runtime.async_start()
+    await runtime.async_start()  # returns once the broker has the subscriptions (bounded)
     entry.runtime_data = runtime
     # The site's device first: every asset's device hangs off it (via_device).
     runtime.site_device_id = (
@@ -75,7 +75,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if _device_ids(hass, entry) - devices_before:
         await _async_write_device_registry(hass)
-    await runtime.async_wait_live()
     if runtime.signature != config_signature(entry) and not runtime.bulk_update:
         # An asset added while the site was starting (after the runtime read the entry, before
         # the listener was there) reached neither the old site's listener nor this one.

@@ -287,7 +287,11 @@ class CityOpsRuntime:
     # -- life cycle -------------------------------------------------------------------------
 
     async def async_start(self) -> None:
-        """Restore persisted state, then subscribe to the wire."""
+        """Restore persisted state, subscribe, and return once the subscriptions are live.
+
+        The site reports loaded only after this, so nothing a device sends after "loaded" is
+        lost (see async_wait_live for the bound).
+        """
         stored = await self._store.async_load()
         # A site saved before its containers had a store of their own finds them in its own.
         self.waste.restore(stored | await self._readings.async_load())
@@ -309,6 +313,7 @@ class CityOpsRuntime:
                 async_track_time_interval(self.hass, self.lending.tick, LENDING_TICK)
             )
         self._tick(dt_util.utcnow())
+        await self.async_wait_live()
 
     def _start_zha(self) -> None:
         """Attach to ZHA for the assets reached through it, now or whenever ZHA (re)loads."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from unittest.mock import patch
 
-from homeassistant.config_entries import ConfigSubentry
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -41,8 +41,10 @@ async def test_an_asset_added_while_the_site_starts_gets_its_device(
 
     lighting_site.add_to_hass(hass)
     with patch.object(CityOpsRuntime, "async_start", start_then_add):
-        assert await hass.config_entries.async_setup(lighting_site.entry_id)
+        # The reload it schedules may still be setting the site up when this returns.
+        await hass.config_entries.async_setup(lighting_site.entry_id)
         await hass.async_block_till_done()
+    assert lighting_site.state is ConfigEntryState.LOADED
     names = {device.name for device in dr.async_get(hass).devices}
     assert "M9" in names
     assert added[0] in lighting_site.runtime_data.assets
