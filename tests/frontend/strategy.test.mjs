@@ -172,6 +172,26 @@ test("two sites each get their own views with their own assets only", async () =
   );
 });
 
+test("a crew's dashboard spans the districts it serves and no other", async () => {
+  const fake = fakeHass("en");
+  const north = fake.site("North");
+  const east = fake.site("East");
+  const south = fake.site("South");
+  fake.container(north, "Bin North", 50, "ok");
+  const e = fake.container(east, "Bin East", 50, "ok");
+  const s = fake.container(south, "Bin South", 50, "ok");
+
+  const crew = await CityOpsDashboardStrategy.generate({ sites: ["South", "East"] }, fake.hass);
+
+  assert.deepEqual(
+    crew.views.map((view) => view.title),
+    ["East · Waste", "South · Waste"],
+  );
+  const used = entityIds(crew);
+  assert.ok(used.has(e.fill_level) && used.has(s.fill_level));
+  assert.equal(crew.views.length, 2);
+});
+
 test("entities of other integrations and entities without a state are left out", async () => {
   const fake = fakeHass("en");
   const park = fake.site("Park");

@@ -687,7 +687,9 @@ function emptyView(site, t, prefix) {
 export function generateDashboard(config, hass) {
   const t = texts(hass);
   let sites = siteModel(hass);
-  if (config?.site) sites = sites.filter((site) => site.name === config.site);
+  // `site: North` for one site, `sites: [North, South]` for the districts a crew serves.
+  const wanted = [config?.site, ...(config?.sites || [])].filter(Boolean);
+  if (wanted.length) sites = sites.filter((site) => wanted.includes(site.name));
   const views = [];
   for (const site of sites) {
     const prefix = sites.length > 1 ? `${site.name} · ` : "";
