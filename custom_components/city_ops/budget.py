@@ -342,6 +342,33 @@ class EntityBudget:
         self._admit(ready)
 
     @callback
+    def asset_changed(self, asset_id: str) -> None:
+        """A changed asset: the entities it gained (a sensor named, a compartment added)."""
+        entry_id = self.entry.entry_id
+        planned = self.planned(asset_id)
+        wanted = {p.unique_id(entry_id) for p in planned}
+        prefix = f"{asset_id}_"
+        self.created = {uid for uid in self.created if not uid.startswith(prefix) or uid in wanted}
+        ready = [
+            p for p in planned if p.unique_id(entry_id) not in self.created and self._exists_now(p)
+        ]
+        if asset_id in self._waiting:
+            self._waiting[asset_id] = [p for p in self._waiting[asset_id] if p not in ready]
+        self._admit(ready)
+
+    @callback
+    def site_changed(self) -> None:
+        """The site's first mast came in place: the site's lighting sensors with it."""
+        entry_id = self.entry.entry_id
+        self._admit(
+            [
+                p
+                for p in self.planned(None)
+                if p.unique_id(entry_id) not in self.created and self._exists_now(p)
+            ]
+        )
+
+    @callback
     def asset_removed(self, asset_id: str) -> None:
         """A removed asset: Home Assistant removed its entities with its subentry."""
         self._waiting.pop(asset_id, None)

@@ -19,7 +19,11 @@ from homeassistant.config_entries import (
     ConfigEntryState,
 )
 from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import (
+    device_registry as dr,
+    entity_platform,
+    entity_registry as er,
+)
 from homeassistant.helpers.debounce import Debouncer
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.helpers.event import (
@@ -81,11 +85,17 @@ SAVE_DELAY_S = 5
 # containers every few seconds. Emptyings and alarms are saved within SAVE_DELAY_S (see
 # docs/architecture.md, Persistence).
 READINGS_SAVE_DELAY_S = 300
+# Masts' energy counters grow with every minute tick: they are written at most this long
+# after the first unsaved change, so a crash loses at most this much of them. Faults,
+# availability and hand overrides are saved within SAVE_DELAY_S.
+MASTS_SAVE_DELAY_S = 300
 OFFLINE_CHECK = timedelta(minutes=1)
 LENDING_TICK = timedelta(seconds=10)
 SITE_REFRESH_COOLDOWN_S = 1.0
 SUBSCRIBE_WAIT_S = 10
-CHANGES_BATCH = 50  # containers added or changed in place between two yields to the loop
+CHANGES_BATCH = 50  # assets added or changed in place between two yields to the loop
+# Asset kinds added, changed and removed without a site reload.
+IN_PLACE_KINDS = frozenset({SUBENTRY_CONTAINER, SUBENTRY_MAST})
 
 
 @dataclass(slots=True)
@@ -120,6 +130,11 @@ def site_store_key(entry_id: str) -> str:
 def readings_store_key(entry_id: str) -> str:
     """The store of a site's container readings."""
     return f"{DOMAIN}.containers.{entry_id}"
+
+
+def masts_store_key(entry_id: str) -> str:
+    """The store of a site's masts: levels, faults, energy counters."""
+    return f"{DOMAIN}.masts.{entry_id}"
 
 
 class SiteStore:
@@ -183,7 +198,7 @@ class SiteStore:
 
 async def async_remove_stores(hass: HomeAssistant, entry_id: str) -> None:
     """A deleted site leaves no state behind."""
-    for key in (site_store_key(entry_id), readings_store_key(entry_id)):
+    for key in (site_store_key(entry_id), readings_store_key(entry_id), masts_store_key(entry_id)):
         await Store[dict[str, Any]](hass, STORAGE_VERSION, key).async_remove()
 
 
@@ -241,6 +256,7 @@ class CityOpsRuntime:
             self.assets,
             self._notify_asset,
             when_subscribed=self._when_subscribed,
+            save=self._schedule_masts_save,
         )
         self.lending = Lending(
             hass,
@@ -267,6 +283,8 @@ class CityOpsRuntime:
         self._readings = SiteStore(
             hass, readings_store_key(entry.entry_id), self.waste.readings_to_store, in_thread=True
         )
+        # Apart too: a minute tick of the lighting rewrites neither bookings nor the route.
+        self._masts = SiteStore(hass, masts_store_key(entry.entry_id), self.lighting.to_store)
         # asset id -> what a listener shows ("" for everything about the asset) -> listeners
         self._listeners: dict[str, dict[str, list[CALLBACK_TYPE]]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
@@ -295,7 +313,8 @@ class CityOpsRuntime:
         stored = await self._store.async_load()
         # A site saved before its containers had a store of their own finds them in its own.
         self.waste.restore(stored | await self._readings.async_load())
-        self.lighting.restore(stored)
+        # A site saved before its masts had a store of their own finds them in its own.
+        self.lighting.restore(stored | await self._masts.async_load())
         self.lending.restore(stored)
         await self._async_subscribe()
         self._start_zha()
@@ -407,6 +426,7 @@ class CityOpsRuntime:
         self._site_refresh.async_shutdown()
         await self._store.async_save()
         await self._readings.async_save()
+        await self._masts.async_save()
 
     async def _async_subscribe(self) -> None:
         subscriptions: list[tuple[str, Decoder, SourceKind]] = []
@@ -679,7 +699,6 @@ class CityOpsRuntime:
         stats.applied += 1
         if asset_id in self.site.masts:
             self.lighting.apply(asset_id, reading, now)
-            self._schedule_save()
             return
         self.waste.apply(asset_id, reading, now)
 
@@ -742,7 +761,7 @@ class CityOpsRuntime:
         changed = self.waste.tick(now)
         if self.site.masts:
             self.lighting.tick(now)
-            self._schedule_save()
+            self._schedule_masts_save(False)  # the energy counters moved
             changed = True  # energy and savings move with every minute
         if changed:
             # After both: the site's entities show what the tick changed.
@@ -755,21 +774,21 @@ class CityOpsRuntime:
     # -- one asset at a time ----------------------------------------------------------------
 
     async def async_apply_changes(self) -> bool:
-        """Follow added, changed and removed containers in place; False: the site must reload.
+        """Follow added, changed and removed assets and changed options in place; False: reload.
 
-        Only the changed containers' model, subscriptions and entities are touched; other
-        assets' entities keep running. Settings, masts and banks rebuild the site: neighbours,
-        loans and ZHA bindings depend on them.
+        Only the changed assets' model, subscriptions and entities are touched; other assets'
+        entities keep running. A changed topic root (the site's data) and assets reached
+        through ZHA (attached at start) rebuild the site (see docs/architecture.md).
         """
         signature = config_signature(self.entry)
-        if signature[:2] != self.signature[:2]:
+        if signature[0] != self.signature[0]:
             return False
         before = {sid: (kind, data) for sid, kind, data in self.signature[2]}
         after = {sid: (kind, data) for sid, kind, data in signature[2]}
         changed = [sid for sid in after.keys() | before.keys() if before.get(sid) != after.get(sid)]
         subentries = self.entry.subentries
         for sid in changed:
-            if (before.get(sid) or after[sid])[0] != SUBENTRY_CONTAINER:
+            if (before.get(sid) or after[sid])[0] not in IN_PLACE_KINDS:
                 return False
             old = self.assets.get(sid)
             if (old and old.source_kind == "zha") or (
@@ -778,20 +797,54 @@ class CityOpsRuntime:
                 return False  # ZHA devices are attached at start
         # The new state is recorded before anything is awaited: a change arriving meanwhile
         # is compared with it, not with what came before.
+        options_changed = signature[1] != self.signature[1]
         self.signature = signature
+        if options_changed:
+            self._apply_options()
+        rewrite: set[str] = set()
+        masts_changed = False
         for index, sid in enumerate(sorted(changed, key=lambda sid: sid in before)):
             if index and not index % CHANGES_BATCH:
-                # Entities are added eagerly: thousands of new containers must not stall the
+                # Entities are added eagerly: thousands of new assets must not stall the
                 # event loop in one go.
                 await asyncio.sleep(0)
-            if sid not in after:
+            kind = (before.get(sid) or after[sid])[0]
+            if kind == SUBENTRY_MAST:
+                masts_changed = True
+                if sid not in after:
+                    self._remove_mast(sid)
+                    continue
+                follow = self._put_mast(sid, before.get(sid) is None)
+            elif sid not in after:
                 self._remove_container(sid)
                 continue
-            for kind, device in self._put_container(sid, before.get(sid) is None):
-                await self._async_follow(kind, device)
+            else:
+                follow = self._put_container(sid, before.get(sid) is None)
+            if sid in before:
+                rewrite.add(sid)
+            for device_kind, device in follow:
+                await self._async_follow(device_kind, device)
+        if masts_changed:
+            await self._async_masts_changed()
+        self._rewrite_entities(rewrite)
         self._site_changed()
         self._schedule_save()
         return True
+
+    def _apply_options(self) -> None:
+        """Thresholds, the depot and the lighting profile are parameters: no rebuild.
+
+        Booking options and the booking users are read where they are used.
+        """
+        self.site.settings = site_settings(self.hass, self.entry)
+        self.waste.settings_changed()
+        profile = site_profile(self.entry.options)
+        for asset_id, mast in self.site.masts.items():
+            mast.spec = mast_spec(self.assets[asset_id], profile, self.entry.options)
+        if self.site.masts:
+            self.lighting.reconcile()
+            for asset_id in self.site.masts:
+                self._notify_asset(asset_id)
 
     def _put_container(self, asset_id: str, new: bool) -> list[tuple[str, str]]:
         """Add or change one container; return the device to subscribe to, if any."""
@@ -811,17 +864,89 @@ class CityOpsRuntime:
             self.site.rebind(asset_id, *binding)
             self._unfollow(old.source_kind, old.device)
             follow.append(binding)
+        self._update_device(
+            asset_id, WASTE_KIND_MODEL.get(asset.params.get("waste_kind", ""), "Waste container")
+        )
+        self._notify_asset(asset_id)
+        return follow
+
+    def _put_mast(self, asset_id: str, new: bool) -> list[tuple[str, str]]:
+        """Add or change one mast; return the devices to subscribe to."""
+        asset = asset_from_subentry(SUBENTRY_MAST, self.entry.subentries[asset_id].data)
+        old = self.assets.get(asset_id)
+        self.assets[asset_id] = asset
+        spec = mast_spec(asset, site_profile(self.entry.options), self.entry.options)
+        bindings = mast_bindings(asset)
+        if new or old is None:
+            self.site.add_mast(asset_id, Mast(spec), bindings)
+            self.budget.asset_added(asset_id)
+            return bindings
+        self.site.change_mast(asset_id, spec, bindings)
+        for kind, device in mast_bindings(old):
+            self._unfollow(kind, device)
+        path = spec.path
+        self._update_device(asset_id, f"Lighting mast ({path})" if path else "Lighting mast")
+        self.budget.asset_changed(asset_id)  # a motion or light sensor named now
+        self._notify_asset(asset_id)
+        return bindings
+
+    def _remove_mast(self, asset_id: str) -> None:
+        """Home Assistant removed the mast's entities and device with its subentry."""
+        asset = self.assets.pop(asset_id)
+        self.site.remove_mast(asset_id)
+        self.budget.asset_removed(asset_id)
+        self._listeners.pop(asset_id, None)
+        self.lighting.mast_removed(asset_id)
+        for kind, device in mast_bindings(asset):
+            self._unfollow(kind, device)
+
+    async def _async_masts_changed(self) -> None:
+        """Masts came, changed or went: availability, the lighting's start, their levels."""
+        self.lighting.masts_changed()
+        for topic, handler in self.lighting.subscriptions():
+            if topic not in self._by_topic:
+                unsubscribe = await mqtt.async_subscribe(
+                    self.hass, topic, handler, qos=1, encoding=None
+                )
+                self._by_topic[topic] = unsubscribe
+                self._unsubscribe.append(unsubscribe)
+                self._topics.append(topic)
+        if self.site.masts and not self.lighting.started:
+            # The site's first mast: its energy sensors, and the lighting starts.
+            self.budget.site_changed()
+            self._when_subscribed(self.lighting.start)
+        else:
+            # A new mast is told its level; a changed one its new profile's. Masts whose
+            # level did not change are not commanded.
+            self.lighting.reconcile()
+
+    def _update_device(self, asset_id: str, model: str) -> None:
+        """A changed asset's device takes its new name, model and source."""
+        asset = self.assets[asset_id]
         devices = dr.async_get(self.hass)
         device = devices.async_get_device_by_identifier((DOMAIN, asset_id), self.entry.entry_id)
         if device is not None:
             devices.async_update_device(
                 device.id,
                 name=asset.name,
-                model=WASTE_KIND_MODEL.get(asset.params.get("waste_kind", ""), "Waste container"),
+                model=model,
                 model_id=f"{asset.source_kind}:{asset.device}",
             )
-        self._notify_asset(asset_id)
-        return follow
+
+    def _rewrite_entities(self, asset_ids: set[str]) -> None:
+        """Write changed assets' entities again: where an asset stands is an attribute.
+
+        Their values were refreshed already; this writes what does not count as a change of
+        value (place, path, kind of waste). Only the changed assets' entities are written.
+        """
+        if not asset_ids:
+            return
+        for platform in entity_platform.async_get_platforms(self.hass, DOMAIN):
+            if platform.config_entry is not self.entry:
+                continue
+            for entity in list(platform.entities.values()):
+                if getattr(entity, "asset_id", None) in asset_ids and entity.hass is not None:
+                    entity.async_write_ha_state()
 
     def _remove_container(self, asset_id: str) -> None:
         """Home Assistant removed the container's entities and device with its subentry."""
@@ -872,13 +997,14 @@ class CityOpsRuntime:
         """Save the containers' store: within seconds for news, else within minutes."""
         self._readings.schedule(SAVE_DELAY_S if news else READINGS_SAVE_DELAY_S)
 
+    @callback
+    def _schedule_masts_save(self, news: bool = False) -> None:
+        """Save the masts' store: within seconds for news, else within minutes."""
+        self._masts.schedule(SAVE_DELAY_S if news else MASTS_SAVE_DELAY_S)
+
     async def async_save_now(self) -> None:
         """Write the site's store at once: a booking or a lock-out must survive a crash."""
         await self._store.async_save()
 
     def _data_to_store(self) -> dict[str, Any]:
-        return {
-            **self.waste.to_store(),
-            **self.lighting.to_store(),
-            **self.lending.to_store(),
-        }
+        return {**self.waste.to_store(), **self.lending.to_store()}

@@ -171,17 +171,22 @@ class ParkLighting:
         notify: Callable[[str], None],
         *,
         when_subscribed: WhenSubscribed | None = None,
+        save: Callable[[bool], None] | None = None,
     ) -> None:
         """Work on the site's masts; `notify(asset_id)` refreshes that mast's entities.
 
         `when_subscribed(then)` calls `then` once the broker acknowledged the site's
-        subscriptions; after a reconnect, masts are commanded again only then.
+        subscriptions; after a reconnect, masts are commanded again only then. `save(news)`
+        schedules a save of the masts' state: soon for news (a fault, a mast gone or back,
+        a level set by hand), else within minutes (counters, levels the profile sets again
+        after a restart anyway).
         """
         self.hass = hass
         self.entry = entry
         self.site = site
         self.assets = assets
         self._notify = notify
+        self._save = save or (lambda news: None)
         self._z2m_base = entry.data.get(CONF_ZIGBEE2MQTT_BASE, DEFAULT_ZIGBEE2MQTT_BASE)
         self._timer: CALLBACK_TYPE | None = None
         self._timer_at: datetime | None = None
@@ -366,6 +371,27 @@ class ParkLighting:
         if self.zha is not None:
             self.zha.async_stop()
 
+    # -- masts added, changed, removed ---------------------------------------------------------
+
+    @callback
+    def masts_changed(self) -> None:
+        """Masts were added, changed or removed in place: follow their luminaires."""
+        had_z2m = bool(self._by_device)
+        self._by_device = {
+            self.assets[asset_id].device: asset_id
+            for asset_id in self.site.masts
+            if self.assets[asset_id].source_kind == "zigbee2mqtt"
+        }
+        if self.started and self._by_device and not had_z2m:
+            self._listeners.append(
+                mqtt.async_subscribe_connection_status(self.hass, self._connection)
+            )
+
+    @callback
+    def mast_removed(self, asset_id: str) -> None:
+        """A removed mast leaves no repair issue behind."""
+        ir.async_delete_issue(self.hass, DOMAIN, f"lamp_fault_{asset_id}")
+
     # -- what the masts say -------------------------------------------------------------------
 
     @callback
@@ -391,6 +417,7 @@ class ParkLighting:
         if reading.on is not None or reading.brightness is not None or reading.power_w is not None:
             self._judge(asset_id, mast, now, self.sun_down(now))
         self._notify(asset_id)
+        self._save(False)
 
     def _resend_if_lost(self, mast: Mast) -> None:
         """A luminaire that answers the question at another level is told its level again."""
@@ -438,11 +465,13 @@ class ParkLighting:
             LOGGER.warning("%s is offline (Zigbee2MQTT); marking it unavailable", mast.spec.name)
         self._judge(asset_id, mast, now, self.sun_down(now))
         self._notify(asset_id)
+        self._save(True)
 
     def _judge(self, asset_id: str, mast: Mast, now: datetime, sun_down: bool) -> None:
         """Raise and clear faults: an event for each, a repair issue after a day."""
         for change in mast.check_faults(now, sun_down):
             self._announce(asset_id, change)
+            self._save(True)
         issue_id = f"lamp_fault_{asset_id}"
         fault = mast.fault()
         if fault is not None and now - fault[1] >= REPAIR_AFTER:
@@ -517,6 +546,7 @@ class ParkLighting:
             command = Command(command.mast, level, transition_s)
         self._send([command])
         self._expire_by(mast.status.override_until, now)
+        self._save(True)  # a person's choice holds for an hour, across a restart too
 
     # -- wire ---------------------------------------------------------------------------------
 

@@ -310,6 +310,15 @@ class WasteCollection:
             self._replan.async_schedule_call()
 
     @callback
+    def settings_changed(self) -> None:
+        """The full threshold, the horizon or the depot changed: what is due, and the route."""
+        self._refresh_due(dt_util.utcnow())
+        self._due_changed(set())  # the route's length starts at the depot
+        for asset_id in self.containers:
+            self._notify(asset_id, None)  # the fill state is judged against the threshold
+        self._changed()
+
+    @callback
     def container_changed(self, asset_id: str) -> None:
         """A container was added, changed (moved, renamed) or removed without a site reload."""
         if asset_id in self.containers:

@@ -479,7 +479,7 @@ class Lighting:
     def __init__(self, masts: Mapping[str, Mast]) -> None:
         """Masts by name; the graph follows their declared neighbours."""
         self.masts = dict(masts)
-        self.graph = MastGraph(mast.spec for mast in self.masts.values())
+        self._graph: MastGraph | None = None
         self.last_tick: datetime | None = None
         # Energy and reference as of the last tick, and when counting began.
         self.counted: tuple[float, float] = (0.0, 0.0)
@@ -488,6 +488,32 @@ class Lighting:
         self.headings: dict[str, Heading | None] = {}  # heading inferred at that detection
         # Detections a later one already followed on from: that person has moved on.
         self.followed: set[str] = set()
+
+    @property
+    def graph(self) -> MastGraph:
+        """The neighbour graph, built anew after masts were added, changed or removed."""
+        if self._graph is None:
+            self._graph = MastGraph(mast.spec for mast in self.masts.values())
+        return self._graph
+
+    def put(self, mast: Mast, old_name: str | None = None) -> None:
+        """Add a mast, or follow a changed one (renamed from `old_name`); the graph follows.
+
+        Neighbours are declared on both sides, so a mast added to a path changes the
+        corridors of the masts it names: the graph is built again, not patched.
+        """
+        if old_name is not None and old_name != mast.spec.name:
+            self.remove(old_name)
+        self.masts[mast.spec.name] = mast
+        self._graph = None
+
+    def remove(self, name: str) -> None:
+        """Forget a mast, and the motion seen at it (nobody walks on from a mast that is gone)."""
+        self.masts.pop(name, None)
+        self.detections.pop(name, None)
+        self.headings.pop(name, None)
+        self.followed.discard(name)
+        self._graph = None
 
     @property
     def reference_kwh(self) -> float:

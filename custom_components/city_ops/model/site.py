@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .container import Container
-from .lighting import Lighting, Mast
+from .lighting import Lighting, Mast, MastSpec
 from .locker import LockerBank
 
 
@@ -61,7 +61,29 @@ class Site:
         self.mast_ids[mast.spec.name] = asset_id
         for binding in bindings:
             self._by_binding[binding] = asset_id
-        self.lighting = Lighting({m.spec.name: m for m in self.masts.values()})
+        self.lighting.put(mast)
+
+    def change_mast(
+        self, asset_id: str, spec: MastSpec, bindings: Iterable[tuple[str, str]]
+    ) -> None:
+        """A mast moved, renamed, re-bound or given other neighbours; its status stays."""
+        mast = self.masts[asset_id]
+        old_name = mast.spec.name
+        mast.spec = spec
+        if old_name != spec.name:
+            del self.mast_ids[old_name]
+            self.mast_ids[spec.name] = asset_id
+        self._unbind(asset_id)
+        for binding in bindings:
+            self._by_binding[binding] = asset_id
+        self.lighting.put(mast, old_name)
+
+    def remove_mast(self, asset_id: str) -> None:
+        """Forget a mast and every device that reported for it."""
+        mast = self.masts.pop(asset_id)
+        del self.mast_ids[mast.spec.name]
+        self._unbind(asset_id)
+        self.lighting.remove(mast.spec.name)
 
     def add_locker_bank(
         self, asset_id: str, bank: LockerBank, source_kind: str, device: str
