@@ -22,6 +22,7 @@ from homeassistant.helpers import entity_platform, entity_registry as er, issue_
 from homeassistant.helpers.entity import Entity
 
 from .const import DOMAIN, LOGGER, SUBENTRY_CONTAINER, SUBENTRY_LOCKER_BANK, SUBENTRY_MAST
+from .model.container import Container
 
 if TYPE_CHECKING:
     from .runtime import CityOpsConfigEntry, CityOpsRuntime
@@ -63,17 +64,30 @@ SITE_SLOTS: tuple[Slot, ...] = (
 )
 # One enabled entity per container: the fill level, carrying its fill state and alarms. The
 # per-container alarm sensors exist for automations that want one container's alarm as an
-# entity; they are disabled by default so that a site holds thousands of containers.
+# entity; they are disabled by default so that a site holds thousands of containers. A
+# disabled entity still costs a registry entry (and a device look-up) when it is created, so
+# each comes only once its container has a value for it: an import of thousands of silent
+# containers creates their fill levels and nothing else.
 CONTAINER_SLOTS: tuple[Slot, ...] = (
     Slot(Platform.SENSOR, "fill_level", Tier.ESSENTIAL),
-    Slot(Platform.SENSOR, "fill_state", Tier.OPERATIONS, enabled=False),
+    Slot(Platform.SENSOR, "fill_state", Tier.OPERATIONS, False, "fill_state"),
     Slot(Platform.BINARY_SENSOR, "fire_alarm", Tier.OPERATIONS, False, "temperature"),
     Slot(Platform.BINARY_SENSOR, "tilt", Tier.OPERATIONS, False, "tilt"),
-    Slot(Platform.SENSOR, "last_emptied", Tier.EXTRA, enabled=False),
-    Slot(Platform.SENSOR, "predicted_full", Tier.EXTRA, enabled=False),
+    Slot(Platform.SENSOR, "last_emptied", Tier.EXTRA, False, "last_emptied"),
+    Slot(Platform.SENSOR, "predicted_full", Tier.EXTRA, False, "predicted_full"),
     Slot(Platform.SENSOR, "battery", Tier.EXTRA, False, "battery"),
     Slot(Platform.SENSOR, "temperature", Tier.EXTRA, False, "temperature"),
 )
+# Whether a container has what an entity of it shows (its device reported it, or its readings
+# gave it), by the slot's quantity; the second argument is the site's full threshold.
+CONTAINER_HAS: Mapping[str, Callable[[Container, float], bool]] = {
+    "battery": lambda container, _: container.status.battery is not None,
+    "temperature": lambda container, _: container.status.temperature is not None,
+    "tilt": lambda container, _: container.status.tilted is not None,
+    "fill_state": lambda container, _: container.status.fill_state is not None,
+    "last_emptied": lambda container, _: container.status.last_emptied is not None,
+    "predicted_full": lambda container, full_at: container.predicted_full(full_at) is not None,
+}
 MAST_SLOTS: tuple[Slot, ...] = (
     Slot(Platform.LIGHT, "light", Tier.ESSENTIAL),
     Slot(Platform.BINARY_SENSOR, "lamp_fault", Tier.OPERATIONS),
@@ -193,12 +207,7 @@ class EntityBudget:
             return bool(runtime.site.masts)
         container = runtime.site.containers.get(asset_id)
         if container is not None:
-            status = container.status
-            if quantity == "battery":
-                return status.battery is not None
-            if quantity == "temperature":
-                return status.temperature is not None
-            return status.tilted is not None
+            return CONTAINER_HAS[quantity](container, runtime.site.settings.full_threshold)
         mast = runtime.site.masts[asset_id]
         params = runtime.assets[asset_id].params
         if quantity == "motion":
@@ -212,6 +221,17 @@ class EntityBudget:
             )
             is not None
         )
+
+    def _disabled(self, planned: Planned) -> bool:
+        """Registered and disabled: Home Assistant would only look it up and leave it out.
+
+        Enabling it reloads the site (Home Assistant does that), which then adds it.
+        """
+        entity_id = self._registry.async_get_entity_id(
+            planned.slot.domain, DOMAIN, planned.unique_id(self.entry.entry_id)
+        )
+        entity = self._registry.async_get(entity_id) if entity_id else None
+        return entity is not None and entity.disabled
 
     def _exists_now(self, planned: Planned) -> bool:
         quantity = planned.slot.quantity
@@ -246,6 +266,10 @@ class EntityBudget:
         paid: list[Planned] = []
         for asset_id in [None, *self.runtime.assets]:
             for planned in self.planned(asset_id):
+                if self._disabled(planned):
+                    # A large site has thousands: building each only for Home Assistant to
+                    # drop it again made up much of a restart.
+                    continue
                 if not self._exists_now(planned):
                     self._wait(planned)
                 elif not planned.slot.enabled or self._registered(planned):

@@ -36,15 +36,21 @@ def ttn(**decoded: Any) -> str:
     return json.dumps({"uplink_message": {"decoded_payload": decoded}})
 
 
-def entity_id(hass: HomeAssistant, device: str, key: str) -> str:
-    """Find an entity the way dashboards and outside tests do: device + translation key."""
+def entity_ids(hass: HomeAssistant, device: str, key: str) -> list[str]:
+    """Find entities the way dashboards and outside tests do: device + translation key."""
     device_entry = next(d for d in dr.async_get(hass).devices if d.name == device)
     registry = er.async_get(hass)
-    return next(
+    return [
         e.entity_id
         for e in er.async_entries_for_device(registry, device_entry.id)
         if e.translation_key == key
-    )
+    ]
+
+
+def entity_id(hass: HomeAssistant, device: str, key: str) -> str:
+    """The one entity of a device with a translation key."""
+    (found,) = entity_ids(hass, device, key)
+    return found
 
 
 def state(hass: HomeAssistant, device: str, key: str) -> str:
@@ -106,7 +112,8 @@ async def test_emptying_sets_last_emptied_and_fires_event(
     events = async_capture_events(hass, EVENT_CONTAINER_EMPTIED)
     async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=700, battery=92))
     await hass.async_block_till_done()
-    assert state(hass, "Bin 0042", "last_emptied") == STATE_UNKNOWN
+    # Never emptied: no entity for it yet (it comes with the first emptying).
+    assert entity_ids(hass, "Bin 0042", "last_emptied") == []
     async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=1250))
     await hass.async_block_till_done()
     assert state(hass, "Bin 0042", "fill_level") == "4.2"

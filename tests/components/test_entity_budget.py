@@ -6,6 +6,7 @@ that the order, the refusals and the repair issue show on a site of a handful of
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 import json
@@ -31,6 +32,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, MqttMockHAClient
 
+from custom_components.city_ops import sensor
 from custom_components.city_ops.budget import CONTAINER_COST, ISSUE_ENTITY_LIMIT
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
@@ -40,6 +42,16 @@ from .test_containers import TTN_TOPIC, ttn
 
 LIMIT = "homeassistant.helpers.entity_platform.MAX_ENABLED_ENTITIES_PER_CONFIG_ENTRY"
 SITE_ENTITIES = 3  # collection route, containers due, container alarms
+# A container's entities besides its fill level, all created only once it has their value.
+CONTAINER_EXTRAS = (
+    "fill_state",
+    "last_emptied",
+    "predicted_full",
+    "battery",
+    "temperature",
+    "fire_alarm",
+    "tilt",
+)
 
 
 @pytest.fixture
@@ -83,21 +95,20 @@ async def test_a_container_costs_one_enabled_entity_and_gets_the_rest_when_repor
         "containers_due",
         "container_alarms",
     }
-    # Derived values exist, disabled; quantities no sensor reported yet do not exist at all.
-    for key in ("fill_state", "last_emptied", "predicted_full"):
-        assert [e.disabled_by for e in by_key(hass, entry, key)] == [
-            er.RegistryEntryDisabler.INTEGRATION
-        ] * 4
-    for key in ("battery", "temperature", "fire_alarm", "tilt"):
+    # Nothing reported yet: neither measured nor derived values have an entity, not even
+    # a disabled one (each would cost a registry entry on a site of thousands).
+    for key in CONTAINER_EXTRAS:
         assert by_key(hass, entry, key) == []
 
     async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=200, battery=90, temperature=85.0))
     await hass.async_block_till_done()
-    # Bin 0042 reported a battery and a temperature (not a tilt): those entities now exist.
-    for key in ("battery", "temperature", "fire_alarm"):
+    # Bin 0042 reported a level (so a fill state, and full: a predicted time), a battery and a
+    # temperature (not a tilt, never emptied): those entities now exist, disabled.
+    for key in ("fill_state", "predicted_full", "battery", "temperature", "fire_alarm"):
         (reported,) = by_key(hass, entry, key)
         assert reported.disabled_by is er.RegistryEntryDisabler.INTEGRATION
     assert by_key(hass, entry, "tilt") == []
+    assert by_key(hass, entry, "last_emptied") == []
 
     # What an operator reads rides on the fill level, and the site lists the alarms.
     level = hass.states.get("sensor.bin_0042_fill_level")
@@ -147,6 +158,24 @@ async def test_reported_quantities_come_back_after_a_restart(
     state = hass.states.get(tilt.entity_id)
     assert state is not None
     assert state.state == "on"
+
+
+async def test_a_restart_builds_no_entity_that_home_assistant_would_leave_out(
+    hass: HomeAssistant, setup_site: SetupSite
+) -> None:
+    """Registered disabled entities are not built: on a large site that was most of a set-up."""
+    entry = await setup_site()
+    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=700, battery=92))
+    await hass.async_block_till_done()
+    (fill_state,) = by_key(hass, entry, "fill_state")
+    assert fill_state.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    with patch.object(sensor, "ContainerSensor", wraps=sensor.ContainerSensor) as built:
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+    assert Counter(call.args[2].key for call in built.call_args_list) == {"fill_level": 4}
+    # Still registered and disabled, for an operator to enable (which reloads the site).
+    assert by_key(hass, entry, "fill_state") == [fill_state]
+    assert len(by_key(hass, entry, "battery")) == 1
 
 
 # -- the limit: order and repair issue -------------------------------------------------------
@@ -264,12 +293,15 @@ async def test_entities_an_operator_enabled_stay_within_the_limit(
     assert await hass.config_entries.async_setup(mixed_site.entry_id)
     await hass.async_block_till_done()
     registry = er.async_get(hass)
-    # Every disabled entity enabled by hand (fill states, items, power, ...).
+    # C1 reports a level: its fill state now exists (disabled), C2's and C3's do not.
+    async_fire_mqtt_message(hass, "v3/city-bins@ttn/devices/c-1/up", ttn(distance=700))
+    await hass.async_block_till_done()
+    # Every disabled entity enabled by hand (C1's fill state, items, power, ...).
     for entity in entities(hass, mixed_site):
         if entity.disabled_by is not None:
             registry.async_update_entity(entity.entity_id, disabled_by=None)
     enabled = len([e for e in entities(hass, mixed_site) if e.disabled_by is None])
-    assert enabled == 20 + 9 + 1 + 2
+    assert enabled == 20 + 1 + 1 + 2
     # Registered entities are Home Assistant's to add whatever the limit; a new one needs room.
     set_limit(enabled)
     assert await hass.config_entries.async_reload(mixed_site.entry_id)

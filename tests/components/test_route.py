@@ -23,7 +23,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.city_ops.const import EVENT_CONTAINER_EMPTIED
 
 from .conftest import SetupSite
-from .test_containers import TTN_TOPIC, entity_id, state, ttn
+from .test_containers import TTN_TOPIC, entity_id, entity_ids, state, ttn
 
 # What these tests check is shown by entities that are disabled by default, too.
 pytestmark = pytest.mark.usefixtures("every_entity_enabled")
@@ -180,7 +180,7 @@ async def test_a_container_that_is_not_due_cannot_be_ticked(
     with pytest.raises(ServiceValidationError):
         await update(hass, route, native, status="completed")
     assert entry.runtime_data.waste.route.done == {}
-    assert state(hass, "Native 1", "last_emptied") == "unknown"
+    assert entity_ids(hass, "Native 1", "last_emptied") == []  # never emptied
 
 
 async def test_a_booking_account_cannot_work_the_route(

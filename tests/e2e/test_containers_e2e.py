@@ -154,10 +154,9 @@ def test_ttn_uplinks_drive_container_entities(
     assert len(devices) == 1, devices
     fill_level = entities["fill_level"]["entity_id"]
     assert ha.find_entity_id("fill_level", device_id=devices.pop()) == fill_level
-    # Enabled: the fill level only. Derived values exist disabled; no battery before a report.
-    assert {key for key, e in entities.items() if e["disabled_by"] is None} == {"fill_level"}
-    assert entities["last_emptied"]["disabled_by"] == "integration"
-    assert "battery" not in entities
+    # The fill level only: derived values and the battery come with their first value.
+    assert set(entities) == {"fill_level"}
+    assert entities["fill_level"]["disabled_by"] is None
 
     # (1200 + 100 - 700) / 1200 = 50 %
     publish_until(ha, publish, uplink(700, 92), fill_level, "50.0")
@@ -168,6 +167,8 @@ def test_ttn_uplinks_drive_container_entities(
         "the battery entity", lambda: _registered(ha, subentry_id).get("battery"), ha
     )
     assert battery["disabled_by"] == "integration", battery
+    assert _registered(ha, subentry_id)["fill_state"]["disabled_by"] == "integration"
+    assert "last_emptied" not in _registered(ha, subentry_id)  # never emptied yet
 
     # A second container joins without a reload: the first one's state is never rewritten.
     before = ha.state(fill_level) or {}
@@ -181,20 +182,23 @@ def test_ttn_uplinks_drive_container_entities(
     after = ha.state(fill_level) or {}
     assert after["last_updated"] == before["last_updated"], (before, after)
 
-    # An operator enables "last emptied" and reloads the site: it shows from then on.
+    # (1200 + 100 - 1250) / 1200 = 4.2 %: a drop of 45.8 points is an emptying, which
+    # brings "last emptied" (disabled).
+    publish_until(ha, publish, uplink(1250, 92), fill_level, "4.2")
+    last = wait_for(
+        "the last emptied entity", lambda: _registered(ha, subentry_id).get("last_emptied"), ha
+    )
+    assert last["disabled_by"] == "integration", last
+    # An operator enables it and reloads the site: it shows the emptying from then on.
     ha.ws(
         {
             "type": "config/entity_registry/update",
-            "entity_id": entities["last_emptied"]["entity_id"],
+            "entity_id": last["entity_id"],
             "disabled_by": None,
         }
     )
     ha.request("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
-    last_emptied = entities["last_emptied"]["entity_id"]
-    ha.wait_for_state(last_emptied, "unknown")
-    # (1200 + 100 - 1250) / 1200 = 4.2 %: a drop of 45.8 points is an emptying.
-    publish_until(ha, publish, uplink(1250, 92), fill_level, "4.2")
-    emptied = ha.wait_for_state(last_emptied, _is_timestamp, timeout=10)
+    emptied = ha.wait_for_state(last["entity_id"], _is_timestamp, timeout=60)
     assert datetime.fromisoformat(emptied).tzinfo is not None
 
 
