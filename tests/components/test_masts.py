@@ -679,6 +679,68 @@ async def test_offline_makes_the_mast_unavailable_and_online_brings_it_back(
     assert caplog.text.count("M2 is reachable again") == 1
 
 
+async def test_a_mast_offline_for_minutes_is_clear_when_back(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    setup_lighting: SetupSite,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Boosted and asked again while away, the mast's fault still ends when it is back."""
+    await setup_lighting()
+    await report(hass, "mast-2", state="ON", brightness=76)
+    events = async_capture_events(hass, EVENT_LAMP_FAULT)
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", '{"state":"offline"}')
+    await hass.async_block_till_done()
+    await boost(hass, {ATTR_ENTITY_ID: entity_id(hass, "M2", "light")}, hold=600)
+    clear(mqtt_mock)
+    for _ in range(4):  # minute ticks ask it again
+        await advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(seconds=30))  # back between two ticks
+    assert any(call.args[0] == "zigbee2mqtt/mast-2/get" for call in mqtt_publish(mqtt_mock))
+    assert state(hass, "M2", "lamp_fault").attributes["fault_kind"] == "no_communication"
+
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", '{"state":"online"}')
+    await hass.async_block_till_done()
+    fault = state(hass, "M2", "lamp_fault")
+    assert fault.state == STATE_OFF
+    assert fault.attributes["fault_kind"] is None
+    assert [(e.data["kind"], e.data["active"]) for e in events if e.data["name"] == "M2"] == [
+        ("no_communication", True),
+        ("no_communication", False),
+    ]
+    # It answers the level it is told on coming back: nothing is raised again.
+    await report(hass, "mast-2", state="ON", brightness=254)
+    await advance(hass, freezer, timedelta(minutes=5))
+    assert state(hass, "M2", "lamp_fault").state == STATE_OFF
+    assert len([event for event in events if event.data["name"] == "M2"]) == 2
+
+
+async def test_a_mast_back_online_but_silent_is_reported_after_the_grace_again(
+    hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
+) -> None:
+    await setup_lighting()
+    await report(hass, "mast-2", state="ON", brightness=76)
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", '{"state":"offline"}')
+    for _ in range(3):
+        await advance(hass, freezer, timedelta(minutes=1))
+    await advance(hass, freezer, timedelta(seconds=30))
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-2/availability", '{"state":"online"}')
+    await hass.async_block_till_done()
+    back = dt_util.utcnow()
+    assert state(hass, "M2", "lamp_fault").state == STATE_OFF
+    await advance(hass, freezer, timedelta(minutes=1))
+    assert state(hass, "M2", "lamp_fault").state == STATE_OFF  # asked again, not yet judged
+    await advance(hass, freezer, timedelta(minutes=3))
+    fault = state(hass, "M2", "lamp_fault")
+    assert fault.state == STATE_ON
+    assert fault.attributes["fault_kind"] == "no_communication"
+    assert fault.attributes["since"] == back.isoformat()
+
+
+def mqtt_publish(mqtt_mock: MqttMockHAClient) -> list[Any]:
+    return list(mqtt_mock.async_publish.call_args_list)
+
+
 async def test_a_lamp_faulty_for_a_day_raises_a_repair_issue(
     hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
 ) -> None:

@@ -241,7 +241,9 @@ test("every mast on the map by name, offline ones too; the legend pictures each 
       ["E offline", undefined],
     ],
   );
-  assert.ok(cards(dashboard, "tile").every((tile) => tile.show_entity_picture === true));
+  const lightTiles = cards(dashboard, "tile").filter((tile) => tile.entity.startsWith("light."));
+  assert.equal(lightTiles.length, 5);
+  assert.ok(lightTiles.every((tile) => tile.show_entity_picture === true));
   // The issue's five lamp states, each with its picture and its German word.
   assert.deepEqual(
     LEGENDS.lighting.map(([state]) => state),
@@ -253,8 +255,84 @@ test("every mast on the map by name, offline ones too; the legend pictures each 
     assert.ok(legend.content.includes(TEXTS.de[key]), key);
   }
   assert.ok(legend.content.includes(TEXTS.de.map_hint_lighting));
-  const faults = cards(dashboard, "entity-filter").find((card) => card.card.title === TEXTS.de.faults);
-  assert.equal(faults.entities.find((row) => row.entity === faulty.lamp_fault).secondary_info, "last-changed");
+  const offline = cards(dashboard, "entity-filter").find((card) => card.card.title === TEXTS.de.offline);
+  assert.equal(offline.entities.find((row) => row.name === "E offline").secondary_info, "last-changed");
+  const fault = cards(dashboard, "tile").find((tile) => tile.entity === faulty.lamp_fault);
+  assert.deepEqual(fault.state_content, ["fault_kind", "since"]);
+});
+
+// The visibility conditions of the frontend (state, not, and, or), evaluated on a fake hass.
+function holds(condition, hass) {
+  switch (condition.condition) {
+    case "state": {
+      const state = hass.states[condition.entity];
+      const value = condition.attribute ? state?.attributes[condition.attribute] : state?.state;
+      if ("state_not" in condition) return value !== condition.state_not;
+      return value === condition.state;
+    }
+    case "numeric_state": {
+      const state = hass.states[condition.entity];
+      const value = Number(condition.attribute ? state?.attributes[condition.attribute] : state?.state);
+      return value < condition.below;
+    }
+    case "not":
+      return !condition.conditions.every((inner) => holds(inner, hass));
+    case "and":
+      return condition.conditions.every((inner) => holds(inner, hass));
+    case "or":
+      return condition.conditions.some((inner) => holds(inner, hass));
+    default:
+      throw new Error(`condition ${condition.condition}`);
+  }
+}
+
+function visible(card, hass) {
+  return (card.visibility || []).every((condition) => holds(condition, hass));
+}
+
+test("a lamp fault is listed with its kind and since when; a mast not reporting only once", async () => {
+  const fake = fakeHass("de");
+  const park = fake.site("Park");
+  const dead = fake.mast(park, "Mast See 05", "See", "on");
+  const gone = fake.mast(park, "Mast See 06", "See", "on");
+  const fine = fake.mast(park, "Mast See 07", "See", "on");
+  const set = (entityId, state, attributes = {}) => {
+    fake.hass.states[entityId] = { ...fake.hass.states[entityId], state, attributes };
+  };
+  set(dead.lamp_fault, "on", { fault_kind: "lamp_failure", since: "2026-12-03T16:20:00+00:00" });
+  // Zigbee2MQTT says the mast is gone: its light is unavailable, its fault sensor says why.
+  set(gone.lamp_fault, "on", { fault_kind: "no_communication", since: "2026-12-03T16:25:00+00:00" });
+  set(gone.light, "unavailable");
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const attention = dashboard.views[0].sections[1].cards;
+  const shown = attention.filter((card) => visible(card, fake.hass));
+  const tiles = shown.filter((card) => card.type === "tile");
+  assert.deepEqual(
+    tiles.map((tile) => [tile.name, tile.entity, tile.state_content]),
+    [["Mast See 05", dead.lamp_fault, ["fault_kind", "since"]]],
+  );
+  // The mast that is gone is a row of the not-reporting list, and nowhere else.
+  const offline = shown.find((card) => card.card?.title === TEXTS.de.offline);
+  assert.deepEqual(offline.entities.map((row) => row.entity), [dead.light, gone.light, fine.light]);
+  assert.deepEqual(offline.state_filter, ["unavailable", "unknown"]);
+  const listed = [gone.light, dead.light, fine.light].filter((entityId) =>
+    offline.state_filter.includes(fake.hass.states[entityId].state),
+  );
+  assert.deepEqual(listed, [gone.light]);
+  assert.ok(shown.some((card) => card.heading === TEXTS.de.faults));
+  assert.ok(!shown.some((card) => card.content === TEXTS.de.all_clear));
+
+  // Back online: the light reports again and its fault is gone; the dead lamp stays.
+  set(gone.light, "on");
+  set(gone.lamp_fault, "off", { fault_kind: null, since: null });
+  let now = attention.filter((card) => visible(card, fake.hass));
+  assert.deepEqual(now.filter((card) => card.type === "tile").map((tile) => tile.name), ["Mast See 05"]);
+  // Repaired: no fault heading, the all-clear line instead.
+  set(dead.lamp_fault, "off", { fault_kind: null, since: null });
+  now = attention.filter((card) => visible(card, fake.hass));
+  assert.ok(!now.some((card) => card.type === "tile" || card.heading === TEXTS.de.faults));
+  assert.ok(now.some((card) => card.content === TEXTS.de.all_clear));
 });
 
 test("a new entity or language regenerates the dashboard, a state change does not", async () => {

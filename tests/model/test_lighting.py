@@ -691,6 +691,46 @@ def test_offline_is_no_communication_at_once_and_online_clears_it() -> None:
     assert mast.fault() is None
 
 
+def test_a_mast_back_online_after_ticks_while_away_has_no_fault_left() -> None:
+    """Commands and questions the mast could not hear while offline prove nothing once back.
+
+    Away for minutes, it was told a level and asked again on the minute ticks; back online,
+    its no-communication fault clears at once, and only a new silence raises it again.
+    """
+    lighting, mast = running(30)
+    report(mast, timedelta(seconds=1), on=True, brightness=76)
+    mast.set_online(False, T0 + timedelta(minutes=1))
+    lighting.command(mast, 100, 0, T0 + timedelta(minutes=2), True)  # a boost it never hears
+    for minute in (3, 4, 5):
+        if mast.needs_reask(T0 + timedelta(minutes=minute)):
+            mast.reasked(T0 + timedelta(minutes=minute))
+        mast.check_faults(T0 + timedelta(minutes=minute), True)
+    assert mast.fault() == (FaultKind.NO_COMMUNICATION, T0 + timedelta(minutes=1))
+
+    back = T0 + timedelta(minutes=6)
+    assert mast.set_online(True, back)
+    lighting.command(mast, 30, 0, back, True)  # told its level again on coming back
+    assert mast.check_faults(back, True) == [
+        FaultChange("M1", FaultKind.NO_COMMUNICATION, T0 + timedelta(minutes=1), False)
+    ]
+    assert mast.fault() is None
+    # Silent after coming back: asked again, and a fault only after the grace from then.
+    mast.reasked(back + CONFIRM_WITHIN)
+    assert faults(mast, timedelta(minutes=6) + FAULT_GRACE - timedelta(seconds=1)) == {}
+    assert faults(mast, timedelta(minutes=6) + FAULT_GRACE) == {FaultKind.NO_COMMUNICATION: back}
+
+
+def test_a_mast_back_online_that_answers_stays_clear() -> None:
+    lighting, mast = running(30)
+    mast.set_online(False, T0 + timedelta(minutes=1))
+    mast.reasked(T0 + timedelta(minutes=2))
+    mast.check_faults(T0 + timedelta(minutes=2), True)
+    mast.set_online(True, T0 + timedelta(minutes=3))
+    lighting.command(mast, 30, 0, T0 + timedelta(minutes=3), True)
+    report(mast, timedelta(minutes=3, seconds=1), on=True, brightness=76)
+    assert faults(mast, timedelta(minutes=30)) == {}
+
+
 def test_the_oldest_fault_is_the_one_shown() -> None:
     _, mast = running(30)
     report(mast, SETTLED, on=True, power_w=0.1)

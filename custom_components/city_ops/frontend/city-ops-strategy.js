@@ -339,9 +339,14 @@ function filterCard(entities, states, title, icon, extra = {}) {
   };
 }
 
-// A line that says all is well, shown while none of the filter cards has a row to show: the
-// negation of each filter as a visibility condition (state filters: "==" and "<" only).
-function allClear(filters, text) {
+// A line that says all is well, shown while none of the filter cards has a row to show and
+// none of the listed tiles is visible: the negation of each filter and of each tile's
+// visibility as a visibility condition (state filters: "==" and "<" only).
+function allClear(filters, text, tiles = []) {
+  const hidden = tiles.map((tile) => ({
+    condition: "not",
+    conditions: [{ condition: "and", conditions: tile.visibility }],
+  }));
   const conditions = filters.flatMap((card) =>
     card.entities.flatMap((row) =>
       card.state_filter.map((filter) => {
@@ -357,7 +362,7 @@ function allClear(filters, text) {
       }),
     ),
   );
-  return { type: "markdown", content: text, visibility: conditions };
+  return { type: "markdown", content: text, visibility: [...conditions, ...hidden] };
 }
 
 function withoutEmpty(filters) {
@@ -467,6 +472,28 @@ function wasteView(hass, site, t, prefix) {
   };
 }
 
+// A light in one of these states is listed as not reporting (with since-when).
+const NOT_REPORTING = ["unavailable", "unknown"];
+
+// One tile per mast, shown while it has a lamp fault: the fault's kind and since when, in the
+// viewer's language (the integration translates the `fault_kind` values). A mast that is not
+// reporting is listed there only: its lamp cannot be judged, and one problem is one row.
+function faultTiles(masts) {
+  return masts
+    .filter((mast) => mast.lamp_fault)
+    .map((mast) => ({
+      type: "tile",
+      entity: mast.lamp_fault,
+      name: mast.name,
+      state_content: ["fault_kind", "since"],
+      grid_options: { columns: 12 },
+      visibility: [
+        { condition: "state", entity: mast.lamp_fault, state: "on" },
+        ...NOT_REPORTING.map((state) => ({ condition: "state", entity: mast.light, state_not: state })),
+      ],
+    }));
+}
+
 function lightingView(hass, site, t, prefix) {
   const masts = site.masts;
   const paths = new Map();
@@ -475,15 +502,21 @@ function lightingView(hass, site, t, prefix) {
     paths.set(path, [...(paths.get(path) || []), mast]);
   }
   const pick = (key) => masts.filter((mast) => mast[key]).map((mast) => [mast[key], mast.name]);
-  const troubles = withoutEmpty([
-    // Since when: the row's secondary line is the moment the fault was detected.
-    filterCard(pick("lamp_fault"), ["on"], t.faults, "mdi:lightbulb-alert", {
-      secondary_info: "last-changed",
-    }),
-    filterCard(pick("light"), ["unavailable", "unknown"], t.offline, "mdi:lan-disconnect", {
+  const offline = withoutEmpty([
+    filterCard(pick("light"), NOT_REPORTING, t.offline, "mdi:lan-disconnect", {
       secondary_info: "last-changed",
     }),
   ]);
+  const faults = faultTiles(masts);
+  const faultsHeading = {
+    ...heading(t.faults, "mdi:lightbulb-alert"),
+    visibility: [
+      {
+        condition: "or",
+        conditions: faults.map((tile) => ({ condition: "and", conditions: tile.visibility })),
+      },
+    ],
+  };
   const energyGraphs = [];
   if (site.energy || site.savings) {
     energyGraphs.push({
@@ -533,8 +566,9 @@ function lightingView(hass, site, t, prefix) {
         type: "grid",
         cards: [
           heading(t.attention, "mdi:alert-circle-outline"),
-          ...troubles,
-          allClear(troubles, t.all_clear),
+          ...offline,
+          ...(faults.length ? [faultsHeading, ...faults] : []),
+          allClear(offline, t.all_clear, faults),
           ...withoutEmpty([filterCard(pick("motion"), ["on"], t.motion, "mdi:walk")]),
         ],
       },

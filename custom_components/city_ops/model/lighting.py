@@ -408,6 +408,13 @@ class Mast:
         if online == (status.offline_since is None):
             return False
         status.offline_since = None if online else now
+        if online:
+            # Commands and questions sent while it was away could not be heard: their silence
+            # is the offline fault, which ends here. Only a new silence (the level it is told
+            # now, asked again) makes it a no-communication fault again.
+            status.unconfirmed_since = None
+            status.reasked_at = None
+            status.suspected.pop(FaultKind.NO_COMMUNICATION, None)
         return True
 
     @property
