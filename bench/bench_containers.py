@@ -485,19 +485,32 @@ class Bench:
         return problems
 
 
-async def measure_setup(side: Side, hass: HomeAssistant) -> None:
-    """Load a side for the first time under tracemalloc; keep it loaded."""
+async def measure_setup(side: Side, hass: HomeAssistant, top: int = 0, per: int = 1) -> None:
+    """Load a side for the first time under tracemalloc; keep it loaded.
+
+    With `top`, print the source lines that retain the most of it (KiB per container).
+    """
     gc.collect()
-    tracemalloc.start()
+    tracemalloc.start(1)
+    before = tracemalloc.take_snapshot() if top else None
     base = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     await side.load()
     await hass.async_block_till_done()
     gc.collect()
     current, peak = tracemalloc.get_traced_memory()
+    after = tracemalloc.take_snapshot() if top else None
     tracemalloc.stop()
     side.mem_retained = current - base
     side.mem_peak = peak - base
+    if before is not None and after is not None:
+        print(f"retained after setting up {side.label}, by source line (KiB per container):")
+        for stat in after.compare_to(before, "lineno")[:top]:
+            frame = stat.traceback[0]
+            print(
+                f"  {stat.size_diff / 1024 / per:7.2f} {stat.count_diff / per:6.1f} blocks"
+                f"  {frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
+            )
 
 
 def stub_paho(hass: HomeAssistant, paho: MagicMock) -> None:
@@ -523,10 +536,12 @@ def stub_paho(hass: HomeAssistant, paho: MagicMock) -> None:
         hass.loop.call_soon(paho.on_publish, Mock(), 0, mid, MockMqttReasonCode(), None)
         return Mock(mid=mid, rc=0)
 
-    paho.connect.side_effect = _connect
-    paho.subscribe.side_effect = _subscribe
-    paho.unsubscribe.side_effect = _unsubscribe
-    paho.publish.side_effect = _publish
+    # Plain functions, not side effects: a mock keeps every call's arguments, which would count
+    # as memory retained by whichever side is being set up.
+    paho.connect = _connect
+    paho.subscribe = _subscribe
+    paho.unsubscribe = _unsubscribe
+    paho.publish = _publish
     paho.loop_read.return_value = 0
 
 
@@ -558,11 +573,16 @@ async def _run(hass: HomeAssistant, args: argparse.Namespace, config_dir: Path) 
     bench = Bench(hass, args, config_dir)
     await bench.setup_mqtt()
     # Shared one-time costs (entity components, platform modules) before anything is measured.
-    for domain in ("sensor", "binary_sensor", "todo"):
+    # Every platform a site sets up (its PLATFORMS), so that importing them is not counted as
+    # memory per container.
+    for domain in ("sensor", "binary_sensor", "todo", "calendar", "light", "lock"):
         assert await async_setup_component(hass, domain, {})
     import homeassistant.components.mqtt.sensor  # noqa: PLC0415, F401
 
     import custom_components.city_ops.binary_sensor  # noqa: PLC0415
+    import custom_components.city_ops.calendar  # noqa: PLC0415
+    import custom_components.city_ops.light  # noqa: PLC0415
+    import custom_components.city_ops.lock  # noqa: PLC0415
     import custom_components.city_ops.sensor  # noqa: PLC0415
     import custom_components.city_ops.todo  # noqa: PLC0415, F401
 
@@ -595,7 +615,7 @@ async def _run(hass: HomeAssistant, args: argparse.Namespace, config_dir: Path) 
         flush=True,
     )
     for side in sides:
-        await measure_setup(side, hass)
+        await measure_setup(side, hass, args.memory_top, n)
         await bench.deliver(side, args.warmup)
         side.writes_per_msg = await audit_writes(bench, side, args.messages)
         await side.unload()
@@ -735,6 +755,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="cProfile this side's timed rounds (slows that side: ignore its rate then)",
     )
     parser.add_argument("--profile-sort", default="cumulative", help="pstats sort key")
+    parser.add_argument(
+        "--memory-top",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N source lines retaining the most memory after each side's setup",
+    )
     args = parser.parse_args(argv)
     if args.messages is None:
         args.messages = 2_000 if args.quick else 20_000

@@ -11,7 +11,7 @@ adds those regardless of the limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -175,8 +175,7 @@ class EntityBudget:
         self.created: set[str] = set()
         # Refused for the limit, by unique id; shown in the repair issue.
         self.missing: dict[str, Planned] = {}
-        self._waiting: dict[str, list[Planned]] = {}  # asset id -> entities awaiting a quantity
-        self._stop_following: dict[str, Callable[[], None]] = {}
+        self.waiting: dict[str, list[Planned]] = {}  # asset id -> entities awaiting a quantity
 
     @property
     def runtime(self) -> CityOpsRuntime:
@@ -251,7 +250,7 @@ class EntityBudget:
         """
         waiting = sum(
             1
-            for plans in self._waiting.values()
+            for plans in self.waiting.values()
             for planned in plans
             if planned.slot.enabled and not self._registered(planned)
         )
@@ -307,28 +306,33 @@ class EntityBudget:
     # -- while running ----------------------------------------------------------------------
 
     def _wait(self, planned: Planned) -> None:
-        """Follow the asset until its device reports what the entity shows."""
-        asset_id = planned.asset_id
-        if asset_id is None:
+        """Look out for the asset's device reporting what the entity shows."""
+        if planned.asset_id is None:
             return  # the site's lighting sensors come with its first mast (a reload)
-        if asset_id not in self._waiting:
-            self._waiting[asset_id] = []
-            self._stop_following[asset_id] = self.runtime.async_add_listener(
-                asset_id, lambda: self.quantity_seen(asset_id)
-            )
-        self._waiting[asset_id].append(planned)
+        self.waiting.setdefault(planned.asset_id, []).append(planned)
 
     @callback
-    def quantity_seen(self, asset_id: str) -> None:
-        """An asset changed: create the entities whose quantity it now reports."""
-        waiting = self._waiting.get(asset_id)
+    def quantity_seen(self, asset_id: str, changed: Collection[str] | None) -> None:
+        """The asset changed (`changed` names what, None: anything): add what waited for it.
+
+        The runtime calls this only for assets in `waiting`, so most readings cost a lookup.
+        """
+        waiting = self.waiting.get(asset_id)
         if not waiting:
             return
-        ready = [p for p in waiting if self.has(asset_id, p.slot.quantity or "")]
+        ready = [
+            planned
+            for planned in waiting
+            if (changed is None or planned.slot.quantity in changed)
+            and self.has(asset_id, planned.slot.quantity or "")
+        ]
         if not ready:
             return
-        # The list is replaced, not changed: the runtime may be iterating its listeners.
-        self._waiting[asset_id] = [p for p in waiting if p not in ready]
+        rest = [planned for planned in waiting if planned not in ready]
+        if rest:
+            self.waiting[asset_id] = rest
+        else:
+            del self.waiting[asset_id]
         self._admit(ready)
 
     def _admit(self, plans: list[Planned]) -> None:
@@ -376,8 +380,12 @@ class EntityBudget:
         ready = [
             p for p in planned if p.unique_id(entry_id) not in self.created and self._exists_now(p)
         ]
-        if asset_id in self._waiting:
-            self._waiting[asset_id] = [p for p in self._waiting[asset_id] if p not in ready]
+        if asset_id in self.waiting:
+            rest = [p for p in self.waiting[asset_id] if p not in ready]
+            if rest:
+                self.waiting[asset_id] = rest
+            else:
+                del self.waiting[asset_id]
         self._admit(ready)
 
     @callback
@@ -395,10 +403,7 @@ class EntityBudget:
     @callback
     def asset_removed(self, asset_id: str) -> None:
         """A removed asset: Home Assistant removed its entities with its subentry."""
-        self._waiting.pop(asset_id, None)
-        stop = self._stop_following.pop(asset_id, None)
-        if stop is not None:
-            stop()
+        self.waiting.pop(asset_id, None)
         prefix = f"{asset_id}_"
         self.created = {uid for uid in self.created if not uid.startswith(prefix)}
         before = len(self.missing)

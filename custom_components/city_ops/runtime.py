@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -73,6 +73,7 @@ from .sources.reading import (
 )
 from .street_lighting import ParkLighting, mast_bindings, mast_spec, site_profile
 from .throttled_log import ThrottledLog
+from .uplinks import LORAWAN, async_join
 from .waste import WasteCollection, container_spec
 
 type CityOpsConfigEntry = ConfigEntry[CityOpsRuntime]
@@ -286,11 +287,12 @@ class CityOpsRuntime:
         # Apart too: a minute tick of the lighting rewrites neither bookings nor the route.
         self._masts = SiteStore(hass, masts_store_key(entry.entry_id), self.lighting.to_store)
         # asset id -> what a listener shows ("" for everything about the asset) -> listeners
-        self._listeners: dict[str, dict[str, list[CALLBACK_TYPE]]] = {}
+        self._listeners: dict[str, dict[str, tuple[CALLBACK_TYPE, ...]]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._topics: list[str] = []
         self._by_topic: dict[str, CALLBACK_TYPE] = {}  # to drop one device's topic alone
+        self._uplink_handlers: dict[SourceKind, Callable[[ReceiveMessage], None]] = {}
         self._live = asyncio.Event()
         self._late = False
         self._site_refresh = Debouncer(
@@ -429,10 +431,10 @@ class CityOpsRuntime:
         await self._masts.async_save()
 
     async def _async_subscribe(self) -> None:
-        subscriptions: list[tuple[str, Decoder, SourceKind]] = []
-        for kind in (SourceKind.TTN, SourceKind.CHIRPSTACK):
+        for kind in LORAWAN:
             if self.site.devices(kind):
-                subscriptions.append((*self._device_subscription(kind, ""), kind))
+                await self._async_join_uplinks(kind)
+        subscriptions: list[tuple[str, Decoder, SourceKind]] = []
         for device in self.site.devices(SourceKind.ZIGBEE2MQTT):
             subscriptions.append(
                 (
@@ -461,8 +463,32 @@ class CityOpsRuntime:
             )
             self._unsubscribe.append(unsubscribe)
             self._by_topic[topic] = unsubscribe
-        self._topics = [topic for topic, _ in handlers]
+        self._topics += [topic for topic, _ in handlers]
         self._watch_subscriptions()
+
+    async def _async_join_uplinks(self, kind: SourceKind) -> None:
+        """Take a network server's uplinks from the hub's one subscription to its topic."""
+        topic, decoder = self._device_subscription(kind, "")
+        self._uplink_handlers[kind] = self._message_handler(kind, decoder)
+        leave = await async_join(self.hass, topic, kind, self)
+        self._unsubscribe.append(leave)
+        self._by_topic[topic] = leave
+        self._topics.append(topic)
+
+    def binds(self, kind: SourceKind, device: str) -> bool:
+        """Whether one of the site's assets is fed by the device (for the shared uplinks)."""
+        return self.site.asset_for(kind, device) is not None
+
+    @callback
+    def handle_uplink(self, kind: SourceKind, message: ReceiveMessage) -> None:
+        """An uplink of one of the site's devices, from the hub's shared subscription."""
+        self._uplink_handlers[kind](message)
+
+    @callback
+    def count_unknown(self, kind: SourceKind, device: str) -> None:
+        """An uplink on the site's topic from a device no site on the hub is bound to."""
+        self.stats.received += 1
+        self._unknown_device(kind, device)
 
     def _device_subscription(self, kind: str, device: str) -> tuple[str, Decoder]:
         """The topic a device's reports arrive on (LoRaWAN: one for all) and its decoder."""
@@ -488,6 +514,9 @@ class CityOpsRuntime:
         """Subscribe what one more device needs, unless its topic is followed already."""
         topic, decoder = self._device_subscription(kind, device)
         if topic in self._by_topic:
+            return
+        if kind in LORAWAN:
+            await self._async_join_uplinks(SourceKind(kind))
             return
         handler = self._message_handler(SourceKind(kind), decoder)
         unsubscribe = await mqtt.async_subscribe(self.hass, topic, handler, qos=1, encoding=None)
@@ -676,15 +705,7 @@ class CityOpsRuntime:
         stats = self.stats
         asset_id = self.site.asset_for(kind, reading.device)
         if asset_id is None:
-            # Wildcard subscriptions see every device of the network server; most are not ours.
-            stats.unknown_devices += 1
-            self.log.info(
-                f"unknown:{kind}",
-                "Ignoring %s messages from device %s: no asset of %s is bound to it",
-                kind,
-                reading.device,
-                self.entry.title,
-            )
+            self._unknown_device(kind, reading.device)
             return
         if not isinstance(reading, Reading):
             self._handle_locker(asset_id, reading)
@@ -701,6 +722,17 @@ class CityOpsRuntime:
             self.lighting.apply(asset_id, reading, now)
             return
         self.waste.apply(asset_id, reading, now)
+
+    def _unknown_device(self, kind: str, device: str) -> None:
+        # Wildcard subscriptions see every device of the network server; some are not ours.
+        self.stats.unknown_devices += 1
+        self.log.info(
+            f"unknown:{kind}",
+            "Ignoring %s messages from device %s: no asset of %s is bound to it",
+            kind,
+            device,
+            self.entry.title,
+        )
 
     @callback
     def _handle_locker(self, asset_id: str, reading: LockerReading) -> None:
@@ -742,13 +774,15 @@ class CityOpsRuntime:
             )
 
     @callback
-    def _notify_asset(self, asset_id: str, changed: Iterable[str] | None = None) -> None:
+    def _notify_asset(self, asset_id: str, changed: Collection[str] | None = None) -> None:
         """Refresh an asset's entities: all of them, or those showing what `changed` names."""
+        if asset_id in self.budget.waiting:
+            self.budget.quantity_seen(asset_id, changed)
         by_shown = self._listeners.get(asset_id)
         if not by_shown:
             return
         if changed is None:
-            for listeners in list(by_shown.values()):
+            for listeners in tuple(by_shown.values()):
                 for listener in listeners:
                     listener()
             return
@@ -964,11 +998,17 @@ class CityOpsRuntime:
         self, asset_id: str, listener: CALLBACK_TYPE, shows: str = ""
     ) -> CALLBACK_TYPE:
         """Call `listener` whenever the asset changes, or only when what it `shows` may have."""
-        listeners = self._listeners.setdefault(asset_id, {}).setdefault(shows, [])
-        listeners.append(listener)
+        by_shown = self._listeners.setdefault(asset_id, {})
+        # Tuples, replaced on change: a listener may remove itself (or another) while the
+        # asset's listeners are being called.
+        by_shown[shows] = (*by_shown.get(shows, ()), listener)
 
         def remove() -> None:
-            listeners.remove(listener)
+            rest = tuple(other for other in by_shown.get(shows, ()) if other is not listener)
+            if rest:
+                by_shown[shows] = rest
+            else:
+                by_shown.pop(shows, None)
 
         return remove
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +97,7 @@ class WasteCollection:
         entry: CityOpsConfigEntry,
         site: Site,
         *,
-        notify: Callable[[str, Iterable[str] | None], None],
+        notify: Callable[[str, Collection[str] | None], None],
         site_changed: Callable[[], None],
         save: Callable[[], None],
         save_readings: Callable[[bool], None],

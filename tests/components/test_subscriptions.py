@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+import json
 import logging
 from typing import Any
-from unittest.mock import Mock
+from unittest.mock import Mock, patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
@@ -21,8 +22,11 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient, MqttMockPahoClient
 
+from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 from custom_components.city_ops.runtime import SUBSCRIBE_WAIT_S
+from custom_components.city_ops.sources import lorawan
 
+from .conftest import container
 from .test_masts import commands
 
 SITE_TOPICS = {"v3/+/devices/+/up", "zigbee2mqtt/tuya level 1", "city_ops/bin-n1/state"}
@@ -143,3 +147,79 @@ async def test_a_broker_slow_to_acknowledge_delays_loading_by_a_bounded_time(
         await hass.async_block_till_done()
     assert waited <= SUBSCRIBE_WAIT_S + 1
     assert set(commands(mqtt_mock)) == {f"mast-{n}" for n in range(1, 8)}
+
+
+def district(name: str, *devices: str) -> MockConfigEntry:
+    """A site whose containers report through TTN on the default topic."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=name,
+        data={"name": name, **TOPIC_DEFAULTS_DATA},
+        options={"full_threshold": 80, "due_horizon_h": 24},
+        subentries_data=[container(f"{name} {device}", "ttn", device) for device in devices],
+    )
+
+
+def ttn_uplink(device: str, distance: int) -> tuple[str, str]:
+    return (
+        f"v3/city-bins@ttn/devices/{device}/up",
+        json.dumps({"uplink_message": {"decoded_payload": {"distance": distance}}}),
+    )
+
+
+async def test_districts_share_one_subscription_and_decode_only_their_devices(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mqtt_client_mock: MqttMockPahoClient
+) -> None:
+    """Each uplink is decoded by the site that binds its device, not by every district."""
+    north, south = district("North", "n-1", "n-2"), district("South", "s-1")
+    for entry in (north, south):
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    wildcard = TOPIC_DEFAULTS_DATA["ttn_topic"]
+    decoded: list[str] = []
+    real_decode = lorawan.decode_ttn
+
+    def counting_decode(topic: str, payload: bytes | str) -> Any:
+        decoded.append(topic)
+        return real_decode(topic, payload)
+
+    def sent(*uplinks: tuple[str, str]) -> None:
+        for topic, payload in uplinks:
+            async_fire_mqtt_message(hass, topic, payload)
+
+    stats = {entry.title: entry.runtime_data.stats for entry in (north, south)}
+    with patch.object(lorawan, "decode_ttn", counting_decode):
+        # The handlers were made at set-up: a reload makes them with the counting decoder.
+        for entry in (north, south):
+            assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        stats = {entry.title: entry.runtime_data.stats for entry in (north, south)}
+        sent(ttn_uplink("n-1", 700), ttn_uplink("s-1", 460), ttn_uplink("n-2", 300))
+        sent(ttn_uplink("stranger", 500), ("v3/city-bins@ttn/devices//up", "{}"))
+        await hass.async_block_till_done()
+    # One decode per uplink of a known device, and one per site for a topic without a device.
+    assert sorted(decoded) == sorted(
+        [ttn_uplink(d, 0)[0] for d in ("n-1", "s-1", "n-2")] + ["v3/city-bins@ttn/devices//up"] * 2
+    )
+    assert (stats["North"].applied, stats["South"].applied) == (2, 1)
+    assert (stats["North"].received, stats["South"].received) == (4, 3)
+    assert stats["North"].unknown_devices == stats["South"].unknown_devices == 1
+    assert stats["North"].rejected["unknown_topic"] == stats["South"].rejected["unknown_topic"] == 1
+    assert hass.states.get("sensor.south_s_1_fill_level").state == "70.0"
+
+    # The subscription stays while a district uses it; the last one takes it away.
+    assert await hass.config_entries.async_unload(north.entry_id)
+    await hass.async_block_till_done()
+    sent(ttn_uplink("s-1", 1000))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.south_s_1_fill_level").state == "25.0"
+    unsubscribed_before = mqtt_client_mock.unsubscribe.call_count
+    assert await hass.config_entries.async_unload(south.entry_id)
+    await hass.async_block_till_done()
+    unsubscribed = [
+        topic
+        for call in mqtt_client_mock.unsubscribe.call_args_list[unsubscribed_before:]
+        for topic in (call.args[0] if isinstance(call.args[0], list) else [call.args[0]])
+    ]
+    assert wildcard in unsubscribed

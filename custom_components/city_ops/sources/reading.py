@@ -170,12 +170,12 @@ def device_reading(device: str, fields: dict[str, Any]) -> Reading:
     ones); they are taken in the table's order, so the result never depends on key order.
     """
     order = _FIELD_ORDER
-    present = sorted(
-        (order[name], name) for name, value in fields.items() if name in order and value is not None
-    )
+    present = [name for name, value in fields.items() if name in order and value is not None]
+    if len(present) > 1:
+        present.sort(key=order.__getitem__)
     values: dict[str, Any] = {}
     rejected: list[str] = []
-    for _, name in present:
+    for name in present:
         raw = fields[name]
         if (numeric := _NUMERIC_FIELDS.get(name)) is not None:
             attr, suffix, low, high, scale = numeric
