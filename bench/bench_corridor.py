@@ -211,8 +211,8 @@ def run(args: argparse.Namespace) -> None:
     for side, lit in zip(sides, lit_by_side, strict=True):
         energy = side.lighting.energy_kwh() * 1000
         print(
-            f"{side.label:<28} {100 * statistics.mean(lit['walker']):>17.1f}% "
-            f"{100 * statistics.mean(lit['cyclist']):>18.1f}% {energy:>10.1f}"
+            f"{side.label:<28} {100 * statistics.mean(lit['walker']):>17.2f}% "
+            f"{100 * statistics.mean(lit['cyclist']):>18.2f}% {energy:>10.1f}"
         )
 
 

@@ -840,6 +840,26 @@ def test_only_plausible_speeds_give_a_heading(seconds: float, known: bool) -> No
     assert (lighting.detect("M3", T0 + timedelta(seconds=seconds)) is not None) is known
 
 
+def test_someone_elses_motion_minutes_ago_gives_no_heading() -> None:
+    """Motion at M2 2.5 minutes ago was another person: a walker appearing at M3 is new."""
+    lighting = path()
+    lighting.detect("M2", T0)
+    assert lighting.detect("M3", T0 + timedelta(seconds=150)) is None
+    assert sorted(lighting.boost(["M3"], T0 + timedelta(seconds=150))) == ["M2", "M3", "M4"]
+
+
+def test_walking_into_a_dead_end_lights_the_way_back() -> None:
+    assert walk(path(), ["M6", "M7", "M8"], 1.4) == ["M7", "M8"]
+
+
+def test_the_path_end_behind_stays_lit_for_the_next_person_entering() -> None:
+    """A walker leaves the park's entrance M1; someone may enter there any moment."""
+    lighting = path()
+    assert walk(lighting, ["M1", "M2"], 1.4) == ["M1", "M2", "M3"]
+    # Away from the entrance the mast behind is left to its own hold.
+    assert walk(lighting, ["M2", "M3"], 1.4, T0 + timedelta(minutes=20)) == ["M3", "M4"]
+
+
 def test_two_people_meeting_fall_back_to_the_corridor() -> None:
     """One walks M1 -> M3, the other M6 -> M4; the next detection has motion on both sides."""
     lighting = path()

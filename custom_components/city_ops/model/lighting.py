@@ -25,7 +25,9 @@ CONFIRM_WITHIN = timedelta(seconds=10)  # a luminaire answers a command within t
 REASK_EVERY = timedelta(minutes=1)  # an unanswered luminaire is asked again at most this often
 REPAIR_AFTER = timedelta(days=1)  # a lamp faulty this long gets a repair issue
 # Direction: successive detections at neighbouring masts this fast are one person moving.
-MIN_SPEED_MPS = 0.3
+# Slower than anyone walks is someone else's earlier motion (taken for a 0.3-0.4 m/s stroll it
+# turned a walker entering the park the wrong way round).
+MIN_SPEED_MPS = 0.5
 MAX_SPEED_MPS = 15.0
 HEADING_KEPT = timedelta(minutes=15)  # a boost of the same motion episode keeps its heading
 EARTH_RADIUS_M = 6_371_000
@@ -581,16 +583,25 @@ class Lighting:
         """The masts a motion at `name` lights: ahead of the person, else the corridor."""
         mast = self.masts[name]
         profile = mast.spec.profile
+        radius = profile.corridor_hops if hops is None else hops
         heading = self.heading(name, now)
         if heading is None:
-            radius = profile.corridor_hops if hops is None else hops
             return set(self.graph.corridor(name, radius))
         lead = max(profile.lead_m, heading.speed_mps * profile.lead_s)
-        return {
+        ahead = self.graph.ahead(name, heading.came_from, lead)
+        if not ahead:
+            # A dead end: whoever walked into it comes back the way they came.
+            return set(self.graph.corridor(name, radius))
+        lit = {
             name,
-            *self.graph.ahead(name, heading.came_from, lead),
+            *ahead,
             *self.graph.within(name, profile.behind_m, towards=heading.came_from),
         }
+        if len(self.graph.neighbours(heading.came_from)) == 1:
+            # The path's end behind is where the next person enters, with no direction known
+            # yet: it stays lit as long as the corridor would keep it.
+            lit.add(heading.came_from)
+        return lit
 
     def boost(
         self,
