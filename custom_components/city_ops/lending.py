@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from . import delivery
@@ -95,6 +95,9 @@ class Lending:
         self._save_now = save_now
         self._native_base = entry.data.get(CONF_NATIVE_BASE, DEFAULT_NATIVE_BASE)
         self._bank_locks: dict[str, asyncio.Lock] = {}
+        # Bookings of banks removed while they lent something, by controller ("kind:device"):
+        # the items are still out, and the bank added again with that controller gets them.
+        self.kept: dict[str, dict[str, Any]] = {}
         self.zha: ZhaDevices | None = None
         self.stopped = False
         self.commands_sent = 0
@@ -117,26 +120,98 @@ class Lending:
                 continue
             bank.restore(data, partial(_warn_unreadable, bank.spec.name))
             bank.resume(dt_util.utcnow())
+        kept = stored.get("removed_locker_banks")
+        if isinstance(kept, Mapping):
+            self.kept = {str(k): dict(v) for k, v in kept.items() if isinstance(v, Mapping)}
+        for asset_id in list(self.banks):  # added again while the site was being rebuilt
+            self.bank_added(asset_id)
 
     def to_store(self) -> dict[str, Any]:
         """What survives a restart (code hashes only)."""
-        return {"locker_banks": {asset_id: bank.to_dict() for asset_id, bank in self.banks.items()}}
+        return {
+            "locker_banks": {asset_id: bank.to_dict() for asset_id, bank in self.banks.items()},
+            "removed_locker_banks": self.kept,
+        }
 
     def native_topics(self) -> list[tuple[str, bool]]:
-        """Topics of the banks reached over native MQTT, each with whether retained counts.
+        """Topics of the banks reached over native MQTT, each with whether retained counts."""
+        return [topic for asset_id in self.banks for topic in self.topics_of(self.assets[asset_id])]
+
+    def topics_of(self, asset: Asset) -> list[tuple[str, bool]]:
+        """One bank's topics over native MQTT (none over ZHA), each with whether retained counts.
 
         Compartment states may be retained (they are facts that still hold); a retained keypad
         entry is somebody's old code the broker hands out again on every (re)subscription.
         """
-        topics = []
-        for asset_id in self.banks:
-            asset = self.assets[asset_id]
-            if asset.source_kind == "native":
-                topics.append(
-                    (native.compartment_state_topic(self._native_base, asset.device), True)
-                )
-                topics.append((native.keypad_topic(self._native_base, asset.device), False))
-        return topics
+        if asset.source_kind != "native":
+            return []
+        return [
+            (native.compartment_state_topic(self._native_base, asset.device), True),
+            (native.keypad_topic(self._native_base, asset.device), False),
+        ]
+
+    # -- banks added and removed without a site reload ----------------------------------------
+
+    @callback
+    def bank_added(self, asset_id: str) -> None:
+        """A bank added in place; with the controller of a removed one, it gets its bookings."""
+        asset = self.assets[asset_id]
+        kept = self.kept.pop(f"{asset.source_kind}:{asset.device}", None)
+        if kept is None:
+            return
+        bank = self.banks[asset_id]
+        bank.restore(kept.get("bank") or {}, partial(_warn_unreadable, bank.spec.name))
+        bank.resume(dt_util.utcnow())
+        ir.async_delete_issue(self.hass, DOMAIN, _kept_issue(asset.source_kind, asset.device))
+        LOGGER.info("%s is back with the bookings it had when it was removed", asset.name)
+
+    @callback
+    def bank_removed(self, asset_id: str, asset: Asset, bank: LockerBank) -> bool:
+        """A bank removed in place; True when it lent something and its bookings are kept.
+
+        Home Assistant offers no way to refuse deleting a subentry, and a city does not
+        forget who holds its walkers: the bookings stay with the site (a repair issue names
+        them) until a bank with that controller is added again.
+        """
+        self._bank_locks.pop(asset_id, None)
+        loans = bank.active_loans()
+        if not loans:
+            return False
+        key = f"{asset.source_kind}:{asset.device}"
+        self.kept[key] = {
+            "name": bank.spec.name,
+            "removed_at": dt_util.utcnow().isoformat(),
+            "bank": bank.to_dict(),
+        }
+        compartments = ", ".join(
+            f"{loan.compartment} ({bank.compartments[loan.compartment].spec.item}, "
+            f"{bank.compartments[loan.compartment].state.value})"
+            for loan in sorted(loans, key=lambda loan: loan.compartment)
+        )
+        LOGGER.warning(
+            "%s was removed while %d compartments were reserved or lent out (%s); "
+            "their bookings are kept until a bank with controller %s is added again",
+            bank.spec.name,
+            len(loans),
+            compartments,
+            key,
+        )
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            _kept_issue(asset.source_kind, asset.device),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="locker_bank_removed_with_bookings",
+            translation_placeholders={
+                "bank": bank.spec.name,
+                "count": str(len(loans)),
+                "compartments": compartments,
+                "device": asset.device,
+            },
+        )
+        return True
 
     def decode(self, topic: str, payload: bytes | str) -> CompartmentReading | KeypadEntry:
         """Decode a native locker message."""
@@ -460,6 +535,10 @@ class Lending:
         self.log.warning(
             f"command_failed:{target}", "Lock command to %s failed: %s", target, reason
         )
+
+
+def _kept_issue(source_kind: str, device: str) -> str:
+    return f"locker_bank_removed_{source_kind}_{device}"
 
 
 def refusal(err: LockerRefused) -> ServiceValidationError:

@@ -35,7 +35,7 @@ from homeassistant.helpers.event import (
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
-from .budget import EntityBudget
+from .budget import COMPARTMENT_SLOTS, EntityBudget
 from .const import (
     CONF_CHIRPSTACK_TOPIC,
     CONF_DEPOT,
@@ -96,7 +96,7 @@ SITE_REFRESH_COOLDOWN_S = 1.0
 SUBSCRIBE_WAIT_S = 10
 CHANGES_BATCH = 50  # assets added or changed in place between two yields to the loop
 # Asset kinds added, changed and removed without a site reload.
-IN_PLACE_KINDS = frozenset({SUBENTRY_CONTAINER, SUBENTRY_MAST})
+IN_PLACE_KINDS = frozenset({SUBENTRY_CONTAINER, SUBENTRY_MAST, SUBENTRY_LOCKER_BANK})
 
 
 @dataclass(slots=True)
@@ -295,6 +295,7 @@ class CityOpsRuntime:
         self._uplink_handlers: dict[SourceKind, Callable[[ReceiveMessage], None]] = {}
         self._live = asyncio.Event()
         self._late = False
+        self._lending_tick: CALLBACK_TYPE | None = None
         self._site_refresh = Debouncer(
             hass,
             LOGGER,
@@ -327,12 +328,7 @@ class CityOpsRuntime:
         if self.site.masts:
             self._when_subscribed(self.lighting.start)
         self._unsubscribe.append(async_track_time_interval(self.hass, self._tick, OFFLINE_CHECK))
-        if self.site.locker_banks:
-            # Unlocks time out after 90 s and late item reports count for 60 s: a minute tick
-            # would stretch both by up to a minute.
-            self._unsubscribe.append(
-                async_track_time_interval(self.hass, self.lending.tick, LENDING_TICK)
-            )
+        self._start_lending_tick()
         self._tick(dt_util.utcnow())
         await self.async_wait_live()
 
@@ -518,7 +514,11 @@ class CityOpsRuntime:
         if kind in LORAWAN:
             await self._async_join_uplinks(SourceKind(kind))
             return
-        handler = self._message_handler(SourceKind(kind), decoder)
+        await self._async_subscribe_topic(topic, self._message_handler(SourceKind(kind), decoder))
+
+    async def _async_subscribe_topic(
+        self, topic: str, handler: Callable[[ReceiveMessage], None]
+    ) -> None:
         unsubscribe = await mqtt.async_subscribe(self.hass, topic, handler, qos=1, encoding=None)
         self._by_topic[topic] = unsubscribe
         self._unsubscribe.append(unsubscribe)
@@ -531,12 +531,16 @@ class CityOpsRuntime:
         if kind in (SourceKind.TTN, SourceKind.CHIRPSTACK) and self.site.devices(kind):
             return
         topic, _ = self._device_subscription(kind, device)
-        unsubscribe = self._by_topic.pop(topic, None)
-        if unsubscribe is None:
-            return
-        unsubscribe()
-        self._unsubscribe.remove(unsubscribe)
-        self._topics.remove(topic)
+        self._unfollow_topics([(topic, True)])
+
+    def _unfollow_topics(self, topics: Iterable[tuple[str, bool]]) -> None:
+        for topic, _ in topics:
+            unsubscribe = self._by_topic.pop(topic, None)
+            if unsubscribe is None:
+                continue
+            unsubscribe()
+            self._unsubscribe.remove(unsubscribe)
+            self._topics.remove(topic)
 
     @callback
     def _watch_subscriptions(self) -> None:
@@ -843,6 +847,15 @@ class CityOpsRuntime:
                 # event loop in one go.
                 await asyncio.sleep(0)
             kind = (before.get(sid) or after[sid])[0]
+            if kind == SUBENTRY_LOCKER_BANK:
+                if sid not in after:
+                    await self._async_remove_bank(sid)
+                    continue
+                if not self._put_bank(sid, before.get(sid) is None):
+                    return False  # a booked compartment dropped meanwhile: see restore
+                rewrite.add(sid)
+                await self._async_follow_bank(sid)
+                continue
             if kind == SUBENTRY_MAST:
                 masts_changed = True
                 if sid not in after:
@@ -939,12 +952,7 @@ class CityOpsRuntime:
         self.lighting.masts_changed()
         for topic, handler in self.lighting.subscriptions():
             if topic not in self._by_topic:
-                unsubscribe = await mqtt.async_subscribe(
-                    self.hass, topic, handler, qos=1, encoding=None
-                )
-                self._by_topic[topic] = unsubscribe
-                self._unsubscribe.append(unsubscribe)
-                self._topics.append(topic)
+                await self._async_subscribe_topic(topic, handler)
         if self.site.masts and not self.lighting.started:
             # The site's first mast: its energy sensors, and the lighting starts.
             self.budget.site_changed()
@@ -953,6 +961,62 @@ class CityOpsRuntime:
             # A new mast is told its level; a changed one its new profile's. Masts whose
             # level did not change are not commanded.
             self.lighting.reconcile()
+
+    def _put_bank(self, asset_id: str, new: bool) -> bool:
+        """Add or change one locker bank; False if the change would drop a booking."""
+        asset = asset_from_subentry(SUBENTRY_LOCKER_BANK, self.entry.subentries[asset_id].data)
+        old = self.assets.get(asset_id)
+        self.assets[asset_id] = asset
+        spec = locker_bank_spec(asset)
+        if new or old is None:
+            self.site.add_locker_bank(asset_id, LockerBank(spec), asset.source_kind, asset.device)
+            self.lending.bank_added(asset_id)
+            self.budget.asset_added(asset_id)
+            self._start_lending_tick()
+            return True
+        try:
+            dropped = self.site.locker_banks[asset_id].change_spec(spec)
+        except LockerRefused:
+            return False
+        if (old.source_kind, old.device) != (asset.source_kind, asset.device):
+            self.site.rebind(asset_id, asset.source_kind, asset.device)
+            self._unfollow_topics(self.lending.topics_of(old))
+        registry = er.async_get(self.hass)
+        for number in dropped:
+            for slot in COMPARTMENT_SLOTS:
+                unique_id = f"{asset_id}_{number}_{slot.key}"
+                if entity_id := registry.async_get_entity_id(slot.domain, DOMAIN, unique_id):
+                    registry.async_remove(entity_id)
+        self._update_device(asset_id, "Locker bank")
+        self.budget.asset_changed(asset_id)  # compartments added
+        self._notify_asset(asset_id)
+        return True
+
+    async def _async_remove_bank(self, asset_id: str) -> None:
+        """Home Assistant removed the bank's entities and device with its subentry."""
+        asset = self.assets.pop(asset_id)
+        bank = self.site.remove_locker_bank(asset_id)
+        self.budget.asset_removed(asset_id)
+        self._listeners.pop(asset_id, None)
+        self._unfollow_topics(self.lending.topics_of(asset))
+        if self.lending.bank_removed(asset_id, asset, bank):
+            await self.async_save_now()  # the kept bookings must survive a crash
+
+    async def _async_follow_bank(self, asset_id: str) -> None:
+        for topic, retained_ok in self.lending.topics_of(self.assets[asset_id]):
+            if topic not in self._by_topic:
+                handler = self._message_handler(SourceKind.NATIVE, self.lending.decode, retained_ok)
+                await self._async_subscribe_topic(topic, handler)
+
+    def _start_lending_tick(self) -> None:
+        """Deadlines of the banks; from the site's start, or with its first bank."""
+        if self._lending_tick is None and self.site.locker_banks:
+            # Unlocks time out after 90 s and late item reports count for 60 s: a minute tick
+            # would stretch both by up to a minute.
+            self._lending_tick = async_track_time_interval(
+                self.hass, self.lending.tick, LENDING_TICK
+            )
+            self._unsubscribe.append(self._lending_tick)
 
     def _update_device(self, asset_id: str, model: str) -> None:
         """A changed asset's device takes its new name, model and source."""

@@ -278,3 +278,39 @@ async def test_an_import_does_not_drop_clients_following_config_entries(
     else:
         assert updates < 800
     assert len(entry.subentries) == 1504
+
+
+async def test_changed_options_apply_in_place(hass: HomeAssistant, setup_site: SetupSite) -> None:
+    """A lower full threshold makes a 75 % container due at once; nothing reloads."""
+    entry = await setup_site()
+    runtime = entry.runtime_data
+    async_fire_mqtt_message(hass, "v3/city-bins@ttn/devices/bin-0042/up", ttn(distance=400))
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.bin_0042_fill_level").state == "75.0"
+    assert hass.states.get("sensor.stadtpark_containers_due").state == "0"
+    before = snapshot(hass)
+    events = async_capture_events(hass, EVENT_STATE_CHANGED)
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    depot = {"latitude": 53.69, "longitude": 10.01, "radius": 0}
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"full_threshold": 70, "due_horizon_h": 12, "depot": depot}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+    assert entry.runtime_data is runtime
+    untouched(hass, before, events)  # the containers' own entities show the same
+    assert hass.states.get("sensor.stadtpark_containers_due").state == "1"
+    assert runtime.site.settings.depot_latitude == 53.69
+
+
+async def test_changed_topic_roots_rebuild_the_site(
+    hass: HomeAssistant, setup_site: SetupSite
+) -> None:
+    """Every subscription and decoder depends on them: this is the change that reloads."""
+    entry = await setup_site()
+    runtime = entry.runtime_data
+    hass.config_entries.async_update_entry(entry, data={**entry.data, "ttn_topic": "v3/+/up"})
+    await hass.async_block_till_done()
+    assert entry.runtime_data is not runtime

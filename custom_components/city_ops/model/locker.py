@@ -409,6 +409,27 @@ class LockerBank:
         self.online = True
         self.last_heard: datetime | None = None
 
+    def change_spec(self, spec: LockerBankSpec) -> list[int]:
+        """Follow a changed bank; kept compartments keep their state. Return those dropped.
+
+        A compartment that lends something cannot be dropped: the flows and the import
+        refuse that first, and so does this (its loan would go with it).
+        """
+        numbers = {c.number for c in spec.compartments}
+        dropped = [number for number in self.compartments if number not in numbers]
+        if any(self.compartments[number].status.loan is not None for number in dropped):
+            raise LockerRefused("compartment_in_use")
+        self.spec = spec
+        for number in dropped:
+            del self.compartments[number]
+        for compartment_spec in spec.compartments:
+            compartment = self.compartments.get(compartment_spec.number)
+            if compartment is None:
+                self.compartments[compartment_spec.number] = Compartment(compartment_spec)
+            else:
+                compartment.spec = compartment_spec
+        return dropped
+
     # -- is the bank there? --------------------------------------------------------------------
 
     def heard(self, now: datetime) -> bool:

@@ -47,7 +47,7 @@ class Site:
         self._unbind(asset_id)
 
     def rebind(self, asset_id: str, source_kind: str, device: str) -> None:
-        """A container now fed by another device."""
+        """A container (or a bank) now fed by another device."""
         self._unbind(asset_id)
         self._by_binding[(source_kind, device)] = asset_id
 
@@ -91,6 +91,12 @@ class Site:
         """Register a locker bank and the controller (or ZHA device) behind it."""
         self.locker_banks[asset_id] = bank
         self._by_binding[(source_kind, device)] = asset_id
+
+    def remove_locker_bank(self, asset_id: str) -> LockerBank:
+        """Forget a locker bank and its controller; return it (its bookings may be kept)."""
+        bank = self.locker_banks.pop(asset_id)
+        self._unbind(asset_id)
+        return bank
 
     def asset_for(self, source_kind: str, device: str) -> str | None:
         """Return the asset a device feeds, if any."""
