@@ -20,6 +20,7 @@ from .runtime import (
     CityOpsConfigEntry,
     CityOpsRuntime,
     async_remove_stores,
+    async_write_device_registry,
     config_signature,
 )
 from .services import async_setup_services
@@ -74,7 +75,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: CityOpsConfigEntry) -> b
     runtime.budget.plan()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     if _device_ids(hass, entry) - devices_before:
-        await _async_write_device_registry(hass)
+        await async_write_device_registry(hass)
     if runtime.signature != config_signature(entry) and not runtime.bulk_update:
         # An asset added while the site was starting (after the runtime read the entry, before
         # the listener was there) reached neither the old site's listener nor this one.
@@ -88,19 +89,6 @@ def _device_ids(hass: HomeAssistant, entry: CityOpsConfigEntry) -> set[str]:
         device.id
         for device in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
     }
-
-
-async def _async_write_device_registry(hass: HomeAssistant) -> None:
-    """Write the device registry now that this setup created devices.
-
-    Home Assistant writes it up to 10 s later (3 min while starting), while the subentry that
-    made the device is written within a second. A crash in between gave a bank a new device id
-    on the next start, stranding every caller (a booking portal) that held the old one.
-    """
-    registry = dr.async_get(hass)
-    # No public way to flush a registry; the store and its data are what its own delayed save
-    # writes, so writing them early changes nothing but the timing.
-    await registry._store.async_save(registry._data_to_save())
 
 
 def _remove_dropped_compartments(hass: HomeAssistant, entry: CityOpsConfigEntry) -> None:

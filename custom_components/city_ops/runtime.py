@@ -203,6 +203,19 @@ async def async_remove_stores(hass: HomeAssistant, entry_id: str) -> None:
         await Store[dict[str, Any]](hass, STORAGE_VERSION, key).async_remove()
 
 
+async def async_write_device_registry(hass: HomeAssistant) -> None:
+    """Write the device registry now that devices were created.
+
+    Home Assistant writes it up to 10 s later (3 min while starting), while the subentry that
+    made the device is written within a second. A crash in between gave a bank a new device id
+    on the next start, stranding every caller (a booking portal) that held the old one.
+    """
+    registry = dr.async_get(hass)
+    # No public way to flush a registry; the store and its data are what its own delayed save
+    # writes, so writing them early changes nothing but the timing.
+    await registry._store.async_save(registry._data_to_save())
+
+
 def config_signature(entry: CityOpsConfigEntry) -> tuple[Any, ...]:
     """What the runtime was built from; a change means the site must be rebuilt."""
     subentries = tuple(
@@ -840,7 +853,7 @@ class CityOpsRuntime:
         if options_changed:
             self._apply_options()
         rewrite: set[str] = set()
-        masts_changed = False
+        masts_changed = new_banks = False
         for index, sid in enumerate(sorted(changed, key=lambda sid: sid in before)):
             if index and not index % CHANGES_BATCH:
                 # Entities are added eagerly: thousands of new assets must not stall the
@@ -853,6 +866,7 @@ class CityOpsRuntime:
                     continue
                 if not self._put_bank(sid, before.get(sid) is None):
                     return False  # a booked compartment dropped meanwhile: see restore
+                new_banks = new_banks or sid not in before
                 rewrite.add(sid)
                 await self._async_follow_bank(sid)
                 continue
@@ -873,6 +887,8 @@ class CityOpsRuntime:
                 await self._async_follow(device_kind, device)
         if masts_changed:
             await self._async_masts_changed()
+        if new_banks:
+            await async_write_device_registry(self.hass)
         self._rewrite_entities(rewrite)
         self._site_changed()
         self._schedule_save()
@@ -969,6 +985,18 @@ class CityOpsRuntime:
         self.assets[asset_id] = asset
         spec = locker_bank_spec(asset)
         if new or old is None:
+            # The device now, not when its entities are added: it is written to disk before
+            # the change ends (see async_write_device_registry).
+            dr.async_get(self.hass).async_get_or_create(
+                config_entry_id=self.entry.entry_id,
+                config_subentry_id=asset_id,
+                identifiers={(DOMAIN, asset_id)},
+                name=asset.name,
+                manufacturer="City Operations",
+                model="Locker bank",
+                model_id=f"{asset.source_kind}:{asset.device}",
+                via_device_id=self.site_device_id,
+            )
             self.site.add_locker_bank(asset_id, LockerBank(spec), asset.source_kind, asset.device)
             self.lending.bank_added(asset_id)
             self.budget.asset_added(asset_id)
