@@ -378,7 +378,11 @@ class EntityBudget:
         prefix = f"{asset_id}_"
         self.created = {uid for uid in self.created if not uid.startswith(prefix) or uid in wanted}
         ready = [
-            p for p in planned if p.unique_id(entry_id) not in self.created and self._exists_now(p)
+            p
+            for p in planned
+            if p.unique_id(entry_id) not in self.created
+            and self._exists_now(p)
+            and not self._disabled(p)
         ]
         if asset_id in self.waiting:
             rest = [p for p in self.waiting[asset_id] if p not in ready]
