@@ -308,7 +308,7 @@ class EntityBudget:
     def _wait(self, planned: Planned) -> None:
         """Look out for the asset's device reporting what the entity shows."""
         if planned.asset_id is None:
-            return  # the site's lighting sensors come with its first mast (a reload)
+            return  # the site's lighting sensors come with its first mast (site_changed)
         self.waiting.setdefault(planned.asset_id, []).append(planned)
 
     @callback
