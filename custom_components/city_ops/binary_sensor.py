@@ -142,7 +142,9 @@ async def async_setup_entry(
             return MastBinarySensor(entry, asset_id, masts[key])
         return CompartmentBinarySensor(entry, asset_id, compartments[key], planned.number or 0)
 
-    entry.runtime_data.budget.register(Platform.BINARY_SENSOR, async_add_entities, build)
+    await entry.runtime_data.budget.async_register(
+        Platform.BINARY_SENSOR, async_add_entities, build
+    )
 
 
 class ContainerBinarySensor(ContainerEntity, BinarySensorEntity):

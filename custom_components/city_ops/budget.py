@@ -11,6 +11,7 @@ adds those regardless of the limit.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 ISSUE_ENTITY_LIMIT = "entity_limit"
+SETUP_BATCH = 100  # entities a set-up adds between two yields to the event loop
 MAX_NAMED = 20  # assets named per entity kind in the repair issue
 
 
@@ -283,11 +285,21 @@ class EntityBudget:
             self._admitted.setdefault(planned.slot.domain, []).append(planned)
         self._update_issue()
 
-    @callback
-    def register(self, domain: Platform, add_entities: AddEntities, build: Builder) -> None:
-        """A platform is ready: add its admitted entities, and later ones through it."""
+    async def async_register(
+        self, domain: Platform, add_entities: AddEntities, build: Builder
+    ) -> None:
+        """A platform is ready: add its admitted entities, and later ones through it.
+
+        Home Assistant adds entities eagerly, so a large site's thousands would all be added
+        (each a message to every client following states) before the event loop runs again,
+        and a client 4,096 messages behind is dropped: they go in slices, with a yield between.
+        """
         self._platforms[domain] = (add_entities, build)
-        self._add(domain, self._admitted.pop(domain, []))
+        plans = self._admitted.pop(domain, [])
+        for start in range(0, len(plans), SETUP_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            self._add(domain, plans[start : start + SETUP_BATCH])
 
     def _add(self, domain: Platform, plans: list[Planned]) -> None:
         if not plans:

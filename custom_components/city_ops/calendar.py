@@ -53,7 +53,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Hand the site's budget what builds a bank's reservations calendar."""
-    entry.runtime_data.budget.register(
+    await entry.runtime_data.budget.async_register(
         Platform.CALENDAR,
         async_add_entities,
         lambda planned: ReservationsCalendar(entry, planned.asset_id or "", RESERVATIONS),

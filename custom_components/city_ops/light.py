@@ -35,7 +35,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Hand the site's budget what builds a mast's luminaire."""
-    entry.runtime_data.budget.register(
+    await entry.runtime_data.budget.async_register(
         Platform.LIGHT,
         async_add_entities,
         lambda planned: MastLight(entry, planned.asset_id or "", LUMINAIRE),

@@ -28,7 +28,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Hand the site's budget what builds a compartment's lock."""
-    entry.runtime_data.budget.register(
+    await entry.runtime_data.budget.async_register(
         Platform.LOCK,
         async_add_entities,
         lambda planned: CompartmentLock(

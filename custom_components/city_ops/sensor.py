@@ -282,7 +282,7 @@ async def async_setup_entry(
             return ItemsAvailableSensor(entry, asset_id, ITEMS_AVAILABLE)
         return LoanStateSensor(entry, asset_id, LOAN_STATE, planned.number)
 
-    entry.runtime_data.budget.register(Platform.SENSOR, async_add_entities, build)
+    await entry.runtime_data.budget.async_register(Platform.SENSOR, async_add_entities, build)
 
 
 class ContainerSensor(ContainerEntity, SensorEntity):

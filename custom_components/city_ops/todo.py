@@ -82,7 +82,7 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Hand the site's budget what builds the collection route."""
-    entry.runtime_data.budget.register(
+    await entry.runtime_data.budget.async_register(
         Platform.TODO, async_add_entities, lambda _: CollectionRoute(entry, COLLECTION_ROUTE)
     )
 

@@ -21,15 +21,16 @@ from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
     async_capture_events,
     async_fire_mqtt_message,
 )
-from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient, WebSocketGenerator
 
-from custom_components.city_ops import services
-from custom_components.city_ops.const import DOMAIN
+from custom_components.city_ops import budget, services
+from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
-from .conftest import BIN_42, SetupSite
+from .conftest import BIN_42, SetupSite, container
 from .test_config_flow import NEW_CONTAINER
 from .test_containers import ttn
 
@@ -314,3 +315,63 @@ async def test_changed_topic_roots_rebuild_the_site(
     hass.config_entries.async_update_entry(entry, data={**entry.data, "ttn_topic": "v3/+/up"})
     await hass.async_block_till_done()
     assert entry.runtime_data is not runtime
+
+
+@pytest.mark.parametrize(("batch", "kept"), [(None, True), (100_000, False)])
+async def test_a_large_site_sets_up_without_dropping_clients_following_states(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    hass_ws_client: WebSocketGenerator,
+    batch: int | None,
+    kept: bool,
+) -> None:
+    """Each entity a set-up adds is a message to every client following states.
+
+    A site reloaded for an asset that cannot change in place adds all its entities at once.
+    The limit is patched from 4,096 down to 800 pending messages for a site of 1,200
+    containers; without the set-up's yields (one slice of everything) the client is dropped.
+    """
+    site = MockConfigEntry(
+        domain=DOMAIN,
+        title="Stadtpark",
+        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
+        subentries_data=[container(f"Bin {n:04d}", "ttn", f"bin-{n:04d}") for n in range(1200)],
+    )
+    # Everything that registers HTTP views, before the server runs.
+    for domain in (DOMAIN, "calendar", "todo"):
+        assert await async_setup_component(hass, domain, {})
+    client = await hass_ws_client(hass)
+    site.add_to_hass(hass)
+    await client.send_json_auto_id({"type": "subscribe_entities"})
+    assert (await client.receive_json())["success"]
+    assert (await client.receive_json())["event"] == {"a": {}}  # nothing there yet
+
+    async def follow() -> int:
+        """Read as a browser does while the site sets up; the entities seen until dropped."""
+        added: set[str] = set()
+        while len(added) < 1200:
+            received = await client.receive()
+            if received.type is not WSMsgType.TEXT:
+                return len(added)  # closed by Home Assistant
+            added |= {
+                entity_id
+                for entity_id in json.loads(received.data)["event"].get("a", {})
+                if entity_id.endswith("_fill_level")
+            }
+        return len(added)
+
+    reader = asyncio.create_task(follow())
+    with (
+        patch("homeassistant.components.websocket_api.http.MAX_PENDING_MSG", 800),
+        patch.object(budget, "SETUP_BATCH", batch or budget.SETUP_BATCH),
+    ):
+        assert await hass.config_entries.async_setup(site.entry_id)
+        await hass.async_block_till_done()
+        seen = await reader
+    assert len(hass.states.async_entity_ids("sensor")) >= 1200
+    if kept:
+        assert seen == 1200
+        await client.send_json_auto_id({"type": "ping"})
+        assert (await client.receive_json())["type"] == "pong"
+    else:
+        assert seen < 800
