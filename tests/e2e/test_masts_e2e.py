@@ -196,6 +196,28 @@ def test_motion_boosts_the_corridor_and_the_hold_ends_at_base(
     # Nothing at all for masts 1, 5 and 6 since the motion.
     assert [c for c in z2m_commands.since(started, ours) if c.device not in corridor] == []
 
+    # A seventh mast joins the path without a site reload: no other light is written again (a
+    # reload takes every light unavailable and back) and only the new mast is commanded.
+    lights = {number: entities["light"] for number, entities in masts.items()}
+    before = {
+        number: (ha.state(light) or {}).get("last_updated") for number, light in lights.items()
+    }
+    joined = time.monotonic()
+    seventh = add_mast(ha, entry_id, MASTS + 1)
+    wait_for("the light of the seventh mast", lambda: mast_entities(ha, seventh), ha)
+    wait_for(
+        "the seventh mast's first command",
+        lambda: z2m_commands.since(joined, {device(MASTS + 1)}),
+        ha,
+        timeout=30,
+    )
+    time.sleep(1)
+    after_join = {
+        number: (ha.state(light) or {}).get("last_updated") for number, light in lights.items()
+    }
+    assert after_join == before, (before, after_join)
+    assert z2m_commands.since(joined, ours) == []
+
 
 def demo_site(ha: HomeAssistantClient, asset_file: Path) -> str:
     """The demo park's site with every asset of its file (made by the waste test, if it ran)."""
