@@ -1048,3 +1048,21 @@ def test_movement_names_where_from_which_way_and_how_fast() -> None:
     assert movement.bearing_deg == pytest.approx(0, abs=0.01)
     assert movement.speed_mps == pytest.approx(2.22, abs=0.01)  # 22.2 m in 10 s
     assert lighting.movement("N1", start + timedelta(seconds=10) + HEADING_KEPT * 2) is None
+
+
+def test_a_mast_added_removed_or_renamed_changes_the_paths() -> None:
+    """Masts come and go while the site runs: the graph follows, and no heading points nowhere."""
+    lighting = path(4)
+    walk(lighting, ["M2", "M3"], 1.4)
+    assert lighting.heading("M3", T0 + timedelta(seconds=40)) is not None
+    lighting.put(Mast(MastSpec("M5", 53.7 + 5 * SPACING_DEG, 10.0, neighbours=("M4",))))
+    assert lighting.graph.neighbours("M4") == {"M3", "M5"}
+    lighting.remove("M2")
+    assert lighting.graph.neighbours("M3") == {"M4"}
+    assert lighting.heading("M3", T0 + timedelta(seconds=40)) is None
+    assert lighting.movement("M3", T0 + timedelta(seconds=40)) is None
+    renamed = lighting.masts["M5"]
+    renamed.spec = dataclasses.replace(renamed.spec, name="M5 Nord")
+    lighting.put(renamed, "M5")
+    assert "M5" not in lighting.masts
+    assert lighting.graph.neighbours("M5 Nord") == {"M4"}

@@ -522,6 +522,9 @@ class Lighting:
         self.detections.pop(name, None)
         self.headings.pop(name, None)
         self.followed.discard(name)
+        for other, heading in self.headings.items():
+            if heading is not None and heading.came_from == name:
+                self.headings[other] = None  # a direction from nowhere is no direction
         self._graph = None
 
     @property
