@@ -248,7 +248,7 @@ async def _import_assets(call: ServiceCall) -> ServiceResponse:
         else:
             unchanged.append(asset.name)
     if (added or updated) and not await runtime.async_apply_changes():
-        entries.async_schedule_reload(entry.entry_id)  # masts or banks: the site is rebuilt
+        entries.async_schedule_reload(entry.entry_id)  # ZHA assets: the site is rebuilt
     else:
         runtime.bulk_update = False
     return cast(ServiceResponse, {"added": added, "updated": updated, "unchanged": unchanged})
