@@ -272,6 +272,28 @@ async def test_strategy_fits_two_real_sites_in_german_and_english(
         state = hass.states.get(row["entity"])
         assert state is not None
         assert state.attributes["entity_picture"].startswith("/city_ops/marker/"), row
+    # Energy and savings of the site and of each of its paths: the savings now and over the
+    # week, and per day from statistics the recorder keeps (totals, so the day's change).
+    lighting = views[f"{demo}-lighting"]
+    demo_paths = {str(asset.params.get("path") or "") for asset in masts()} - {""}
+    assert demo_paths
+    daily = list(cards(lighting, "statistics-graph"))
+    assert sorted(graph["title"] for graph in daily) == sorted(
+        [f"{german['energy_site']}: Energie pro Tag"]
+        + [f"Weg {path}: Energie pro Tag" for path in demo_paths]
+    )
+    for graph in daily:
+        for row in graph["entities"]:
+            state = hass.states.get(row["entity"])
+            assert state is not None, row
+            assert state.attributes["state_class"] == "total_increasing", row
+    (week,) = cards(lighting, "history-graph")
+    assert len(week["entities"]) == 1 + len(demo_paths)
+    for row in week["entities"]:
+        state = hass.states.get(row["entity"])
+        assert state is not None, row
+        assert state.attributes["unit_of_measurement"] == "%", row
+        assert state.attributes["since"], row
     # Every compartment of every bank has its tile with the due-back time.
     tiles = [
         card["name"]

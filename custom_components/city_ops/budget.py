@@ -64,6 +64,13 @@ SITE_SLOTS: tuple[Slot, ...] = (
     Slot(Platform.SENSOR, "lighting_reference_energy", Tier.ESSENTIAL, quantity="masts"),
     Slot(Platform.SENSOR, "lighting_savings", Tier.ESSENTIAL, quantity="masts"),
 )
+# Each named path of the site's masts: the site's lighting figures for its masts alone. Its
+# energy and reference give any day's or month's savings of the path from their statistics.
+PATH_SLOTS: tuple[Slot, ...] = (
+    Slot(Platform.SENSOR, "path_savings", Tier.EXTRA),
+    Slot(Platform.SENSOR, "path_energy", Tier.EXTRA),
+    Slot(Platform.SENSOR, "path_reference_energy", Tier.EXTRA),
+)
 # One enabled entity per container: the fill level, carrying its fill state and alarms. The
 # per-container alarm sensors exist for automations that want one container's alarm as an
 # entity; they are disabled by default so that a site holds thousands of containers. A
@@ -124,6 +131,7 @@ CONTAINER_COST = enabled_cost(CONTAINER_SLOTS)
 MAST_COST = enabled_cost(MAST_SLOTS)
 BANK_COST = enabled_cost(BANK_SLOTS)
 COMPARTMENT_COST = enabled_cost(COMPARTMENT_SLOTS)
+PATH_COST = enabled_cost(PATH_SLOTS)
 
 
 def asset_cost(kind: str, compartments: int = 0) -> int:
@@ -145,6 +153,7 @@ class Planned:
     slot: Slot
     asset_id: str | None = None  # None: the site's own entity
     number: int | None = None  # a compartment's number
+    path: str | None = None  # a path's entity (of the site)
 
     @property
     def subentry_id(self) -> str | None:
@@ -153,6 +162,8 @@ class Planned:
 
     def unique_id(self, entry_id: str) -> str:
         """The unique id the entity classes give this entity."""
+        if self.path is not None:
+            return f"{entry_id}_{self.slot.key}_{self.path}"
         if self.asset_id is None:
             return f"{entry_id}_{self.slot.key}"
         if self.number is not None:
@@ -188,9 +199,11 @@ class EntityBudget:
 
     def planned(self, asset_id: str | None) -> list[Planned]:
         """Every entity an asset (None: the site) may have, in slot order."""
-        if asset_id is None:
-            return [Planned(slot) for slot in SITE_SLOTS]
         runtime = self.runtime
+        if asset_id is None:
+            return [Planned(slot) for slot in SITE_SLOTS] + [
+                planned for path in runtime.site.lighting.paths() for planned in path_plans(path)
+            ]
         bank = runtime.site.locker_banks.get(asset_id)
         if bank is not None:
             return [Planned(slot, asset_id) for slot in BANK_SLOTS] + [
@@ -277,6 +290,7 @@ class EntityBudget:
                     free.append(planned)
                 else:
                     paid.append(planned)
+        self._forget_old_paths({p.unique_id(entry_id) for p in free + paid if p.path is not None})
         room = entity_limit() - self.enabled_count()
         paid.sort(key=lambda planned: planned.slot.tier)  # stable: asset order within a tier
         admitted = free + paid[: max(0, room)]
@@ -284,6 +298,33 @@ class EntityBudget:
         for planned in admitted:
             self._admitted.setdefault(planned.slot.domain, []).append(planned)
         self._update_issue()
+
+    def _forget_old_paths(self, kept: set[str]) -> None:
+        """Remove the entities of paths no mast is on any more (renamed, or its masts gone).
+
+        `kept` are the unique ids of the paths' entities that stay.
+        """
+        entry_id = self.entry.entry_id
+        prefixes = tuple(f"{entry_id}_{slot.key}_" for slot in PATH_SLOTS)
+        for entity in er.async_entries_for_config_entry(self._registry, entry_id):
+            if entity.unique_id.startswith(prefixes) and entity.unique_id not in kept:
+                self._registry.async_remove(entity.entity_id)
+                self.created.discard(entity.unique_id)
+        self.missing = {
+            uid: planned
+            for uid, planned in self.missing.items()
+            if planned.path is None or uid in kept
+        }
+
+    def _follow_paths(self) -> None:
+        """A mast came, moved or went: its path's entities come and go with the path.
+
+        Home Assistant removes a live entity whose registry entry is removed.
+        """
+        entry_id = self.entry.entry_id
+        plans = [p for path in self.runtime.site.lighting.paths() for p in path_plans(path)]
+        self._forget_old_paths({planned.unique_id(entry_id) for planned in plans})
+        self._admit([p for p in plans if p.unique_id(entry_id) not in self.created])
 
     async def async_register(
         self, domain: Platform, add_entities: AddEntities, build: Builder
@@ -373,6 +414,8 @@ class EntityBudget:
     @callback
     def asset_added(self, asset_id: str) -> None:
         """A new asset: its entities now, and later those that wait for a quantity."""
+        if asset_id in self.runtime.site.masts:
+            self._follow_paths()
         ready: list[Planned] = []
         for planned in self.planned(asset_id):
             if self._exists_now(planned):
@@ -421,7 +464,10 @@ class EntityBudget:
         """A removed asset: Home Assistant removed its entities with its subentry."""
         self.waiting.pop(asset_id, None)
         prefix = f"{asset_id}_"
+        was_mast = any(f"{asset_id}_{slot.key}" in self.created for slot in MAST_SLOTS)
         self.created = {uid for uid in self.created if not uid.startswith(prefix)}
+        if was_mast:
+            self._follow_paths()  # it may have been its path's last mast
         before = len(self.missing)
         self.missing = {
             uid: planned for uid, planned in self.missing.items() if planned.asset_id != asset_id
@@ -464,6 +510,8 @@ class EntityBudget:
         assets = self.runtime.assets
         for planned in self.missing.values():
             name = assets[planned.asset_id].name if planned.asset_id else self.entry.title
+            if planned.path is not None:
+                name = f"{name} · {planned.path}"
             if planned.number is not None:
                 name = f"{name} #{planned.number}"
             names.setdefault(planned.slot.key, []).append(name)
@@ -475,19 +523,44 @@ class EntityBudget:
         return "\n".join(lines)
 
 
+def path_plans(path: str) -> list[Planned]:
+    """The site's entities of one path."""
+    return [Planned(slot, path=path) for slot in PATH_SLOTS]
+
+
 LIGHTING_SITE_COST = sum(1 for slot in SITE_SLOTS if slot.quantity == "masts")
 
 
 def added_cost(
-    runtime: CityOpsRuntime, kind: str, compartments: int, old_compartments: int | None
+    runtime: CityOpsRuntime,
+    kind: str,
+    compartments: int,
+    old_compartments: int | None,
+    path: str = "",
 ) -> int:
-    """Enabled entities an asset adds; `old_compartments` is set when a bank is changed."""
-    return changes_cost(runtime, [(kind, compartments, old_compartments)])
+    """Enabled entities an asset adds; `old_compartments` is set when a bank is changed.
+
+    `path` is a mast's path: the first mast of a path brings the path's entities.
+    """
+    return changes_cost(runtime, [(kind, compartments, old_compartments)], [path])
 
 
-def changes_cost(runtime: CityOpsRuntime, changes: Iterable[tuple[str, int, int | None]]) -> int:
-    """Enabled entities a set of changes adds: (kind, compartments, old compartments) each."""
-    cost = 0
+def new_paths_cost(runtime: CityOpsRuntime, paths: Iterable[str]) -> int:
+    """Enabled entities the paths bring that the site's masts are not on yet."""
+    new = set(paths) - set(runtime.site.lighting.paths()) - {""}
+    return PATH_COST * len(new)
+
+
+def changes_cost(
+    runtime: CityOpsRuntime,
+    changes: Iterable[tuple[str, int, int | None]],
+    paths: Iterable[str] = (),
+) -> int:
+    """Enabled entities a set of changes adds: (kind, compartments, old compartments) each.
+
+    `paths` are the paths of the masts added or changed.
+    """
+    cost = new_paths_cost(runtime, paths)
     new_masts = False
     for kind, compartments, old in changes:
         if old is not None:
@@ -500,9 +573,14 @@ def changes_cost(runtime: CityOpsRuntime, changes: Iterable[tuple[str, int, int 
     return cost
 
 
-def fits(budget: EntityBudget, kind: str, room: int | None = None) -> int:
-    """How many more assets of a kind (compartments for banks) the site has room for."""
+def fits(budget: EntityBudget, kind: str, room: int | None = None, new_path: bool = False) -> int:
+    """How many more assets of a kind (compartments for banks) the site has room for.
+
+    Masts on the site's paths, or on one `new_path` (which brings its path's entities).
+    """
     room = budget.room() if room is None else room
+    if new_path:
+        room -= PATH_COST
     if kind == SUBENTRY_LOCKER_BANK:
         # A bank's own entities first, then its compartments.
         return max(0, (room - BANK_COST) // COMPARTMENT_COST)

@@ -18,7 +18,7 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 import probatio as vol
 
-from .budget import COMPARTMENT_COST, added_cost, entity_limit, fits
+from .budget import COMPARTMENT_COST, added_cost, entity_limit, fits, new_paths_cost
 from .const import (
     CONF_AVAILABILITY_FEED,
     CONF_BASE_LEVEL,
@@ -514,17 +514,22 @@ class AssetSubentryFlow(ConfigSubentryFlow):
             return None  # checked at set-up instead: a repair issue names what is missing
         runtime = entry.runtime_data
         compartments = len(data.get("compartments") or ())
-        old = None
-        if editing is not None:
-            if self.kind != SUBENTRY_LOCKER_BANK:
-                return None  # a changed container or mast keeps its entities
+        path = str(data.get("path") or "") if self.kind == SUBENTRY_MAST else ""
+        if editing is None:
+            cost = added_cost(runtime, self.kind, compartments, None, path)
+        elif self.kind == SUBENTRY_LOCKER_BANK:
             old = len(entry.subentries[editing].data.get("compartments") or ())
-        cost = added_cost(runtime, self.kind, compartments, old)
+            cost = added_cost(runtime, self.kind, compartments, old)
+        elif self.kind == SUBENTRY_MAST:
+            cost = new_paths_cost(runtime, [path])  # a mast moved onto a new path
+        else:
+            return None  # a changed container keeps its entities
         room = runtime.budget.room()
         if cost <= room:
             return None
+        new_path = bool(new_paths_cost(runtime, [path]))
         return {
-            "fit": str(fits(runtime.budget, self.kind, room)),
+            "fit": str(fits(runtime.budget, self.kind, room, new_path)),
             "limit": str(entity_limit()),
             "cost": str(COMPARTMENT_COST if self.kind == SUBENTRY_LOCKER_BANK else cost),
         }

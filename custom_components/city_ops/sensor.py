@@ -36,7 +36,7 @@ from .console import container_marker
 from .entity import CompartmentEntity, ContainerEntity, LockerBankEntity, MastEntity, SiteEntity
 from .lending import BOOKING_REFERENCES, compartment_data
 from .model.container import Container, FillState
-from .model.lighting import Mast
+from .model.lighting import Lighting, Mast
 from .model.locker import LoanState
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
@@ -260,6 +260,51 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class PathSensorDescription(SensorEntityDescription):
+    """A sensor of one path of the site: the site's lighting figures for its masts alone."""
+
+    value_fn: Callable[[Lighting, str], float | None]
+    since: bool = False  # whether the value counts from the start of counting
+
+
+def _path_counted(lighting: Lighting, path: str, index: int) -> float | None:
+    counted = lighting.counted_by_path.get(path)
+    return None if counted is None else round(counted[index], 4)
+
+
+# The same accounting as the site's three (see Lighting.tick), split by path.
+PATH_SENSORS: tuple[PathSensorDescription, ...] = (
+    PathSensorDescription(
+        key="path_savings",
+        translation_key="path_savings",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda lighting, path: lighting.savings_percent(path),
+        since=True,
+    ),
+    PathSensorDescription(
+        key="path_energy",
+        translation_key="path_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda lighting, path: _path_counted(lighting, path, 0),
+    ),
+    PathSensorDescription(
+        key="path_reference_energy",
+        translation_key="path_reference_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        suggested_display_precision=3,
+        value_fn=lambda lighting, path: _path_counted(lighting, path, 1),
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
     entry: CityOpsConfigEntry,
@@ -269,9 +314,12 @@ async def async_setup_entry(
     containers = {description.key: description for description in CONTAINER_SENSORS}
     masts = {description.key: description for description in MAST_SENSORS}
     site = {description.key: description for description in SITE_SENSORS}
+    paths = {description.key: description for description in PATH_SENSORS}
 
     def build(planned: Planned) -> Entity:
         key, asset_id = planned.slot.key, planned.asset_id
+        if planned.path is not None:
+            return PathSensor(entry, paths[key], planned.path, planned.unique_id(entry.entry_id))
         if asset_id is None:
             return SiteSensor(entry, site[key])
         if key in containers:
@@ -355,19 +403,14 @@ class MastSensor(MastEntity, SensorEntity):
         return {"source": "measured" if measured else "estimated"}
 
 
-class SiteSensor(SiteEntity, SensorEntity):
-    """A sensor of the whole site; writes its state only when what it shows changed."""
+class SiteFigure(SiteEntity, SensorEntity):
+    """A figure of the site; writes its state only when what it shows changed."""
 
-    entity_description: SiteSensorDescription
     _shown: tuple[int | float | None, dict[str, Any] | None] = (None, None)
 
     def _compute(self) -> tuple[int | float | None, dict[str, Any] | None]:
-        description, now = self.entity_description, dt_util.utcnow()
-        attributes = description.attributes_fn
-        return (
-            description.value_fn(self.runtime, now),
-            None if attributes is None else attributes(self.runtime, now),
-        )
+        """The value and attributes to show now."""
+        raise NotImplementedError
 
     async def async_added_to_hass(self) -> None:
         """Compute what to show before the first state write."""
@@ -390,6 +433,43 @@ class SiteSensor(SiteEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """Return the names behind the number."""
         return self._shown[1]
+
+
+class SiteSensor(SiteFigure):
+    """A sensor of the whole site."""
+
+    entity_description: SiteSensorDescription
+
+    def _compute(self) -> tuple[int | float | None, dict[str, Any] | None]:
+        description, now = self.entity_description, dt_util.utcnow()
+        attributes = description.attributes_fn
+        return (
+            description.value_fn(self.runtime, now),
+            None if attributes is None else attributes(self.runtime, now),
+        )
+
+
+class PathSensor(SiteFigure):
+    """A lighting figure of one path (its masts), on the site's device."""
+
+    entity_description: PathSensorDescription
+
+    def __init__(
+        self, entry: CityOpsConfigEntry, description: PathSensorDescription, path: str, uid: str
+    ) -> None:
+        """Name the sensor after its path; the budget decides its unique id."""
+        super().__init__(entry, description)
+        self.path = path
+        self._attr_unique_id = uid
+        self._attr_translation_placeholders = {"path": path}
+
+    def _compute(self) -> tuple[int | float | None, dict[str, Any] | None]:
+        description = self.entity_description
+        # The dashboard groups the figures by this attribute.
+        attributes: dict[str, Any] = {"path": self.path}
+        if description.since:
+            attributes["since"] = _since(self.runtime)
+        return description.value_fn(self.runtime.site.lighting, self.path), attributes
 
 
 LOAN_STATE = SensorEntityDescription(

@@ -266,7 +266,8 @@ def _check_room(
             changes.append((asset.kind, compartments, None))
         elif asset.kind == SUBENTRY_LOCKER_BANK:
             changes.append((asset.kind, compartments, len(current.data.get("compartments") or ())))
-    needed = changes_cost(runtime, changes)
+    paths = [str(a.params.get("path") or "") for a in assets if a.kind == SUBENTRY_MAST]
+    needed = changes_cost(runtime, changes, paths)
     room = runtime.budget.room()
     if needed > room:
         raise ServiceValidationError(

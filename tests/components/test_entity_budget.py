@@ -33,7 +33,13 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, MqttMockHAClient
 
 from custom_components.city_ops import sensor
-from custom_components.city_ops.budget import CONTAINER_COST, ISSUE_ENTITY_LIMIT
+from custom_components.city_ops.budget import (
+    CONTAINER_COST,
+    ISSUE_ENTITY_LIMIT,
+    MAST_COST,
+    PATH_COST,
+    changes_cost,
+)
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
 from .conftest import SetupSite, container, locker_bank, mast
@@ -242,12 +248,16 @@ async def test_over_the_limit_the_essentials_come_first_and_a_repair_issue_names
     assert issue is not None
     assert issue.translation_key == ISSUE_ENTITY_LIMIT
     placeholders = issue.translation_placeholders or {}
-    assert placeholders["count"] == "6"
+    assert placeholders["count"] == "9"
     assert placeholders["limit"] == "14"
+    # Energy last: the path's figures (the site's own, so before the mast's), then the mast's.
     assert placeholders["missing"].splitlines() == [
         "- reservations: 1 (Bank)",
         "- loan_state: 2 (Bank #1, Bank #2)",
         "- door: 2 (Bank #1, Bank #2)",
+        "- path_savings: 1 (Stadtpark · Hauptweg)",
+        "- path_energy: 1 (Stadtpark · Hauptweg)",
+        "- path_reference_energy: 1 (Stadtpark · Hauptweg)",
         "- energy: 1 (M1)",
     ]
     for language in ("en", "de"):
@@ -260,7 +270,15 @@ async def test_over_the_limit_the_essentials_come_first_and_a_repair_issue_names
         "enabled": 14,
         "limit": 14,
         "room": -1,  # the mast's motion sensor waits for its first report and needs one
-        "not_created": {"door": 2, "energy": 1, "loan_state": 2, "reservations": 1},
+        "not_created": {
+            "door": 2,
+            "energy": 1,
+            "loan_state": 2,
+            "path_energy": 1,
+            "path_reference_energy": 1,
+            "path_savings": 1,
+            "reservations": 1,
+        },
     }
 
     # The PIR speaks: its motion sensor would be enabled, and there is no room: named too.
@@ -278,7 +296,7 @@ async def test_over_the_limit_the_essentials_come_first_and_a_repair_issue_names
     set_limit(10_000)
     assert await hass.config_entries.async_reload(mixed_site.entry_id)
     await hass.async_block_till_done()
-    assert len([e for e in entities(hass, mixed_site) if e.disabled_by is None]) == 21
+    assert len([e for e in entities(hass, mixed_site) if e.disabled_by is None]) == 24
     assert hass.states.get("binary_sensor.m1_motion") is not None
     assert (
         ir.async_get(hass).async_get_issue(DOMAIN, f"{ISSUE_ENTITY_LIMIT}_{mixed_site.entry_id}")
@@ -301,7 +319,7 @@ async def test_entities_an_operator_enabled_stay_within_the_limit(
         if entity.disabled_by is not None:
             registry.async_update_entity(entity.entity_id, disabled_by=None)
     enabled = len([e for e in entities(hass, mixed_site) if e.disabled_by is None])
-    assert enabled == 20 + 1 + 1 + 2
+    assert enabled == 20 + 1 + 1 + 2 + 3  # + the path's savings, energy and reference
     # Registered entities are Home Assistant's to add whatever the limit; a new one needs room.
     set_limit(enabled)
     assert await hass.config_entries.async_reload(mixed_site.entry_id)
@@ -424,4 +442,90 @@ async def test_an_import_past_the_limit_is_refused_and_adds_nothing(
     german = await translated(hass, "de", "exceptions", "entity_limit_import.message")
     assert german.format(**placeholders).startswith(
         "Die Datei würde 6 aktivierte Entitäten hinzufügen"
+    )
+
+
+def new_mast(path: str) -> dict[str, Any]:
+    """The mast form's answer for a mast on a path."""
+    return {
+        "name": "M2",
+        "latitude": 53.7002,
+        "longitude": 10.0002,
+        "path": path,
+        "rated_power_w": 40,
+        "neighbours": ["M1"],
+        "source_kind": "zigbee2mqtt",
+        "device": "mast-2",
+    }
+
+
+async def test_the_first_mast_of_a_path_brings_its_figures_and_is_refused_without_room(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mixed_site: MockConfigEntry, limit: Any
+) -> None:
+    mixed_site.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    paths = {e.translation_key: e for e in entities(hass, mixed_site) if "path" in e.unique_id}
+    assert sorted(paths) == ["path_energy", "path_reference_energy", "path_savings"]
+    savings = hass.states.get(paths["path_savings"].entity_id)
+    assert savings is not None
+    assert savings.attributes["path"] == "Hauptweg"
+    assert savings.name == "Stadtpark Savings Hauptweg"
+
+    # Room for a mast on its path, not for one that starts a path of its own.
+    room = mixed_site.runtime_data.budget.room()
+    set_limit(10_000 - room + MAST_COST + PATH_COST - 1)
+    result = await hass.config_entries.subentries.async_init(
+        (mixed_site.entry_id, "mast"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], new_mast("Seeweg")
+    )
+    assert result["errors"] == {"base": "entity_limit"}
+    assert result["description_placeholders"] == {
+        "fit": "0",
+        "limit": str(10_000 - room + MAST_COST + PATH_COST - 1),
+        "cost": str(MAST_COST + PATH_COST),
+    }
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], new_mast("Hauptweg")
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_a_path_no_mast_is_on_any_more_takes_its_figures_along(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mixed_site: MockConfigEntry
+) -> None:
+    mixed_site.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    (mast_id,) = mixed_site.runtime_data.site.masts
+    subentry = mixed_site.subentries[mast_id]
+    hass.config_entries.async_update_subentry(
+        mixed_site, subentry, data={**subentry.data, "path": "Seeweg"}
+    )
+    await hass.async_block_till_done()
+    paths = sorted(
+        (e.translation_key, hass.states.get(e.entity_id).attributes["path"])  # type: ignore[union-attr]
+        for e in entities(hass, mixed_site)
+        if "path" in e.unique_id
+    )
+    assert paths == [
+        ("path_energy", "Seeweg"),
+        ("path_reference_energy", "Seeweg"),
+        ("path_savings", "Seeweg"),
+    ]
+
+
+async def test_changes_count_each_path_their_masts_start_once(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mixed_site: MockConfigEntry
+) -> None:
+    mixed_site.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    runtime = mixed_site.runtime_data
+    masts = [("mast", "Seeweg"), ("mast", "Seeweg"), ("mast", "Hauptweg"), ("container", "")]
+    assert (
+        changes_cost(runtime, [(kind, 0, None) for kind, _ in masts], [path for _, path in masts])
+        == 3 * MAST_COST + PATH_COST + CONTAINER_COST
     )

@@ -29,6 +29,7 @@ from demo import REPO_ROOT
 from demo.broker import HOST, Broker
 from demo.homeassistant import HomeAssistantClient, HomeAssistantProcess
 
+from .conftest import MqttRecorder
 from .test_containers_e2e import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -51,10 +52,15 @@ CONTAINERS = [
     ("Haupttor Papier", "ohl-bin-2", 53.6236, 10.0540, "paper", 250),  # 87.5 %
     ("Teich Bioabfall", "ohl-bin-3", 53.6244, 10.0490, "organic", 1150),  # 12.5 %
 ]
+# name, Zigbee2MQTT friendly name, latitude, longitude, path
 MASTS = [
-    ("Allee Mast 1", "ohl-mast-1", 53.6232, 10.0520),
-    ("Allee Mast 2", "ohl-mast-2", 53.6238, 10.0525),
+    ("Allee Mast 1", "ohl-mast-1", 53.6232, 10.0520, "Allee"),
+    ("Allee Mast 2", "ohl-mast-2", 53.6238, 10.0525, "Allee"),
+    ("Teich Mast 3", "ohl-mast-3", 53.6242, 10.0495, "Teichweg"),  # its lamp is dead
 ]
+# Each luminaire's answer to the 30 % it is told (76 of 254); the dead lamp draws 0.4 W of 12.
+LUMINAIRE = {"state": "ON", "brightness": 76}
+DEAD_LAMP = {**LUMINAIRE, "power": 0.4}
 BANK = "Ausleihe Kapelle"
 BANK_DEVICE = "ohl-locker"
 COMPARTMENTS = [
@@ -138,7 +144,7 @@ def german_sites(private_ha: HomeAssistantClient, private_broker: Broker) -> dic
     entry_id = create_site(ha, SITE)
     for name, device, lat, lon, kind, _ in CONTAINERS:
         add_asset(ha, entry_id, "container", container_answer(name, device, lat, lon, kind))
-    for number, (name, device, lat, lon) in enumerate(MASTS):
+    for number, (name, device, lat, lon, path) in enumerate(MASTS):
         add_asset(
             ha,
             entry_id,
@@ -147,7 +153,7 @@ def german_sites(private_ha: HomeAssistantClient, private_broker: Broker) -> dic
                 "name": name,
                 "latitude": lat,
                 "longitude": lon,
-                "path": "Allee",
+                "path": path,
                 "rated_power_w": 40,
                 "neighbours": [MASTS[number - 1][0]] if number else [],
                 "source_kind": "zigbee2mqtt",
@@ -192,8 +198,11 @@ def german_sites(private_ha: HomeAssistantClient, private_broker: Broker) -> dic
         for name, device, *_, distance in [*CONTAINERS, OTHER_CONTAINER]:
             extra = {"temperature": 78} if name == "Kapelle Restmüll" else {}
             devices.bin(device, distance, **extra)
-        for _, device, *_ in MASTS:
+        for name, device, *_ in MASTS:
             devices.send(f"zigbee2mqtt/{device}", {"occupancy": False, "illuminance": 2})
+            # The luminaires answer what they are told (the dead one with its power).
+            lamp = DEAD_LAMP if name == "Teich Mast 3" else LUMINAIRE
+            devices.send(f"zigbee2mqtt/{device}", lamp)
         time.sleep(1)
         return all(
             (ha.state(fill_by_name[name]) or {}).get("state")
@@ -358,7 +367,38 @@ def test_the_waste_map_colours_each_container_by_its_state(
     assert colours["Haupttor Papier"] != colours["Teich Bioabfall"]
 
 
-def test_the_lighting_map_colours_each_mast_and_keeps_an_offline_one(
+def send_until(
+    what: str,
+    send: Callable[[], None],
+    done: Callable[[], Any],
+    ha: HomeAssistantClient,
+    timeout: float,
+    every: float = 10.0,
+) -> Any:
+    """Send a device's report every few seconds (as a device does) until done() holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        send()
+        next_send = time.monotonic() + every
+        while time.monotonic() < min(next_send, deadline):
+            if found := done():
+                return found
+            time.sleep(0.5)
+    return wait_for(what, done, ha, timeout=1)
+
+
+def mast_entities(ha: HomeAssistantClient) -> dict[str, dict[str, str]]:
+    """Each mast's light and lamp fault sensor, by mast name (found by device and key)."""
+    return {
+        device["name"]: {
+            key: ha.find_entity_id(key, device_id=device["id"]) for key in ("light", "lamp_fault")
+        }
+        for device in ha.device_registry()
+        if device["name"] in {name for name, *_ in MASTS}
+    }
+
+
+def test_the_lighting_view_lists_each_problem_once_with_its_kind_and_the_savings_per_path(
     german_sites: dict[str, Any],
     private_ha: HomeAssistantClient,
     private_hass: HomeAssistantProcess,
@@ -366,15 +406,50 @@ def test_the_lighting_map_colours_each_mast_and_keeps_an_offline_one(
 ) -> None:
     ha = private_ha
     devices = Publisher(private_broker)
-    lights = {
-        device["name"]: ha.find_entity_id("light", device_id=device["id"])
-        for device in ha.device_registry()
-        if device["name"] in {name for name, *_ in MASTS}
+    masts = mast_entities(ha)
+    lights = {name: entities["light"] for name, entities in masts.items()}
+    dead = masts["Teich Mast 3"]["lamp_fault"]
+    gone = masts["Allee Mast 2"]["lamp_fault"]
+
+    # The dead lamp keeps reporting 0.4 W while told 30 %: a lamp failure after the grace.
+    def flagged() -> bool:
+        attributes = (ha.state(dead) or {}).get("attributes", {})
+        return bool(attributes.get("fault_kind") == "lamp_failure")
+
+    send_until(
+        "the dead lamp to be flagged",
+        lambda: devices.send(f"zigbee2mqtt/{MASTS[2][1]}", DEAD_LAMP),
+        flagged,
+        ha,
+        timeout=300,
+    )
+    since = str((ha.state(dead) or {})["attributes"]["since"])
+    # Savings of each path, counted on the minute tick once the masts burn in the dark.
+    savings = {
+        str((ha.state(entity["entity_id"]) or {})["attributes"]["path"]): entity["entity_id"]
+        for entity in ha.find_entities(
+            translation_key="path_savings", config_entry_id=german_sites["entry_id"]
+        )
     }
-    # Mast 1 burns at its base level; Zigbee2MQTT says mast 2 is gone.
-    devices.send(f"zigbee2mqtt/{MASTS[0][1]}", {"state": "ON", "brightness": 76})
-    devices.send(f"zigbee2mqtt/{MASTS[1][1]}/availability", {"state": "offline"}, retain=True)
-    ha.wait_for_state(lights["Allee Mast 2"], "unavailable", timeout=30)
+    assert sorted(savings) == ["Allee", "Teichweg"], savings
+    for entity_id in savings.values():
+        ha.wait_for_state(entity_id, lambda value: value.replace(".", "").isdigit(), timeout=150)
+
+    # Mast 1 burns at its base level; Zigbee2MQTT says mast 2 is gone, and while it is away
+    # it is boosted and asked on the minute tick whether it heard that: it cannot answer.
+    questions = MqttRecorder(
+        HOST, private_broker.port, f"zigbee2mqtt/{MASTS[1][1]}/get", "e2e-console-get"
+    )
+    try:
+        devices.send(f"zigbee2mqtt/{MASTS[0][1]}", LUMINAIRE)
+        devices.send(f"zigbee2mqtt/{MASTS[1][1]}/availability", {"state": "offline"}, retain=True)
+        ha.wait_for_state(lights["Allee Mast 2"], "unavailable", timeout=30)
+        away = time.monotonic()
+        ha.call_service("city_ops", "boost", {"entity_id": lights["Allee Mast 2"], "radius": 0})
+        wait_for("mast 2 to be asked again", lambda: questions.since(away), ha, timeout=90)
+    finally:
+        questions.close()
+    assert (ha.state(gone) or {})["attributes"]["fault_kind"] == "no_communication"
     wait_for(
         "mast 1 to burn",
         lambda: marker_state(ha, lights["Allee Mast 1"]) in ("base", "boosted"),
@@ -382,24 +457,65 @@ def test_the_lighting_map_colours_each_mast_and_keeps_an_offline_one(
     )
     states = {name: marker_state(ha, entity_id) for name, entity_id in lights.items()}
     assert states["Allee Mast 2"] == "offline", states
+    assert states["Teich Mast 3"] == "fault", states
     base_url = private_hass.base_url
     try:
-        with german_page(base_url) as (page, _):
-            open_view(
+        with german_page(base_url, height=2400) as (page, _):
+            problems = open_view(
                 page, base_url, f"{SITE_PATH}-lighting", SCREENSHOTS / "console_de_lighting_map.png"
             )
+            assert problems == {}, problems
             colours = {name: marker_colour(page, name) for name in states}
             page.locator("hui-map-card").first.screenshot(
                 path=str(SCREENSHOTS / "console_de_lighting_markers.png")
             )
-            # The silent mast is listed with since-when, not only greyed on the map.
-            assert page.get_by_text("Melden nicht").count() >= 1
+            # The mast that is gone: once, under not reporting, with since-when.
+            offline = page.locator("hui-entities-card").filter(has_text="Melden nicht")
+            assert offline.count() == 1
+            assert offline.first.get_by_text("Allee Mast 2").count() == 1
+            # Hidden cards stay in the page: only what a person sees counts.
+            assert page.get_by_text("Keine Verbindung").filter(visible=True).count() == 0
+            # The dead lamp: its kind and since when, in German; the only fault shown. (A tile
+            # keeps its texts in its shadow root: read the state line, find the tile by it.)
+            kind = page.locator("hui-tile-card state-display").filter(visible=True)
+            kind = kind.filter(has_text="Lampenausfall")
+            assert kind.count() == 1
+            assert re.search(r"\d{1,2}:\d{2}", kind.first.inner_text()), kind.first.inner_text()
+            fault = page.locator("hui-tile-card").filter(has=kind)
+            assert fault.get_by_text("Teich Mast 3").count() == 1
+            assert page.get_by_text("Leuchtenstörungen").filter(visible=True).count() == 1
+            # Savings now for the site and each path, each with the start of counting.
+            for name in ("Standort", "Weg Allee", "Weg Teichweg"):
+                tile = page.locator("hui-tile-card").filter(has_text=f"Ersparnis · {name}")
+                tile = tile.filter(visible=True)
+                assert tile.count() == 1, name
+                shown = tile.first.locator("state-display").first.inner_text()
+                assert re.search(r"\d+(,\d)? ?% · .*\d{1,2}:\d{2}", shown), shown
+            # Over time: the week's savings graph and the daily energy per path.
+            for title in (
+                "Ersparnis seit Zählbeginn, letzte 7 Tage",
+                "Standort: Energie pro Tag",
+                "Weg Allee: Energie pro Tag",
+                "Weg Teichweg: Energie pro Tag",
+            ):
+                assert page.get_by_text(title).filter(visible=True).count() == 1, title
+            energy = page.locator("hui-heading-card").filter(has_text="Energie und Ersparnis")
+            energy.first.scroll_into_view_if_needed()
+            page.wait_for_timeout(2_000)
+            page.screenshot(path=str(SCREENSHOTS / "console_de_lighting_savings.png"))
     finally:
         devices.send(f"zigbee2mqtt/{MASTS[1][1]}/availability", {"state": "online"}, retain=True)
     for name, state in states.items():
         assert close_to(colours[name], state), (name, state, colours[name])
     assert colours["Allee Mast 1"] != colours["Allee Mast 2"]
+    # Back: its fault goes at once (before its luminaire has even answered), and stays gone
+    # once it answers the level it is told again.
     ha.wait_for_state(lights["Allee Mast 2"], lambda value: value != "unavailable", timeout=30)
+    ha.wait_for_state(gone, "off", timeout=10)
+    devices.send(f"zigbee2mqtt/{MASTS[1][1]}", LUMINAIRE)
+    time.sleep(5)
+    assert (ha.state(gone) or {})["state"] == "off"
+    assert (ha.state(dead) or {})["attributes"]["since"] == since
 
 
 def test_the_lockers_view_puts_pickups_returns_and_open_doors_first(

@@ -33,9 +33,16 @@ function fakeHass(language = "de") {
     entity(id, "collection_route", "1", { length_m: 2300 });
     entity(id, "containers_due", "1");
     entity(id, "lighting_energy", "1.5");
-    entity(id, "lighting_savings", "0.5");
+    entity(id, "lighting_reference_energy", "5.0");
+    entity(id, "lighting_savings", "70.0", { since: "2026-12-01T16:00:00+00:00" });
     return id;
   };
+  // A path's figures, on the site's device as the integration creates them.
+  const path = (siteId, name, savings) => ({
+    savings: entity(siteId, "path_savings", savings, { path: name, since: "2026-12-01T16:00:00+00:00" }),
+    energy: entity(siteId, "path_energy", "0.4", { path: name }),
+    reference: entity(siteId, "path_reference_energy", "1.2", { path: name }),
+  });
   // As a site creates it: the fill level carries fill state, alarm and battery; other
   // entities (`extra`, e.g. an enabled fill state or fire alarm) only where a test says so.
   const container = (siteId, name, level, fillState, extra = {}, alarm = "none", battery = null) => {
@@ -64,7 +71,7 @@ function fakeHass(language = "de") {
     ids.doors = compartments.map(() => entity(id, "door", "off"));
     return ids;
   };
-  return { hass, site, container, mast, bank, entity, device };
+  return { hass, site, path, container, mast, bank, entity, device };
 }
 
 function cards(node, type, found = []) {
@@ -459,6 +466,81 @@ test("lockers: compartments in number order with their item and due-back time", 
   assert.equal(overdue.entities[0].name, "Locker Lake · Compartment 1 · Walker");
   const [calendar] = cards(dashboard, "calendar");
   assert.deepEqual(calendar.entities, [bank.reservations]);
+});
+
+test("energy and savings of the site and of each path, now, over the week and per day", async () => {
+  const fake = fakeHass("de");
+  const park = fake.site("Park");
+  fake.mast(park, "Mast See 1", "Seeweg", "on");
+  fake.mast(park, "Mast Allee 1", "Allee", "on");
+  fake.mast(park, "Mast Wiese", "", "on");
+  const lake = fake.path(park, "Seeweg", "62.5");
+  const avenue = fake.path(park, "Allee", "71.0");
+  const siteKeys = Object.values(fake.hass.entities).filter((e) => e.device_id === park);
+  const siteOf = (key) => siteKeys.find((e) => e.translation_key === key).entity_id;
+
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const lighting = dashboard.views.find((view) => view.path === "park-lighting");
+  const section = lighting.sections.find((s) => s.cards[0].heading === TEXTS.de.energy);
+  const kinds = section.cards.map((card) => card.type);
+  assert.deepEqual(kinds, [
+    "heading",
+    "tile",
+    "tile",
+    "tile",
+    "history-graph",
+    "statistics-graph",
+    "statistics-graph",
+    "statistics-graph",
+  ]);
+  // Now: the share saved and since when it is counted, the site first, then paths by name.
+  const tiles = section.cards.filter((card) => card.type === "tile");
+  assert.deepEqual(
+    tiles.map((tile) => [tile.name, tile.entity, tile.state_content]),
+    [
+      ["Ersparnis · Standort", siteOf("lighting_savings"), ["state", "since"]],
+      ["Ersparnis · Weg Allee", avenue.savings, ["state", "since"]],
+      ["Ersparnis · Weg Seeweg", lake.savings, ["state", "since"]],
+    ],
+  );
+  // Over time: the savings of the site and of each path in one week's graph.
+  const [week] = cards(section, "history-graph");
+  assert.equal(week.title, TEXTS.de.savings_week);
+  assert.deepEqual(week.entities.map((row) => row.name), ["Standort", "Weg Allee", "Weg Seeweg"]);
+  // Per day, from the long-term statistics: energy used beside the full-power reference.
+  const daily = cards(section, "statistics-graph");
+  assert.deepEqual(
+    daily.map((graph) => [graph.title, graph.entities.map((row) => row.entity)]),
+    [
+      ["Standort: Energie pro Tag", [siteOf("lighting_energy"), siteOf("lighting_reference_energy")]],
+      ["Weg Allee: Energie pro Tag", [avenue.energy, avenue.reference]],
+      ["Weg Seeweg: Energie pro Tag", [lake.energy, lake.reference]],
+    ],
+  );
+  for (const graph of daily) {
+    assert.deepEqual(
+      [graph.period, graph.stat_types, graph.chart_type],
+      ["day", ["change"], "bar"],
+    );
+    assert.deepEqual(graph.entities.map((row) => row.name), [TEXTS.de.energy_used, TEXTS.de.energy_reference]);
+  }
+  // In English for an English profile.
+  fake.hass.locale = { language: "en" };
+  const english = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  const titles = cards(english, "statistics-graph").map((graph) => graph.title);
+  assert.deepEqual(titles, ["Site: energy per day", "Path Allee: energy per day", "Path Seeweg: energy per day"]);
+});
+
+test("a site whose masts are on no path shows the site's figures only", async () => {
+  const fake = fakeHass("en");
+  const park = fake.site("Park");
+  fake.mast(park, "Lonely", "", "on");
+  const dashboard = await CityOpsDashboardStrategy.generate({}, fake.hass);
+  assert.deepEqual(
+    cards(dashboard, "statistics-graph").map((graph) => graph.title),
+    ["Site: energy per day"],
+  );
+  assert.equal(cards(dashboard, "history-graph")[0].entities.length, 1);
 });
 
 test("every text exists in German and English", () => {

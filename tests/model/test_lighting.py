@@ -530,6 +530,39 @@ def test_savings_against_full_power_while_dark() -> None:
     assert lighting.rated_power_w() == 80.0
 
 
+def test_savings_per_path_are_the_site_accounting_split_by_path() -> None:
+    """Each path's energy and reference are the sums of its masts over the same ticks."""
+    paths = {"M1": "Allee", "M2": "Allee", "M3": "Seeweg", "M4": ""}
+    lighting = chain(
+        4,
+        **{
+            name: spec(name, *((f"M{int(name[1]) - 1}",) if name != "M1" else ()), path=path)
+            for name, path in paths.items()
+        },
+    )
+    assert lighting.paths() == ["Allee", "Seeweg"]
+    assert lighting.savings_percent("Allee") is None
+    lighting.tick(T0, sun_down=True)
+    lighting.reconcile(T0, EVENING, sun_down=True)  # every mast at 30 %
+    lighting.boost(["M3"], T0, hops=0, hold_s=3600)  # Seeweg's one mast at 100 % for the hour
+    lighting.reconcile(T0, EVENING, sun_down=True)
+    lighting.tick(T0 + timedelta(hours=1), sun_down=True)
+    assert lighting.counted_by_path["Allee"] == pytest.approx((0.024, 0.08))
+    assert lighting.counted_by_path["Seeweg"] == pytest.approx((0.04, 0.04))
+    assert lighting.counted_by_path[""] == pytest.approx((0.012, 0.04))
+    assert lighting.savings_percent("Allee") == 70.0
+    assert lighting.savings_percent("Seeweg") == 0.0
+    assert lighting.savings_percent("Nowhere") is None
+    # The paths add up to the site: one accounting, split.
+    energy = sum(pair[0] for pair in lighting.counted_by_path.values())
+    reference = sum(pair[1] for pair in lighting.counted_by_path.values())
+    assert (energy, reference) == pytest.approx(lighting.counted)
+    assert lighting.savings_percent() == round(100 * (1 - 0.076 / 0.16), 1)
+    # Read between ticks, nothing moves: the share does not depend on when it is read.
+    lighting.masts["M1"].accumulate(T0 + timedelta(hours=1, minutes=30), dark=True)
+    assert lighting.savings_percent("Allee") == 70.0
+
+
 def test_savings_never_negative() -> None:
     lighting = chain(1)
     lighting.tick(T0, sun_down=True)

@@ -50,6 +50,11 @@ export const TEXTS = {
     energy: "Energy and savings",
     energy_site: "Site",
     energy_path: "Path {path}",
+    savings_of: "Savings · {name}",
+    savings_week: "Savings since counting began, last 7 days",
+    energy_per_day: "{name}: energy per day",
+    energy_used: "Used",
+    energy_reference: "At full power",
     available: "Free now",
     per_type: "{item}: **{count}** free",
     nothing_to_lend: "Nothing to lend at the moment.",
@@ -106,6 +111,11 @@ export const TEXTS = {
     energy: "Energie und Ersparnis",
     energy_site: "Standort",
     energy_path: "Weg {path}",
+    savings_of: "Ersparnis · {name}",
+    savings_week: "Ersparnis seit Zählbeginn, letzte 7 Tage",
+    energy_per_day: "{name}: Energie pro Tag",
+    energy_used: "Verbraucht",
+    energy_reference: "Bei voller Leistung",
     available: "Jetzt frei",
     per_type: "{item}: **{count}** frei",
     nothing_to_lend: "Gerade ist nichts auszuleihen.",
@@ -188,6 +198,24 @@ function ownEntities(hass) {
   return own;
 }
 
+// Each path's savings, energy and reference on the site's device (the sensors name their
+// path in the `path` attribute), by path name.
+function pathFigures(hass, keys) {
+  const paths = new Map();
+  for (const [key, figure] of [
+    ["path_savings", "savings"],
+    ["path_energy", "energy"],
+    ["path_reference_energy", "reference"],
+  ]) {
+    for (const entityId of keys[key] || []) {
+      const path = hass.states[entityId].attributes?.path;
+      if (typeof path !== "string" || !path) continue;
+      paths.set(path, { ...(paths.get(path) || { path }), [figure]: entityId });
+    }
+  }
+  return [...paths.values()].sort((a, b) => a.path.localeCompare(b.path));
+}
+
 // The sites of this installation and their assets, from the registries; only entities that
 // have a state are used (an entity a device never reported does not exist).
 export function siteModel(hass) {
@@ -219,7 +247,9 @@ export function siteModel(hass) {
       route: keys.collection_route?.[0],
       due: keys.containers_due?.[0],
       energy: keys.lighting_energy?.[0],
+      reference: keys.lighting_reference_energy?.[0],
       savings: keys.lighting_savings?.[0],
+      paths: pathFigures(hass, keys),
       containers: [],
       masts: [],
       banks: [],
@@ -494,6 +524,51 @@ function faultTiles(masts) {
     }));
 }
 
+// Savings of the site and of each path: now (a share of the full-power reference since
+// counting began, with that start), over the last week, and per day from the long-term
+// statistics of energy and reference (the gap between the two bars is that day's saving).
+function energyAndSavings(site, t) {
+  const figures = [
+    { name: t.energy_site, savings: site.savings, energy: site.energy, reference: site.reference },
+    ...site.paths.map((path) => ({ ...path, name: fill(t.energy_path, { path: path.path }) })),
+  ];
+  const withSavings = figures.filter((figure) => figure.savings);
+  const cards = withSavings.map((figure) => ({
+    type: "tile",
+    entity: figure.savings,
+    name: fill(t.savings_of, { name: figure.name }),
+    icon: "mdi:leaf",
+    state_content: ["state", "since"],
+    grid_options: { columns: 12 },
+  }));
+  if (withSavings.length) {
+    cards.push({
+      type: "history-graph",
+      title: t.savings_week,
+      hours_to_show: 168,
+      grid_options: { columns: "full" },
+      entities: withSavings.map((figure) => ({ entity: figure.savings, name: figure.name })),
+    });
+  }
+  for (const figure of figures) {
+    if (!figure.energy || !figure.reference) continue;
+    cards.push({
+      type: "statistics-graph",
+      title: fill(t.energy_per_day, { name: figure.name }),
+      chart_type: "bar",
+      period: "day",
+      days_to_show: 30,
+      stat_types: ["change"],
+      grid_options: { columns: 12 },
+      entities: [
+        { entity: figure.energy, name: t.energy_used },
+        { entity: figure.reference, name: t.energy_reference },
+      ],
+    });
+  }
+  return cards;
+}
+
 function lightingView(hass, site, t, prefix) {
   const masts = site.masts;
   const paths = new Map();
@@ -517,28 +592,7 @@ function lightingView(hass, site, t, prefix) {
       },
     ],
   };
-  const energyGraphs = [];
-  if (site.energy || site.savings) {
-    energyGraphs.push({
-      type: "history-graph",
-      title: t.energy_site,
-      hours_to_show: 24,
-      entities: [site.energy, site.savings].filter(Boolean),
-    });
-  }
-  for (const [path, members] of paths) {
-    const energies = members.filter((mast) => mast.energy);
-    if (!energies.length) continue;
-    energyGraphs.push({
-      type: "statistics-graph",
-      title: fill(t.energy_path, { path }),
-      chart_type: "bar",
-      period: "hour",
-      days_to_show: 1,
-      stat_types: ["change"],
-      entities: energies.map((mast) => ({ entity: mast.energy, name: mast.name })),
-    });
-  }
+  const energyCards = energyAndSavings(site, t);
   return {
     title: `${prefix}${t.lighting}`,
     path: `${slug(site.name)}-lighting`,
@@ -589,7 +643,7 @@ function lightingView(hass, site, t, prefix) {
       {
         type: "grid",
         column_span: 3,
-        cards: [heading(t.energy, "mdi:lightning-bolt"), ...energyGraphs],
+        cards: [heading(t.energy, "mdi:lightning-bolt"), ...energyCards],
       },
     ],
   };

@@ -490,8 +490,10 @@ class Lighting:
         self.masts = dict(masts)
         self._graph: MastGraph | None = None
         self.last_tick: datetime | None = None
-        # Energy and reference as of the last tick, and when counting began.
+        # Energy and reference as of the last tick (the site's, and each path's: "" for masts
+        # on no path), and when counting began.
         self.counted: tuple[float, float] = (0.0, 0.0)
+        self.counted_by_path: dict[str, tuple[float, float]] = {}
         self.counting_since: datetime | None = None
         self.detections: dict[str, datetime] = {}  # mast -> its latest motion start
         self.headings: dict[str, Heading | None] = {}  # heading inferred at that detection
@@ -682,20 +684,34 @@ class Lighting:
     # -- energy ---------------------------------------------------------------------------
 
     def tick(self, now: datetime, sun_down: bool) -> None:
-        """Bring every mast's energy and reference up to now; take the site's totals."""
+        """Bring every mast's energy and reference up to now; take the site's and paths' totals."""
         if self.masts and self.counting_since is None:
             self.counting_since = now
+        by_path: dict[str, tuple[float, float]] = {}
         for mast in self.masts.values():
             mast.accumulate(now, mast.is_dark(sun_down))
+            energy, reference = by_path.get(mast.spec.path, (0.0, 0.0))
+            status = mast.status
+            by_path[mast.spec.path] = (energy + status.energy_kwh, reference + status.reference_kwh)
         self.last_tick = now
+        self.counted_by_path = by_path
         self.counted = (
             self.energy_kwh(),
             sum(mast.status.reference_kwh for mast in self.masts.values()),
         )
 
-    def savings_percent(self) -> float | None:
-        """Energy saved against full power while dark, since counting began (last tick)."""
-        energy, reference = self.counted
+    def paths(self) -> list[str]:
+        """The named paths of the site's masts."""
+        return sorted({mast.spec.path for mast in self.masts.values()} - {""})
+
+    def savings_percent(self, path: str | None = None) -> float | None:
+        """Energy saved against full power while dark, since counting began (last tick).
+
+        For the whole site, or for the masts of one path.
+        """
+        energy, reference = (
+            self.counted if path is None else self.counted_by_path.get(path, (0.0, 0.0))
+        )
         if reference <= 0:
             return None
         return round(max(0.0, 100 * (1 - energy / reference)), 1)
