@@ -189,6 +189,7 @@ class EntityBudget:
         # Refused for the limit, by unique id; shown in the repair issue.
         self.missing: dict[str, Planned] = {}
         self.waiting: dict[str, list[Planned]] = {}  # asset id -> entities awaiting a quantity
+        self._paths: set[str] = set()  # the paths whose entities the site has
 
     @property
     def runtime(self) -> CityOpsRuntime:
@@ -290,6 +291,7 @@ class EntityBudget:
                     free.append(planned)
                 else:
                     paid.append(planned)
+        self._paths = set(self.runtime.site.lighting.paths())
         self._forget_old_paths({p.unique_id(entry_id) for p in free + paid if p.path is not None})
         room = entity_limit() - self.enabled_count()
         paid.sort(key=lambda planned: planned.slot.tier)  # stable: asset order within a tier
@@ -300,7 +302,7 @@ class EntityBudget:
         self._update_issue()
 
     def _forget_old_paths(self, kept: set[str]) -> None:
-        """Remove the entities of paths no mast is on any more (renamed, or its masts gone).
+        """At set-up: remove the entities of paths no mast is on any more.
 
         `kept` are the unique ids of the paths' entities that stay.
         """
@@ -309,22 +311,31 @@ class EntityBudget:
         for entity in er.async_entries_for_config_entry(self._registry, entry_id):
             if entity.unique_id.startswith(prefixes) and entity.unique_id not in kept:
                 self._registry.async_remove(entity.entity_id)
-                self.created.discard(entity.unique_id)
-        self.missing = {
-            uid: planned
-            for uid, planned in self.missing.items()
-            if planned.path is None or uid in kept
-        }
 
     def _follow_paths(self) -> None:
-        """A mast came, moved or went: its path's entities come and go with the path.
+        """A mast came, moved or went: a path's entities come and go with the path.
 
-        Home Assistant removes a live entity whose registry entry is removed.
+        Home Assistant removes a live entity whose registry entry is removed. O(masts) per
+        call, and nothing more unless the site's paths changed.
         """
+        paths = set(self.runtime.site.lighting.paths())
+        if paths == self._paths:
+            return
         entry_id = self.entry.entry_id
-        plans = [p for path in self.runtime.site.lighting.paths() for p in path_plans(path)]
-        self._forget_old_paths({planned.unique_id(entry_id) for planned in plans})
-        self._admit([p for p in plans if p.unique_id(entry_id) not in self.created])
+        dropped = False
+        for path in self._paths - paths:
+            for planned in path_plans(path):
+                uid = planned.unique_id(entry_id)
+                entity_id = self._registry.async_get_entity_id(planned.slot.domain, DOMAIN, uid)
+                if entity_id is not None:
+                    self._registry.async_remove(entity_id)
+                self.created.discard(uid)
+                dropped = self.missing.pop(uid, None) is not None or dropped
+        gained = [p for path in sorted(paths - self._paths) for p in path_plans(path)]
+        self._paths = paths
+        self._admit([p for p in gained if p.unique_id(entry_id) not in self.created])
+        if dropped:
+            self._update_issue()
 
     async def async_register(
         self, domain: Platform, add_entities: AddEntities, build: Builder
@@ -427,6 +438,8 @@ class EntityBudget:
     @callback
     def asset_changed(self, asset_id: str) -> None:
         """A changed asset: the entities it gained (a sensor named, a compartment added)."""
+        if asset_id in self.runtime.site.masts:
+            self._follow_paths()  # moved onto another path
         entry_id = self.entry.entry_id
         planned = self.planned(asset_id)
         wanted = {p.unique_id(entry_id) for p in planned}

@@ -529,3 +529,38 @@ async def test_changes_count_each_path_their_masts_start_once(
         changes_cost(runtime, [(kind, 0, None) for kind, _ in masts], [path for _, path in masts])
         == 3 * MAST_COST + PATH_COST + CONTAINER_COST
     )
+
+
+def path_figures(hass: HomeAssistant, entry: MockConfigEntry) -> list[tuple[str, str]]:
+    """(translation key, path) of every path entity of the site that has a state."""
+    found = []
+    for entity in entities(hass, entry):
+        state = hass.states.get(entity.entity_id)
+        if entity.translation_key.startswith("path_") and state is not None:  # type: ignore[union-attr]
+            found.append((str(entity.translation_key), str(state.attributes["path"])))
+    return sorted(found)
+
+
+async def test_a_mast_added_in_place_on_a_new_path_brings_its_figures_and_takes_them_along(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, mixed_site: MockConfigEntry
+) -> None:
+    mixed_site.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mixed_site.entry_id)
+    await hass.async_block_till_done()
+    keys = ["path_energy", "path_reference_energy", "path_savings"]
+    assert path_figures(hass, mixed_site) == [(key, "Hauptweg") for key in keys]
+    result = await hass.config_entries.subentries.async_init(
+        (mixed_site.entry_id, "mast"), context={"source": SOURCE_USER}
+    )
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], new_mast("Seeweg")
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert path_figures(hass, mixed_site) == sorted(
+        [(key, "Hauptweg") for key in keys] + [(key, "Seeweg") for key in keys]
+    )
+    added = next(sid for sid, sub in mixed_site.subentries.items() if sub.data.get("name") == "M2")
+    assert hass.config_entries.async_remove_subentry(mixed_site, added)
+    await hass.async_block_till_done()
+    assert path_figures(hass, mixed_site) == [(key, "Hauptweg") for key in keys]
