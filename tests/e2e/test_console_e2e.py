@@ -477,12 +477,12 @@ def test_the_lighting_view_lists_each_problem_once_with_its_kind_and_the_savings
             assert page.get_by_text("Keine Verbindung").filter(visible=True).count() == 0
             # The dead lamp: its kind and since when, in German; the only fault shown. (A tile
             # keeps its texts in its shadow root: read the state line, find the tile by it.)
-            kind = page.locator("hui-tile-card state-display").filter(visible=True)
-            kind = kind.filter(has_text="Lampenausfall")
-            assert kind.count() == 1
-            assert re.search(r"\d{1,2}:\d{2}", kind.first.inner_text()), kind.first.inner_text()
-            fault = page.locator("hui-tile-card").filter(has=kind)
-            assert fault.get_by_text("Teich Mast 3").count() == 1
+            kind = page.locator("state-display").filter(has_text="Lampenausfall")
+            fault = page.locator("hui-tile-card").filter(visible=True).filter(has=kind)
+            assert fault.count() == 1
+            shown = fault.first.locator("state-display").first.inner_text()
+            assert re.search(r"Lampenausfall · .*\d{1,2}:\d{2}", shown), shown
+            assert fault.first.get_by_text("Teich Mast 3").count() == 1
             assert page.get_by_text("Leuchtenstörungen").filter(visible=True).count() == 1
             # Savings now for the site and each path, each with the start of counting.
             for name in ("Standort", "Weg Allee", "Weg Teichweg"):
