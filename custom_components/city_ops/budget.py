@@ -292,7 +292,9 @@ class EntityBudget:
                 else:
                     paid.append(planned)
         self._paths = set(self.runtime.site.lighting.paths())
-        self._forget_old_paths({p.unique_id(entry_id) for p in free + paid if p.path is not None})
+        self._forget_old_paths(
+            {p.unique_id(entry_id) for path in self._paths for p in path_plans(path)}
+        )
         room = entity_limit() - self.enabled_count()
         paid.sort(key=lambda planned: planned.slot.tier)  # stable: asset order within a tier
         admitted = free + paid[: max(0, room)]
