@@ -272,9 +272,24 @@ async def test_strategy_fits_two_real_sites_in_german_and_english(
         state = hass.states.get(row["entity"])
         assert state is not None
         assert state.attributes["entity_picture"].startswith("/city_ops/marker/"), row
+    # Each mast's lamp fault tile: its kind and since when (attributes the sensor has), shown
+    # while the fault is on and the mast reports (one that does not is listed as such only).
+    lighting = views[f"{demo}-lighting"]
+    faults = [
+        card
+        for card in cards(lighting, "tile")
+        if card.get("state_content") == ["fault_kind", "since"]
+    ]
+    assert sorted(card["name"] for card in faults) == sorted(asset.name for asset in masts())
+    for card in faults:
+        state = hass.states.get(card["entity"])
+        assert state is not None
+        assert {"fault_kind", "since"} <= set(state.attributes), card
+        light = next(c["entity"] for c in card["visibility"] if c["entity"] != card["entity"])
+        assert light.startswith("light."), card
+        assert {"condition": "state", "entity": card["entity"], "state": "on"} in card["visibility"]
     # Energy and savings of the site and of each of its paths: the savings now and over the
     # week, and per day from statistics the recorder keeps (totals, so the day's change).
-    lighting = views[f"{demo}-lighting"]
     demo_paths = {str(asset.params.get("path") or "") for asset in masts()} - {""}
     assert demo_paths
     daily = list(cards(lighting, "statistics-graph"))

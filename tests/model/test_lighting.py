@@ -563,6 +563,19 @@ def test_savings_per_path_are_the_site_accounting_split_by_path() -> None:
     assert lighting.savings_percent("Allee") == 70.0
 
 
+def test_a_lamp_nobody_told_or_heard_yet_counts_neither_energy_nor_reference() -> None:
+    """A new mast before its first command is not a lamp saving 100 % of its power."""
+    lighting = chain(1)
+    lighting.tick(T0, sun_down=True)
+    lighting.tick(T0 + timedelta(hours=1), sun_down=True)
+    assert lighting.counted == (0.0, 0.0)
+    assert lighting.savings_percent() is None
+    lighting.reconcile(T0 + timedelta(hours=1), EVENING, sun_down=True)  # 30 %
+    lighting.tick(T0 + timedelta(hours=2), sun_down=True)
+    assert lighting.counted == pytest.approx((0.012, 0.04))
+    assert lighting.savings_percent() == 70.0
+
+
 def test_savings_never_negative() -> None:
     lighting = chain(1)
     lighting.tick(T0, sun_down=True)

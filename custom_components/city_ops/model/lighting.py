@@ -351,7 +351,15 @@ class Mast:
         `dark` is the darkness from now on, where the caller knows it.
         """
         status = self.status
-        if status.level_since is not None and now > status.level_since:
+        # A lamp nobody told or heard yet (a new mast before its first command) would count
+        # as 0 W against a full reference, a saving that never happened: neither counts.
+        known = (
+            status.measured_energy
+            or status.power_w is not None
+            or status.on is not None
+            or status.commanded_level is not None
+        )
+        if known and status.level_since is not None and now > status.level_since:
             hours = (now - status.level_since).total_seconds() / 3600
             if not status.measured_energy:
                 watts, _ = self.power_w()
