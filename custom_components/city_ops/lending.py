@@ -290,7 +290,7 @@ class Lending:
         """Book a compartment; its codes are in the result and nowhere else in the clear."""
         bank = self.banks[asset_id]
         async with self._lock(asset_id):
-            self._check_running()
+            self._check_running(asset_id)
             chosen = bank.choose(compartment, item_type)
             codes = await self.hass.async_add_executor_job(issue_codes, bank.taken_hashes())
             reservation, update = bank.reserve(
@@ -309,7 +309,7 @@ class Lending:
         """Open the compartment a code belongs to; the keypad and the service share this path."""
         bank = self.banks[asset_id]
         async with self._lock(asset_id):
-            self._check_running()
+            self._check_running(asset_id)
             now = dt_util.utcnow()
             locked_until = bank.keypad_locked_until(now)
             if locked_until is not None:
@@ -362,7 +362,7 @@ class Lending:
     ) -> LockerUpdate:
         """Run one service's change on a bank, send and announce its results, save at once."""
         async with self._lock(asset_id):
-            self._check_running()
+            self._check_running(asset_id)
             bank = self.banks[asset_id]
             now = dt_util.utcnow()
             update = change(bank, now)
@@ -373,9 +373,11 @@ class Lending:
             await self._async_deliver(asset_id, update, context)
         return update
 
-    def _check_running(self) -> None:
+    def _check_running(self, asset_id: str) -> None:
         if self.stopped:  # a reload is under way: the next runtime takes over the bank
             raise LockerRefused("site_reloading")
+        if asset_id not in self.banks:  # removed while the call waited for the bank
+            raise LockerRefused("bank_removed")
 
     def _reachable(self, asset_id: str) -> bool:
         return delivery.reachable(self.hass, self.assets[asset_id].source_kind, self.zha)

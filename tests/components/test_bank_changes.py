@@ -7,6 +7,7 @@ with the same controller gets them back, codes included.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import json
 from typing import Any
@@ -16,7 +17,9 @@ from homeassistant.config_entries import SOURCE_USER
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+import pytest
 from pytest_homeassistant_custom_component.common import (
     async_capture_events,
     async_fire_mqtt_message,
@@ -266,3 +269,31 @@ async def test_the_first_bank_of_a_site_keeps_its_deadlines(
     async_fire_time_changed(hass)
     await hass.async_block_till_done()
     assert hass.states.get("sensor.locker_south_compartment_1_loan_state").state == "available"
+
+
+async def test_a_call_waiting_for_a_bank_removed_meanwhile_is_refused(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, setup_lockers: SetupSite
+) -> None:
+    """A reservation queued behind another call on the bank must not book a bank that is gone."""
+    entry = await setup_lockers()
+    lending = entry.runtime_data.lending
+    north = subentry(entry, "Locker North").subentry_id
+    report(hass, "locker-north", 1, door="closed", locked=True, item_present=True)
+    await hass.async_block_till_done()
+    device_id = bank_device(hass, entry.entry_id, "Locker North")
+    busy = lending._lock(north)
+    await busy.acquire()  # another call on the bank is under way
+    waiting = asyncio.create_task(call(hass, "reserve", device_id=device_id, compartment=1))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    assert hass.config_entries.async_remove_subentry(entry, north)
+    await hass.async_block_till_done()
+    busy.release()
+    with pytest.raises(ServiceValidationError) as refused:
+        await waiting
+    assert (refused.value.translation_domain, refused.value.translation_key) == (
+        DOMAIN,
+        "locker_bank_removed",
+    )
+    assert lending.kept == {}  # nothing was booked, so nothing is kept
