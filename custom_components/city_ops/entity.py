@@ -34,18 +34,25 @@ class AssetEntity(Entity):
         self.entity_description = description
         self.runtime: CityOpsRuntime = entry.runtime_data
         self.asset_id = asset_id
-        asset = self.runtime.assets[asset_id]
         self._attr_unique_id = f"{asset_id}_{description.key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, asset_id)},
+        self._shown: object = object()
+        self._value: object = None
+
+    @property
+    def device_info(self) -> DeviceInfo:
+        """The asset's device, under the site's (read when the entity is added).
+
+        Built when asked rather than kept: a site holds thousands of entities.
+        """
+        asset = self.runtime.assets[self.asset_id]
+        return DeviceInfo(
+            identifiers={(DOMAIN, self.asset_id)},
             name=asset.name,
             manufacturer="City Operations",
             model=self.device_model(),
             model_id=f"{asset.source_kind}:{asset.device}",
             via_device_id=self.runtime.site_device_id,
         )
-        self._shown: object = object()
-        self._value: object = None
 
     def device_model(self) -> str:
         """What the device is, in the city's words."""

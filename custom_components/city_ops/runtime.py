@@ -299,8 +299,8 @@ class CityOpsRuntime:
         )
         # Apart too: a minute tick of the lighting rewrites neither bookings nor the route.
         self._masts = SiteStore(hass, masts_store_key(entry.entry_id), self.lighting.to_store)
-        # asset id -> what a listener shows ("" for everything about the asset) -> listeners
-        self._listeners: dict[str, dict[str, tuple[CALLBACK_TYPE, ...]]] = {}
+        # asset id -> (what a listener shows, "" for everything about the asset; the listener)
+        self._listeners: dict[str, tuple[tuple[str, CALLBACK_TYPE], ...]] = {}
         self._site_listeners: list[CALLBACK_TYPE] = []
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._topics: list[str] = []
@@ -795,16 +795,13 @@ class CityOpsRuntime:
         """Refresh an asset's entities: all of them, or those showing what `changed` names."""
         if asset_id in self.budget.waiting:
             self.budget.quantity_seen(asset_id, changed)
-        by_shown = self._listeners.get(asset_id)
-        if not by_shown:
-            return
+        listeners = self._listeners.get(asset_id, ())
         if changed is None:
-            for listeners in tuple(by_shown.values()):
-                for listener in listeners:
-                    listener()
+            for _, listener in listeners:
+                listener()
             return
-        for shown in ("", *changed):
-            for listener in by_shown.get(shown, ()):
+        for shows, listener in listeners:
+            if not shows or shows in changed:
                 listener()
 
     @callback
@@ -1090,17 +1087,17 @@ class CityOpsRuntime:
         self, asset_id: str, listener: CALLBACK_TYPE, shows: str = ""
     ) -> CALLBACK_TYPE:
         """Call `listener` whenever the asset changes, or only when what it `shows` may have."""
-        by_shown = self._listeners.setdefault(asset_id, {})
-        # Tuples, replaced on change: a listener may remove itself (or another) while the
+        listeners = self._listeners
+        # A tuple, replaced on change: a listener may remove itself (or another) while the
         # asset's listeners are being called.
-        by_shown[shows] = (*by_shown.get(shows, ()), listener)
+        listeners[asset_id] = (*listeners.get(asset_id, ()), (shows, listener))
 
         def remove() -> None:
-            rest = tuple(other for other in by_shown.get(shows, ()) if other is not listener)
+            rest = tuple(pair for pair in listeners.get(asset_id, ()) if pair[1] is not listener)
             if rest:
-                by_shown[shows] = rest
+                listeners[asset_id] = rest
             else:
-                by_shown.pop(shows, None)
+                listeners.pop(asset_id, None)
 
         return remove
 

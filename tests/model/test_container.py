@@ -534,7 +534,6 @@ def test_round_trip_through_json() -> None:
     stored = json.loads(json.dumps(bin_.to_dict()))
     restored = Container.status_from_dict(stored)
     assert _fields(restored) == _fields(bin_.status)
-    assert restored.fill_history.maxlen == MAX_HISTORY
     again = Container(SPEC, restored)
     assert again.fill_rate() == bin_.fill_rate()
     assert again.predicted_full(FULL_AT) == bin_.predicted_full(FULL_AT)
@@ -652,3 +651,18 @@ def test_naive_timestamps_in_store_do_not_break_the_container() -> None:
     bin_.apply(fill(45), T0 + timedelta(hours=1), FULL_AT)
     bin_.fill_rate()
     bin_.predicted_full(FULL_AT)
+
+
+def test_a_history_longer_than_the_bound_is_trimmed() -> None:
+    stored = container().to_dict() | {
+        "fill_history": [(T0.timestamp() + 60 * i, 10 + i * 0.1) for i in range(MAX_HISTORY + 20)]
+    }
+    restored = Container.status_from_dict(stored)
+    assert len(restored.fill_history) == MAX_HISTORY
+    assert restored.fill_history[0][1] == pytest.approx(12.0)
+    long = [(T0 + timedelta(minutes=i), 10.0 + 0.2 * i) for i in range(MAX_HISTORY + 5)]
+    bin_ = container(fill_history=long)
+    bin_.apply(fill(40), T0 + timedelta(hours=3), FULL_AT)
+    assert len(bin_.status.fill_history) == MAX_HISTORY
+    assert bin_.status.fill_history[-1] == (T0 + timedelta(hours=3), 40.0)
+    assert bin_.fill_rate() == pytest.approx(fill_rate_per_hour(bin_.status.fill_history))
