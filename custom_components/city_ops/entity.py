@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from homeassistant.const import ATTR_ENTITY_PICTURE
-from homeassistant.core import State, callback
-from homeassistant.core_config import DATA_CUSTOMIZE
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
-from homeassistant.helpers.entity import Entity, EntityDescription, EntityPlatformState
-from homeassistant.helpers.entity_registry import RegistryEntry
+from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import DOMAIN, WASTE_KIND_MODEL
-from .model.container import Container, ContainerSpec
+from .model.container import Container
 from .model.lighting import Mast
 from .model.locker import Compartment, LockerBank
 from .permissions import Action, async_check
@@ -107,15 +103,7 @@ class AssetEntity(Entity):
 
 
 class ContainerEntity(AssetEntity):
-    """An entity of one waste container.
-
-    Its state is written with every uplink that moves it, so a write reuses the last one's
-    frame where Home Assistant's own would rebuild it (see `_async_write_ha_state`).
-    """
-
-    # What the last full write was made from: its state object, registry entry, spec,
-    # availability, whether it had a picture, and its own attributes' names.
-    _written: tuple[State, RegistryEntry | None, ContainerSpec, bool, bool, Any] | None = None
+    """An entity of one waste container."""
 
     def __init__(
         self, entry: CityOpsConfigEntry, asset_id: str, description: EntityDescription
@@ -136,89 +124,6 @@ class ContainerEntity(AssetEntity):
     def available(self) -> bool:
         """A container that missed three reports is unavailable."""
         return self.container.status.online
-
-    @callback
-    def _async_write_ha_state(self) -> None:
-        """Write the state; when only values moved, patch them into the last attributes.
-
-        Home Assistant's write rebuilds every attribute, the name and the unit and compares
-        the capabilities with the registry on each call. Between two readings only the state,
-        the values of the entity's own attributes and the map marker move. So while the
-        entity keeps its registry entry (unit options, name, device class), its spec (where it
-        stands), its availability, the names of its attributes and its friendly name, and
-        nothing else wrote its state, the new state is the last one with those values
-        replaced. The state text still comes from the platform (unit conversion, validation).
-        Anything else, and every first write, takes Home Assistant's path.
-        """
-        written = self._written
-        if written is None or self._platform_state is not EntityPlatformState.ADDED:
-            self._write_in_full()
-            return
-        hass = self.hass
-        entity_id = self.entity_id
-        available = self.available
-        own = self._own_attributes() if available else None
-        picture = self._attr_entity_picture
-        old = hass.states.get(entity_id)
-        if (
-            old is not written[0]
-            or self.registry_entry is not written[1]
-            or self.container.spec is not written[2]
-            or available is not written[3]
-            or (picture is None) is not written[4]
-            or (None if own is None else own.keys()) != written[5]
-            or self._context is not None
-            or self.force_update
-            or self._cached_friendly_name is None  # the device or the entity was renamed
-            or self._customized()
-        ):
-            self._write_in_full()
-            return
-        attributes = dict(old.attributes)
-        if own:
-            attributes.update(own)
-        if picture is not None:
-            attributes[ATTR_ENTITY_PICTURE] = picture
-        hass.states.async_set(
-            entity_id, self._stringify_state(available), attributes, False, None, self._state_info
-        )
-        self._remember(own, picture)
-
-    def _write_in_full(self) -> None:
-        super()._async_write_ha_state()
-        if self._platform_state is EntityPlatformState.ADDED and not self._customized():
-            available = self.available
-            self._remember(self._own_attributes() if available else None, self._attr_entity_picture)
-        else:
-            self._written = None
-
-    def _remember(self, own: dict[str, Any] | None, picture: str | None) -> None:
-        state = self.hass.states.get(self.entity_id)
-        self._written = (
-            None
-            if state is None
-            else (
-                state,
-                self.registry_entry,
-                self.container.spec,
-                self.available,
-                picture is None,
-                None if own is None else own.keys(),
-            )
-        )
-
-    def _customized(self) -> bool:
-        """Whether configuration.yaml's `customize` overrides attributes of this entity."""
-        customize = self.hass.data.get(DATA_CUSTOMIZE)
-        return customize is not None and bool(customize.get(self.entity_id))
-
-    def _own_attributes(self) -> dict[str, Any] | None:
-        """The platform's and the entity's own state attributes, as Home Assistant merges them."""
-        platform = self.state_attributes
-        extra = self.extra_state_attributes
-        if not platform:
-            return dict(extra) if extra else None
-        return {**platform, **extra} if extra else dict(platform)
 
 
 class MastEntity(AssetEntity):

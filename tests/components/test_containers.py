@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 import json
 from typing import Any
-from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er
-from homeassistant.helpers.entity import Entity
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -318,56 +316,3 @@ async def test_a_listener_removing_itself_does_not_hide_the_next_one(
         async_fire_mqtt_message(hass, TTN_TOPIC, ttn(battery=battery))
         await hass.async_block_till_done()
     assert seen == ["once", "after", "after"]
-
-
-def _written(hass: HomeAssistant, entity: str) -> tuple[str, dict[str, Any]]:
-    found = hass.states.get(entity)
-    assert found is not None
-    return found.state, dict(found.attributes)
-
-
-async def test_a_reading_writes_what_home_assistant_would_write(
-    hass: HomeAssistant, setup_site: SetupSite
-) -> None:
-    """The patched write of a reading equals Home Assistant's own write of the same entity."""
-    entry = await setup_site()
-    fill = entity_id(hass, "Bin 0042", "fill_level")
-    entity = next(
-        e for e in hass.data["entity_components"]["sensor"].entities if e.entity_id == fill
-    )
-    ha_write = Entity._async_write_ha_state
-    full_writes = 0
-
-    def counting(self: Entity) -> None:
-        nonlocal full_writes
-        full_writes += self is entity
-        ha_write(self)
-
-    # Readings that move values only: level, marker, fill state, battery, alarm.
-    for distance, extra in ((700, {}), (300, {"battery": 91}), (1100, {"position": "tilt"})):
-        with patch.object(Entity, "_async_write_ha_state", counting):
-            async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=distance, **extra))
-            await hass.async_block_till_done()
-        patched = _written(hass, fill)
-        ha_write(entity)  # Home Assistant's own path, on the same entity and model
-        assert _written(hass, fill) == patched
-    assert full_writes == 0  # every reading took the patched path
-    assert patched[1]["alarm"] == "tilted"
-    assert patched[1]["entity_picture"].startswith("/city_ops/marker/alarm/")
-
-    # A rename in the registry reaches the next reading's state (Home Assistant's path).
-    er.async_get(hass).async_update_entity(fill, name="Bin by the gate")
-    await hass.async_block_till_done()
-    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=800))
-    await hass.async_block_till_done()
-    assert _written(hass, fill)[1]["friendly_name"] == "Bin by the gate"
-
-    # A state set by someone else is not patched on: the next reading writes it in full.
-    hass.states.async_set(fill, "12", {"foreign": True})
-    async_fire_mqtt_message(hass, TTN_TOPIC, ttn(distance=750))
-    await hass.async_block_till_done()
-    state_now, attributes = _written(hass, fill)
-    assert state_now == "45.8"
-    assert "foreign" not in attributes
-    assert attributes["unit_of_measurement"] == "%"
-    assert entry.runtime_data.stats.applied == 5
