@@ -67,6 +67,7 @@ SETTLE_S = 5.0  # after the last state is there, before memory is read
 CHUNK = 1000  # messages per burst chunk; mosquitto queues 1,000 per client by default
 PUBLISH_RATE = 200  # messages per second during the storage minute
 STORAGE_SETTLE_S = 15.0
+REGISTRY_WRITE_S = 12.0  # Home Assistant writes its registries 10 s after a change
 # The entities without which an asset is not run at all (the contract's translation keys; the
 # light's key is the domain). Everything else a site creates is counted, not required.
 ESSENTIAL: Mapping[str, tuple[str, ...]] = {
@@ -903,7 +904,9 @@ def run_city_ops(
         ]
         shown: dict[str, str] = {}
         result.step = "message load"
-        if devices:
+        if args.import_only:
+            time.sleep(REGISTRY_WRITE_S)  # the registries' delayed writes, as after a load
+        elif devices:
             shown = run_load(hub, publisher, devices, fill_entities, result, args, own="city_ops")
         else:
             result.problems.append("no container has a fill level: no load was run")
@@ -919,6 +922,8 @@ def run_city_ops(
         lost = sum(1 for device, text in shown.items() if after.get(fill_entities[device]) != text)
         if lost:
             result.problems.append(f"{lost} fill levels differ after the restart")
+        if args.import_only:
+            return result
         result.rss_kib = hub.settled_rss()
         result.peak_kib = hub.proc.peak_kib()
         result.step = "site reload"
@@ -1127,6 +1132,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--burst", type=int, default=None, help="messages in the CPU burst")
     parser.add_argument("--storage-s", type=float, default=None, help="seconds of steady load")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="city_ops only: the import (with the WebSocket clients) and a restart; no message "
+        "load, no peer, no site reload",
+    )
     args = parser.parse_args(argv)
     if args.burst is None:
         args.burst = 4000 if args.quick else 20000
@@ -1161,7 +1172,11 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             ours = run_city_ops(scenario, broker, Path(work), args, base_kib)
             print(f"   city_ops done after {time.monotonic() - started:.0f} s", flush=True)
-            peer = run_peer(scenario, broker, Path(work), args, base_kib)
+            peer = (
+                Result("peer", scenario.name, scenario.assets)
+                if args.import_only
+                else run_peer(scenario, broker, Path(work), args, base_kib)
+            )
             load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
             print(
                 f"   peer done after {time.monotonic() - started:.0f} s (load average {load})",
