@@ -324,17 +324,47 @@ async def _export_assets(call: ServiceCall) -> ServiceResponse:
 
 ATTR_RADIUS = "radius"
 ATTR_HOLD = "hold"
+ATTR_WHEN_DARK = "when_dark"
+ATTR_FOLLOW_MOTION = "follow_motion"
+ATTR_LONGEST_MOTION = "longest_motion"
 BOOST_SCHEMA = vol.Schema(
     {
         **cv.ENTITY_SERVICE_FIELDS,
         vol.Optional(ATTR_RADIUS): vol.All(vol.Coerce(int), vol.Range(min=0, max=20)),
         vol.Optional(ATTR_HOLD): vol.All(vol.Coerce(float), vol.Range(min=1, max=86_400)),
+        vol.Optional(ATTR_WHEN_DARK, default=False): cv.boolean,
+        vol.Optional(ATTR_FOLLOW_MOTION, default=False): cv.boolean,
+        vol.Optional(ATTR_LONGEST_MOTION, default=15): vol.All(
+            vol.Coerce(float), vol.Range(min=1, max=240)
+        ),
     }
 )
 
 
+def _mast_light(registry: er.EntityRegistry, entity: er.RegistryEntry) -> str | None:
+    """The light of the mast an entity belongs to: itself, or its mast's light."""
+    if entity.domain == "light":
+        return entity.entity_id
+    if entity.domain != "binary_sensor" or entity.translation_key != "motion":
+        return None
+    if entity.device_id is None:
+        return None
+    return next(
+        (
+            other.entity_id
+            for other in er.async_entries_for_device(registry, entity.device_id)
+            if other.domain == "light" and other.platform == DOMAIN
+        ),
+        None,
+    )
+
+
 async def _boost(call: ServiceCall) -> ServiceResponse:
-    """Boost the targeted masts and their corridor on every site they belong to."""
+    """Boost the targeted masts and their corridor on every site they belong to.
+
+    A mast is targeted by its light or by its motion sensor (what a motion automation has
+    at hand: the trigger's entity).
+    """
     hass = call.hass
     referenced = async_extract_referenced_entity_ids(hass, TargetSelection(call.data))
     wanted = referenced.referenced | referenced.indirectly_referenced
@@ -343,12 +373,17 @@ async def _boost(call: ServiceCall) -> ServiceResponse:
     lights: dict[str, list[str]] = {}
     for entity_id in wanted:
         entity = registry.async_get(entity_id)
-        if entity is None or entity.platform != DOMAIN or entity.domain != "light":
+        if entity is None or entity.platform != DOMAIN:
             continue
         if entity.config_entry_id is None or entity.config_subentry_id is None:
             continue
-        per_site.setdefault(entity.config_entry_id, []).append(entity.config_subentry_id)
-        lights.setdefault(entity.config_entry_id, []).append(entity_id)
+        light = _mast_light(registry, entity)
+        if light is None:
+            continue
+        asset_ids = per_site.setdefault(entity.config_entry_id, [])
+        if entity.config_subentry_id not in asset_ids:
+            asset_ids.append(entity.config_subentry_id)
+            lights.setdefault(entity.config_entry_id, []).append(light)
     if not per_site:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_masts")
     sites: list[tuple[CityOpsConfigEntry, list[str]]] = []
@@ -361,10 +396,17 @@ async def _boost(call: ServiceCall) -> ServiceResponse:
             hass, call.context, Action.OPERATE, entry=entry, entity_ids=lights[entry_id]
         )
         sites.append((entry, asset_ids))
+    follow = (
+        timedelta(minutes=call.data[ATTR_LONGEST_MOTION]) if call.data[ATTR_FOLLOW_MOTION] else None
+    )
     boosted: list[str] = []
     for entry, asset_ids in sites:
         boosted += entry.runtime_data.lighting.boost(
-            asset_ids, call.data.get(ATTR_RADIUS), call.data.get(ATTR_HOLD)
+            asset_ids,
+            call.data.get(ATTR_RADIUS),
+            call.data.get(ATTR_HOLD),
+            when_dark=call.data[ATTR_WHEN_DARK],
+            follow_motion=follow,
         )
     return cast(ServiceResponse, {"boosted": sorted(boosted)})
 

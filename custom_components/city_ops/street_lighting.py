@@ -52,6 +52,8 @@ from .model.lighting import (
     LightingProfile,
     Mast,
     MastSpec,
+    follow_from_dict,
+    follow_to_dict,
     mast_status_from_dict,
     mast_status_to_dict,
 )
@@ -222,6 +224,12 @@ class ParkLighting:
         since = stored.get("lighting_counting_since")
         if isinstance(since, str):
             self.site.lighting.counting_since = dt_util.parse_datetime(since)
+        follows = stored.get("follows")
+        for asset_id, data in (follows if isinstance(follows, Mapping) else {}).items():
+            mast = self.site.masts.get(asset_id)
+            follow = follow_from_dict(data)
+            if mast is not None and follow is not None and mast.status.motion is True:
+                self.site.lighting.follows[mast.spec.name] = follow
 
     def to_store(self) -> dict[str, Any]:
         """What survives a restart."""
@@ -232,6 +240,12 @@ class ParkLighting:
                 for asset_id, mast in self.site.masts.items()
             },
             "lighting_counting_since": since.isoformat() if since else None,
+            # Boosts held while motion goes on: a restart keeps holding them.
+            "follows": {
+                self.site.mast_ids[name]: follow_to_dict(follow)
+                for name, follow in self.site.lighting.follows.items()
+                if name in self.site.mast_ids
+            },
         }
 
     # -- time ---------------------------------------------------------------------------------
@@ -358,6 +372,7 @@ class ParkLighting:
     def _expired(self, now: datetime) -> None:
         self._timer = None
         self._timer_at = None
+        self.site.lighting.renew(now)  # before the levels: a held boost must not dip
         self.reconcile(now)
 
     def stop(self) -> None:
@@ -411,6 +426,8 @@ class ParkLighting:
             self._resend_if_lost(mast)
         if reading.occupancy is True and not was_moving:
             self.site.lighting.detect(mast.spec.name, now)
+        elif reading.occupancy is False and was_moving:
+            self._motion_ended(mast, now)
         if reading.illuminance_lx is not None:
             # A light sensor can make the mast dark (or not) between minute ticks.
             self.reconcile(now, [mast.spec.name])
@@ -463,6 +480,7 @@ class ParkLighting:
             self.reconcile(now, [mast.spec.name])
         else:
             LOGGER.warning("%s is offline (Zigbee2MQTT); marking it unavailable", mast.spec.name)
+            self._motion_ended(mast, now)  # a sensor that cannot be heard holds no boost
         self._judge(asset_id, mast, now, self.sun_down(now))
         self._notify(asset_id)
         self._save(True)
@@ -517,23 +535,47 @@ class ParkLighting:
 
     @callback
     def boost(
-        self, asset_ids: Iterable[str], hops: int | None = None, hold_s: float | None = None
+        self,
+        asset_ids: Iterable[str],
+        hops: int | None = None,
+        hold_s: float | None = None,
+        *,
+        when_dark: bool = False,
+        follow_motion: timedelta | None = None,
     ) -> list[str]:
-        """Boost masts and what they light (ahead of a walker, else the corridor)."""
+        """Boost masts and what they light (ahead of a walker, else the corridor).
+
+        `when_dark`: only the masts where it is dark (their light sensor, else the sun).
+        `follow_motion`: hold each boost while the mast's motion goes on, at most this long
+        (see `Lighting.boost`).
+        """
         now = dt_util.utcnow()
-        names = [
-            self.site.masts[asset_id].spec.name
-            for asset_id in asset_ids
-            if asset_id in self.site.masts
-        ]
-        touched = self.site.lighting.boost(names, now, hops, hold_s)
-        self.reconcile(now, touched)
-        masts = self.site.lighting.masts
-        self._expire_by(
-            min((masts[name].status.boost_until for name in touched), default=None, key=_when),
-            now,
+        masts = self.site.masts
+        chosen = [masts[asset_id] for asset_id in asset_ids if asset_id in masts]
+        if when_dark and chosen:
+            sun_down = self.sun_down(now)
+            chosen = [mast for mast in chosen if mast.is_dark(sun_down)]
+        names = [mast.spec.name for mast in chosen]
+        lighting = self.site.lighting
+        touched = lighting.boost(
+            names, now, hops, hold_s, None if follow_motion is None else now + follow_motion
         )
+        self.reconcile(now, touched)
+        by_name = lighting.masts
+        ends = [by_name[name].status.boost_until for name in touched]
+        ends.extend(follow.renew_at for name in names if (follow := lighting.follows.get(name)))
+        self._expire_by(min(ends, default=None, key=_when), now)
         return touched
+
+    def _motion_ended(self, mast: Mast, now: datetime) -> None:
+        """The motion holding a boost ended: the hold counts from now."""
+        touched = self.site.lighting.motion_ended(mast.spec.name, now)
+        if touched:
+            self.reconcile(now, touched)
+            by_name = self.site.lighting.masts
+            self._expire_by(
+                min((by_name[name].status.boost_until for name in touched), key=_when), now
+            )
 
     @callback
     def set_by_hand(self, asset_id: str, level: float, transition_s: float | None) -> None:

@@ -405,6 +405,28 @@ async def test_a_dark_light_sensor_lights_its_mast_by_day(
     assert state(hass, "M4", "light").attributes["dark"] is False
 
 
+async def test_boost_by_the_motion_sensor_only_where_it_is_dark(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, setup_lighting: SetupSite, sun: MagicMock
+) -> None:
+    """What the motion blueprint sends: the mast by its motion sensor, asked to judge the dark."""
+    sun.return_value = True
+    await setup_lighting()
+    for device, lux in (("mast-3", 800), ("mast-5", 5)):
+        await report(hass, device, occupancy=True, illuminance=lux)
+    clear(mqtt_mock)
+    daylit = {ATTR_ENTITY_ID: entity_id(hass, "M3", "motion")}
+    assert await boost(hass, daylit, when_dark=True) == {"boosted": []}
+    assert commands(mqtt_mock) == {}
+    assert state(hass, "M3", "light").attributes["boost_until"] is None
+    # The mast under trees (5 lx, under the 20 lx threshold) is dark at noon; its corridor
+    # is boosted (the neighbours' level follows their own darkness: off in daylight).
+    shaded = {ATTR_ENTITY_ID: entity_id(hass, "M5", "motion")}
+    assert await boost(hass, shaded, when_dark=True) == {"boosted": ["M4", "M5", "M6"]}
+    assert commands(mqtt_mock) == {"mast-5": [BOOST]}
+    # Without `when_dark` the daylit mast is boosted too (an operator's choice).
+    assert await boost(hass, daylit) == {"boosted": ["M2", "M3", "M4"]}
+
+
 @pytest.mark.parametrize(
     "target",
     [

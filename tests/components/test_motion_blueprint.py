@@ -378,8 +378,13 @@ async def test_nothing_happens_in_daylight(
     await motion(hass, 3, False, lux=800)
     await wait(hass, freezer, seconds=200)
     assert commands(mqtt_mock) == []
-    assert hass.states.get(mast_entity(hass, 3, "light")).attributes["dark"] is False
-    assert services == []  # not even a boost that would change nothing
+    light = hass.states.get(mast_entity(hass, 3, "light"))
+    assert light.attributes["dark"] is False
+    assert light.attributes["boost_until"] is None  # nothing boosted, not even for later
+    # The action judged the darkness itself: one call, asked to boost only where it is dark.
+    assert [
+        (event.data["service"], event.data["service_data"]["when_dark"]) for event in services
+    ] == [("boost", True)]
 
 
 async def test_mast_dark_by_its_light_sensor_in_daytime_is_boosted(
@@ -414,13 +419,17 @@ async def test_dark_attribute_follows_the_light_sensor_at_once(
     assert sorted(commands(mqtt_mock)) == [("mast-2", BOOST), ("mast-3", BOOST), ("mast-4", BOOST)]
 
 
-async def test_motion_known_before_a_reload_does_not_boost(
+async def test_motion_known_before_a_reload_does_not_boost_and_keeps_its_hold(
     hass: HomeAssistant,
     setup_motion_lighting: SetupMotionLighting,
+    mqtt_mock: MqttMockHAClient,
     freezer: FrozenDateTimeFactory,
     site_entry: MockConfigEntry,
 ) -> None:
-    """After a reload the stored "occupied" comes back (unavailable -> on): not new motion."""
+    """After a reload the stored "occupied" comes back (unavailable -> on): not new motion.
+
+    The site held the boost while the motion went on; it keeps holding it after the reload.
+    """
     await setup_motion_lighting()
     # With the sun down the condition holds even while the luminaire is still unavailable.
     assert await async_setup_component(hass, "sun", {})
@@ -439,6 +448,16 @@ async def test_motion_known_before_a_reload_does_not_boost(
         if event.data["entity_id"] == sensor and event.data["new_state"] is not None
     ]
     assert seen == [(STATE_ON, STATE_UNAVAILABLE), (STATE_UNAVAILABLE, STATE_ON)]
-    # The run that was waiting for the motion to end ended with the reload (its sensor went
-    # unavailable: one last boost); the restored "on" starts nothing new.
-    assert [event.data["service"] for event in boosts] == ["boost", "boost"]
+    # The restored "on" starts nothing new.
+    assert [event.data["service"] for event in boosts] == ["boost"]
+    # The walker is still there five minutes on (no new message: the PIR stays occupied):
+    # the held boost outlasts the 120 s hold, and counts its hold from the end of the motion.
+    mqtt_mock.async_publish.reset_mock()
+    for _ in range(10):
+        await wait(hass, freezer, seconds=30)
+    assert commands(mqtt_mock) == []
+    await motion(hass, 3, False)
+    await wait(hass, freezer, seconds=119)
+    assert commands(mqtt_mock) == []
+    await wait(hass, freezer, seconds=2)
+    assert sorted(commands(mqtt_mock)) == [("mast-2", BASE), ("mast-3", BASE), ("mast-4", BASE)]

@@ -10,7 +10,11 @@ from homeassistant.auth.const import GROUP_ID_USER
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, Unauthorized
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_fire_mqtt_message,
+)
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
@@ -24,6 +28,7 @@ STRINGS = json.loads((COMPONENT / "strings.json").read_text("utf-8"))
 GERMAN = json.loads((COMPONENT / "translations/de.json").read_text("utf-8"))
 LOCK_1 = "lock.locker_north_compartment_1"
 LIGHT = "light.m1"
+MOTION = "binary_sensor.m1_motion"
 
 # (domain, service, data, what it needs: book / operate / administer)
 CALLS: list[tuple[str, str, dict[str, Any], str]] = [
@@ -32,6 +37,8 @@ CALLS: list[tuple[str, str, dict[str, Any], str]] = [
     (DOMAIN, "extend", {"compartment": 1, "minutes": 10}, "book"),
     (DOMAIN, "release_code", {"code": "000000"}, "operate"),
     (DOMAIN, "boost", {"entity_id": LIGHT}, "operate"),
+    # As the motion blueprint calls it: the mast by its motion sensor.
+    (DOMAIN, "boost", {"entity_id": MOTION, "when_dark": True, "follow_motion": True}, "operate"),
     ("light", "turn_on", {"entity_id": LIGHT}, "operate"),
     ("light", "turn_off", {"entity_id": LIGHT}, "operate"),
     ("lock", "lock", {"entity_id": LOCK_1}, "operate"),
@@ -98,7 +105,9 @@ async def site(
     await hass.async_block_till_done()
     for number in (1, 2, 3):
         report(hass, "locker-north", number, door="closed", locked=True, item_present=True)
+    async_fire_mqtt_message(hass, "zigbee2mqtt/mast-1", '{"occupancy": true}')  # its PIR
     await hass.async_block_till_done()
+    assert hass.states.get(MOTION) is not None
     device_id = bank_device(hass, entry.entry_id, "Locker North")
     booking = await hass.services.async_call(
         DOMAIN,

@@ -21,6 +21,7 @@ from custom_components.city_ops.model.lighting import (
     Command,
     FaultChange,
     FaultKind,
+    Follow,
     Lighting,
     LightingProfile,
     Mast,
@@ -28,6 +29,8 @@ from custom_components.city_ops.model.lighting import (
     MastSpec,
     MastStatus,
     bearing_deg,
+    follow_from_dict,
+    follow_to_dict,
     mast_status_from_dict,
     mast_status_to_dict,
 )
@@ -239,6 +242,105 @@ def test_overlapping_boosts_extend_and_never_shorten() -> None:
     # A short boost inside a longer one changes nothing.
     lighting.boost(["M4"], later, hold_s=5)
     assert boost_ends(lighting) == ends
+
+
+# -- boosts held while the motion goes on ------------------------------------------------------
+
+
+def moving(lighting: Lighting, name: str, at: datetime, on: bool = True) -> None:
+    lighting.masts[name].apply(Reading(device=name, occupancy=on), at)
+
+
+def test_a_followed_boost_is_renewed_while_the_motion_goes_on() -> None:
+    lighting = chain()
+    moving(lighting, "M3", T0)
+    lighting.boost(["M3"], T0, hold_s=60, follow_until=T0 + timedelta(minutes=15))
+    assert lighting.next_expiry(T0) == T0 + timedelta(seconds=30)  # half the hold
+    # Ten minutes of motion without a message: renewed every half hold, never run out.
+    now = T0
+    for _ in range(20):
+        now = lighting.next_expiry(now) or now
+        assert all(lighting.masts[name].boosted(now) for name in ("M2", "M3", "M4"))
+        assert sorted(lighting.renew(now)) == ["M2", "M3", "M4"]
+    assert now == T0 + timedelta(minutes=10)
+    assert boost_ends(lighting)["M3"] == now + timedelta(seconds=60)
+    # The motion ends: the hold counts from now, and nothing is renewed any more.
+    end = now + timedelta(seconds=5)
+    moving(lighting, "M3", end, on=False)
+    assert sorted(lighting.motion_ended("M3", end)) == ["M2", "M3", "M4"]
+    assert boost_ends(lighting)["M3"] == end + timedelta(seconds=60)
+    assert lighting.follows == {}
+    assert lighting.next_expiry(end) == end + timedelta(seconds=60)
+    assert lighting.motion_ended("M3", end) == []  # once
+
+
+def test_a_boost_without_motion_at_its_mast_is_not_followed() -> None:
+    lighting = chain()
+    lighting.boost(["M3"], T0, follow_until=T0 + timedelta(minutes=15))  # no motion seen
+    assert lighting.follows == {}
+    moving(lighting, "M3", T0)
+    lighting.boost(["M3"], T0)  # a boost that does not ask to follow
+    assert lighting.follows == {}
+
+
+def test_a_stuck_sensor_is_let_go_after_the_longest_motion() -> None:
+    lighting = chain()
+    moving(lighting, "M3", T0)
+    limit = T0 + timedelta(minutes=5)
+    lighting.boost(["M3"], T0, hold_s=60, follow_until=limit)
+    now = T0
+    while "M3" in lighting.follows:
+        now = lighting.next_expiry(now) or now
+        lighting.renew(now)
+    # Let go at the limit with one last boost: back to the profile one hold later.
+    assert now == limit
+    assert boost_ends(lighting)["M3"] == limit + timedelta(seconds=60)
+    assert lighting.next_expiry(now) == limit + timedelta(seconds=60)
+    # Boosting again during the same motion episode keeps the episode's limit.
+    lighting.boost(["M3"], now, hold_s=60, follow_until=now + timedelta(minutes=5))
+    lighting.follows["M3"].until = limit  # as if followed from the start
+    lighting.boost(["M3"], now, hold_s=60, follow_until=now + timedelta(minutes=5))
+    assert lighting.follows["M3"].until == limit
+
+
+def test_a_motion_that_ended_unseen_lets_its_boost_go_at_the_next_renewal() -> None:
+    lighting = chain()
+    moving(lighting, "M3", T0)
+    lighting.boost(["M3"], T0, hold_s=60, follow_until=T0 + timedelta(minutes=15))
+    # The sensor's "no motion" came while nothing renewed (folded into the status only).
+    moving(lighting, "M3", T0 + timedelta(seconds=10), on=False)
+    renew = T0 + timedelta(seconds=30)
+    assert sorted(lighting.renew(renew)) == ["M2", "M3", "M4"]
+    assert lighting.follows == {}
+    assert boost_ends(lighting)["M3"] == renew + timedelta(seconds=60)
+
+
+def test_a_removed_mast_is_followed_no_more() -> None:
+    lighting = chain()
+    moving(lighting, "M3", T0)
+    lighting.boost(["M3"], T0, follow_until=T0 + timedelta(minutes=15))
+    lighting.remove("M3")
+    assert lighting.follows == {}
+
+
+def test_a_held_boost_survives_storage() -> None:
+    follow = Follow(2, 45.0, T0 + timedelta(seconds=22), T0 + timedelta(minutes=15))
+    stored = json.loads(json.dumps(follow_to_dict(follow)))
+    assert follow_from_dict(stored) == follow
+    assert follow_from_dict({**stored, "hops": None, "hold_s": None}) == Follow(
+        None, None, follow.renew_at, follow.until
+    )
+    for broken in (
+        None,
+        "x",
+        {**stored, "renew_at": "soon"},
+        {**stored, "until": None},
+        {**stored, "hops": -1},
+        {**stored, "hops": True},
+        {**stored, "hold_s": "60"},
+        {**stored, "hold_s": 0},
+    ):
+        assert follow_from_dict(broken) is None
 
 
 def test_each_mast_holds_for_its_own_time_unless_the_call_says() -> None:

@@ -30,7 +30,18 @@ REPAIR_AFTER = timedelta(days=1)  # a lamp faulty this long gets a repair issue
 MIN_SPEED_MPS = 0.5
 MAX_SPEED_MPS = 15.0
 HEADING_KEPT = timedelta(minutes=15)  # a boost of the same motion episode keeps its heading
+MIN_RENEW = timedelta(seconds=1)  # a boost held by motion is renewed at most this often
 EARTH_RADIUS_M = 6_371_000
+
+
+@dataclass(slots=True)
+class Follow:
+    """A boost held up while the motion that caused it goes on (see `Lighting.boost`)."""
+
+    hops: int | None
+    hold_s: float | None
+    renew_at: datetime  # renewed every half hold, before the boosts it made run out
+    until: datetime  # motion going on longer than this is taken for a stuck sensor
 
 
 class FaultKind(StrEnum):
@@ -507,6 +518,8 @@ class Lighting:
         self.headings: dict[str, Heading | None] = {}  # heading inferred at that detection
         # Detections a later one already followed on from: that person has moved on.
         self.followed: set[str] = set()
+        # Boosts held while the motion at a mast goes on, by the mast that saw it.
+        self.follows: dict[str, Follow] = {}
 
     @property
     def graph(self) -> MastGraph:
@@ -532,6 +545,7 @@ class Lighting:
         self.detections.pop(name, None)
         self.headings.pop(name, None)
         self.followed.discard(name)
+        self.follows.pop(name, None)
         for other, heading in self.headings.items():
             if heading is not None and heading.came_from == name:
                 self.headings[other] = None  # a direction from nowhere is no direction
@@ -622,14 +636,19 @@ class Lighting:
         now: datetime,
         hops: int | None = None,
         hold_s: float | None = None,
+        follow_until: datetime | None = None,
     ) -> list[str]:
         """Hold the masts and what they light at boost; a boost never shortens an earlier one.
 
-        `hops` is the corridor where the direction is unknown.
+        `hops` is the corridor where the direction is unknown. With `follow_until`, the boost
+        of a mast whose motion sensor reports motion now is held for as long as the motion
+        goes on (renewed every half hold) and its hold counts from the end of the motion
+        (`motion_ended`); motion going on past `follow_until` is taken for a stuck sensor.
         """
         touched: dict[str, None] = {}
         for name in names:
-            if name not in self.masts:
+            mast = self.masts.get(name)
+            if mast is None:
                 continue
             for other in sorted(self.lit_for(name, now, hops)):
                 target = self.masts[other]
@@ -639,6 +658,45 @@ class Lighting:
                 if current is None or until > current:
                     target.status.boost_until = until
                 touched[other] = None
+            if follow_until is not None and mast.status.motion is True:
+                earlier = self.follows.get(name)
+                self.follows[name] = Follow(
+                    hops,
+                    hold_s,
+                    now + self._renew_every(mast, hold_s),
+                    earlier.until if earlier is not None else follow_until,
+                )
+        return list(touched)
+
+    @staticmethod
+    def _renew_every(mast: Mast, hold_s: float | None) -> timedelta:
+        hold = mast.spec.profile.hold_s if hold_s is None else hold_s
+        return max(timedelta(seconds=hold / 2), MIN_RENEW)
+
+    def motion_ended(self, name: str, now: datetime) -> list[str]:
+        """The motion holding a boost ended (or its sensor went away): the hold counts from now."""
+        follow = self.follows.pop(name, None)
+        if follow is None:
+            return []
+        return self.boost([name], now, follow.hops, follow.hold_s)
+
+    def renew(self, now: datetime) -> list[str]:
+        """Renew the boosts held by motion that goes on, before they run out.
+
+        A motion that ended unseen lets its boost go with one last boost, as does a motion
+        going on past its limit (a stuck sensor): its masts return to the profile after the
+        hold, and the sensor's next new motion boosts again.
+        """
+        touched: dict[str, None] = {}
+        for name, follow in list(self.follows.items()):
+            if follow.renew_at > now:
+                continue
+            mast = self.masts[name]
+            if mast.status.motion is not True or now >= follow.until:
+                del self.follows[name]
+            else:
+                follow.renew_at = now + self._renew_every(mast, follow.hold_s)
+            touched.update(dict.fromkeys(self.boost([name], now, follow.hops, follow.hold_s)))
         return list(touched)
 
     # -- levels ---------------------------------------------------------------------------
@@ -680,13 +738,14 @@ class Lighting:
         return Command(mast.spec.name, level, transition, kelvin)
 
     def next_expiry(self, now: datetime) -> datetime | None:
-        """When the earliest running boost or hand override ends."""
+        """When the earliest running boost or hand override ends, or a held boost is renewed."""
         ends = [
             until
             for mast in self.masts.values()
             for until in (mast.status.boost_until, mast.status.override_until)
             if until is not None and until > now
         ]
+        ends.extend(follow.renew_at for follow in self.follows.values())
         return min(ends) if ends else None
 
     # -- energy ---------------------------------------------------------------------------
@@ -806,3 +865,30 @@ def mast_status_from_dict(data: Mapping[str, Any]) -> MastStatus:
     status.suspected = _fault_times(data.get("suspected"))
     status.faults = _fault_times(data.get("faults"))
     return status
+
+
+def follow_to_dict(follow: Follow) -> dict[str, Any]:
+    """Serialise a boost held by motion, so that a restart keeps holding it."""
+    return {
+        "hops": follow.hops,
+        "hold_s": follow.hold_s,
+        "renew_at": follow.renew_at.isoformat(),
+        "until": follow.until.isoformat(),
+    }
+
+
+def follow_from_dict(data: Any) -> Follow | None:
+    """Rebuild a stored held boost; None where it cannot be read."""
+    if not isinstance(data, Mapping):
+        return None
+    renew_at, until = stored_time(data.get("renew_at")), stored_time(data.get("until"))
+    hops, hold_s = data.get("hops"), data.get("hold_s")
+    if renew_at is None or until is None:
+        return None
+    if hops is not None and (not isinstance(hops, int) or isinstance(hops, bool) or hops < 0):
+        return None
+    if hold_s is not None and (
+        not isinstance(hold_s, int | float) or isinstance(hold_s, bool) or hold_s <= 0
+    ):
+        return None
+    return Follow(hops, None if hold_s is None else float(hold_s), renew_at, until)
