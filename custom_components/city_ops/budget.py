@@ -386,6 +386,13 @@ class EntityBudget:
         waiting = self.waiting.get(asset_id)
         if not waiting:
             return
+        if changed is not None:
+            # Most readings name none of what the entities wait for: a few set lookups.
+            for planned in waiting:
+                if planned.slot.quantity in changed:
+                    break
+            else:
+                return
         ready = [
             planned
             for planned in waiting

@@ -46,8 +46,8 @@ def container_marker(container: Container) -> str:
         return marker_url("alarm", level)
     if not status.online or level is None:
         return marker_url("offline", None)
-    state = status.fill_state.value if status.fill_state is not None else "ok"
-    return marker_url(state, level)
+    # A FillState is the string of its value (no `.value` lookup on every reading).
+    return marker_url(status.fill_state or "ok", level)
 
 
 def mast_marker(mast: Mast, now: datetime) -> str:

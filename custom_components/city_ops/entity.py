@@ -132,7 +132,9 @@ class AssetEntity(Entity):
         shown = (self.available, value, self.marker())
         if shown != self._shown:
             self._value = value
-            self._attr_entity_picture = shown[2]
+            if shown[2] != self._shown[2]:  # type: ignore[index]
+                # Setting an _attr_ clears Home Assistant's cached properties: only on change.
+                self._attr_entity_picture = shown[2]
             self._shown = shown
             self.async_write_ha_state()
 

@@ -111,6 +111,9 @@ class MessageStats:
     internal_errors: int = 0
 
 
+_PAYLOAD_TYPES = (bytes, str)  # a tuple: `bytes | str` would build a union per message
+
+
 def site_settings(hass: HomeAssistant, entry: CityOpsConfigEntry) -> SiteSettings:
     """Read the behaviour settings of a site from its options (with defaults)."""
     options = entry.options
@@ -162,6 +165,7 @@ class SiteStore:
         self.hass = hass
         self._snapshot = snapshot
         self._due: float | None = None  # loop time of the save under way
+        self._delay = 0.0  # the delay it was asked with
         self._in_thread = in_thread
         self._store: Store[dict[str, Any]] = Store(
             hass,
@@ -179,9 +183,12 @@ class SiteStore:
     @callback
     def schedule(self, delay: float) -> None:
         """Write within `delay` seconds (or when a save under way is due sooner)."""
+        if self._due is not None and delay >= self._delay:
+            return  # asked later for no shorter a delay: the save under way comes first
         due = self.hass.loop.time() + delay
         if self._due is None or due < self._due:
             self._due = due
+            self._delay = delay
             self._store.async_delay_save(self._data, delay)
 
     async def async_save(self) -> None:
@@ -701,7 +708,7 @@ class CityOpsRuntime:
     ) -> None:
         stats = self.stats
         stats.received += 1
-        if not isinstance(payload, bytes | str):
+        if not isinstance(payload, _PAYLOAD_TYPES):
             payload = str(payload)
         try:
             reading = decoder(topic, payload)
@@ -793,8 +800,9 @@ class CityOpsRuntime:
     @callback
     def _notify_asset(self, asset_id: str, changed: Collection[str] | None = None) -> None:
         """Refresh an asset's entities: all of them, or those showing what `changed` names."""
-        if asset_id in self.budget.waiting:
-            self.budget.quantity_seen(asset_id, changed)
+        budget = self.budget
+        if asset_id in budget.waiting:
+            budget.quantity_seen(asset_id, changed)
         listeners = self._listeners.get(asset_id, ())
         if changed is None:
             for _, listener in listeners:

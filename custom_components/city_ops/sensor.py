@@ -35,7 +35,7 @@ from .budget import Planned
 from .console import container_marker
 from .entity import CompartmentEntity, ContainerEntity, LockerBankEntity, MastEntity, SiteEntity
 from .lending import BOOKING_REFERENCES, compartment_data
-from .model.container import Container, FillState
+from .model.container import Container, ContainerSpec, FillState
 from .model.lighting import Lighting, Mast
 from .model.locker import LoanState
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
@@ -337,45 +337,64 @@ class ContainerSensor(ContainerEntity, SensorEntity):
     """A sensor of one container."""
 
     entity_description: ContainerSensorDescription
+    _capabilities: tuple[ContainerSpec, dict[str, Any]] | None = None
+
+    def __init__(
+        self, entry: CityOpsConfigEntry, asset_id: str, description: ContainerSensorDescription
+    ) -> None:
+        """Bind to the container; what the description computes is looked up once."""
+        super().__init__(entry, asset_id, description)
+        self._site = self.runtime.site
+        self._value_fn = description.value_fn
+        self._attributes_fn = description.attributes_fn
+        self._on_map = description.on_map
 
     def shown_value(self) -> object:
         """The model's value for this sensor, with its attributes where it has any."""
-        description = self.entity_description
-        value = description.value_fn(self.container, self.runtime.site.settings.full_threshold)
-        attributes_fn = description.attributes_fn
-        return (value, attributes_fn(self.container) if attributes_fn else None)
+        container = self.container
+        value = self._value_fn(container, self._site.settings.full_threshold)
+        attributes_fn = self._attributes_fn
+        return (value, attributes_fn(container) if attributes_fn else None)
 
     def shows(self) -> str:
         """The entity on the map pictures alarms and silence too: it follows every change."""
-        return "" if self.entity_description.on_map else super().shows()
+        return "" if self._on_map else super().shows()
 
     def marker(self) -> str | None:
         """How full, by colour, on the map."""
-        return container_marker(self.container) if self.entity_description.on_map else None
+        return container_marker(self.container) if self._on_map else None
 
     @property
     def capability_attributes(self) -> dict[str, Any] | None:
-        """Where the container stands: fixed, and kept while it is silent (grey on the map)."""
-        attributes = super().capability_attributes
-        if not self.entity_description.on_map:
-            return attributes
+        """Where the container stands: fixed, and kept while it is silent (grey on the map).
+
+        Built once per spec (a moved container gets a new one), not on every state write.
+        """
+        if not self._on_map:
+            return super().capability_attributes
         spec = self.container.spec
-        return {
-            **(attributes or {}),
-            ATTR_LATITUDE: spec.latitude,
-            ATTR_LONGITUDE: spec.longitude,
-            "waste_kind": spec.waste_kind.value,
-        }
+        built = self._capabilities
+        if built is None or built[0] is not spec:
+            built = self._capabilities = (
+                spec,
+                {
+                    **(super().capability_attributes or {}),
+                    ATTR_LATITUDE: spec.latitude,
+                    ATTR_LONGITUDE: spec.longitude,
+                    "waste_kind": spec.waste_kind.value,
+                },
+            )
+        return built[1]
 
     @property
     def extra_state_attributes(self) -> dict[str, Any] | None:
         """The fill level's fill state and alarm."""
-        return self.value[1]  # type: ignore[index,no-any-return]
+        return self._value[1]  # type: ignore[index,no-any-return]
 
     @property
     def native_value(self) -> float | str | datetime | None:
         """Return the value from the model."""
-        return self.value[0]  # type: ignore[index,no-any-return]
+        return self._value[0]  # type: ignore[index,no-any-return]
 
 
 class MastSensor(MastEntity, SensorEntity):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+import itertools
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.core import HomeAssistant, callback
@@ -67,20 +68,39 @@ HEAT_SHOWN = ("temperature", "fire_alarm")
 SHOWN_BY_READINGS = frozenset((*FILL_SHOWN, *HEAT_SHOWN, "last_emptied", "battery", "tilt"))
 
 
-def changed_by(reading: Reading, update: ContainerUpdate) -> list[str]:
+def _shown_by(fill: bool, emptied: bool, battery: bool, heat: bool, tilt: bool) -> frozenset[str]:
+    keys: list[str] = []
+    if fill:
+        keys += FILL_SHOWN
+    if emptied:
+        keys.append("last_emptied")
+    if battery:
+        keys.append("battery")
+    if heat:
+        keys += HEAT_SHOWN
+    if tilt:
+        keys.append("tilt")
+    return frozenset(keys)
+
+
+# Every combination, built once: a reading looks its set up instead of building a list, and
+# the entities and the budget test membership in a set.
+_SHOWN_BY: dict[tuple[bool, ...], frozenset[str]] = {
+    flags: _shown_by(*flags) for flags in itertools.product((False, True), repeat=5)
+}
+
+
+def changed_by(reading: Reading, update: ContainerUpdate) -> frozenset[str]:
     """The entity keys of a container a reading may have changed; the others need no look."""
-    changed: list[str] = []
-    if reading.distance_mm is not None or reading.fill_percent is not None:
-        changed += FILL_SHOWN
-    if update.emptied is not None:
-        changed.append("last_emptied")
-    if reading.battery_percent is not None or reading.battery_volt is not None:
-        changed.append("battery")
-    if reading.temperature_c is not None:
-        changed += HEAT_SHOWN
-    if reading.tilted is not None:
-        changed.append("tilt")
-    return changed
+    return _SHOWN_BY[
+        (
+            reading.distance_mm is not None or reading.fill_percent is not None,
+            update.emptied is not None,
+            reading.battery_percent is not None or reading.battery_volt is not None,
+            reading.temperature_c is not None,
+            reading.tilted is not None,
+        )
+    ]
 
 
 class WasteCollection:
@@ -192,18 +212,21 @@ class WasteCollection:
         shown_on_route = asset_id in self.due
         alarms = (container.status.fire_alarm, container.status.tilted)
         update = container.apply(reading, now, self.site.settings.full_threshold)
-        self._announce(asset_id, container, update)
-        self._notify(asset_id, None if update.back_online else changed_by(reading, update))
-        if update.emptied is not None:
-            self._save()  # the day's emptyings
+        emptied = update.emptied is not None
         # An emptying or an alarm is news; a plain reading comes again with the next uplink.
-        self._save_readings(update.emptied is not None or update.fire_started or update.fire_ended)
+        news = emptied or update.fire_started or update.fire_ended
+        if news or update.back_online:
+            self._announce(asset_id, container, update)
+        self._notify(asset_id, None if update.back_online else changed_by(reading, update))
+        if emptied:
+            self._save()  # the day's emptyings
+        self._save_readings(news)
         # The site's entities show the due containers (count, names, route lines), the
         # emptyings and the alarms: a reading of any other container leaves them as they are.
         if (
             self._update_due(asset_id, now)
             or shown_on_route
-            or update.emptied is not None
+            or emptied
             or alarms != (container.status.fire_alarm, container.status.tilted)
         ):
             self._changed()

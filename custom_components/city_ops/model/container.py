@@ -67,8 +67,10 @@ class ContainerSpec:
 
     def fill_from_distance(self, distance_mm: float) -> float:
         """Fill % = 100 x (1 - (distance - offset) / depth), clamped, one decimal."""
-        fraction = 1 - (distance_mm - self.sensor_offset_mm) / self.depth_mm
-        return round(min(100.0, max(0.0, 100.0 * fraction)), 1)
+        level = 100.0 * (1 - (distance_mm - self.sensor_offset_mm) / self.depth_mm)
+        if level <= 0.0:
+            return 0.0
+        return 100.0 if level >= 100.0 else round(level, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,24 @@ class _Trend:
         self.sxy -= x * y
         self.first = new_first
 
+    def shift(
+        self,
+        evicted: tuple[datetime, float],
+        point: tuple[datetime, float],
+        new_first: tuple[datetime, float],
+    ) -> None:
+        """`remove(evicted, new_first)` then `add(point)` (same sums, one call per reading)."""
+        origin = self.origin
+        assert origin is not None
+        x_out, y_out = (evicted[0] - origin).total_seconds() / 3600, evicted[1]
+        x_in, y_in = (point[0] - origin).total_seconds() / 3600, point[1]
+        self.sx = self.sx - x_out + x_in
+        self.sy = self.sy - y_out + y_in
+        self.sxx = self.sxx - x_out * x_out + x_in * x_in
+        self.sxy = self.sxy - x_out * y_out + x_in * y_in
+        self.first = new_first
+        self.last = point
+
     def rebuild(self, history: Sequence[tuple[datetime, float]]) -> None:
         self.reset(history[0][0] if history else None)
         for point in history:
@@ -238,9 +258,9 @@ class Container:
         status.last_seen = now
 
         level: float | None = None
-        if reading.distance_mm is not None:
-            status.distance_mm = reading.distance_mm
-            level = self.spec.fill_from_distance(reading.distance_mm)
+        if (distance := reading.distance_mm) is not None:
+            status.distance_mm = distance
+            level = self.spec.fill_from_distance(distance)
         elif reading.fill_percent is not None:
             level = round(min(100.0, max(0.0, reading.fill_percent)), 1)
         if level is not None:
@@ -307,8 +327,7 @@ class Container:
         elif len(history) == MAX_HISTORY:
             evicted = history.pop(0)
             history.append(point)
-            trend.remove(evicted, history[0])
-            trend.add(point)
+            trend.shift(evicted, point, history[0])
             return
         history.append(point)
         trend.add(point)

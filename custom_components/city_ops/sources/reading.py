@@ -132,22 +132,22 @@ def _flag(value: Any, true_words: frozenset[str]) -> bool | None:
 
 _TILT_WORDS = frozenset({"tilt", "tilted", "true", "yes", "on", "1"})
 
-# field name -> (Reading attribute, unit suffix accepted in strings, low, high, scale)
-_NUMERIC_FIELDS: dict[str, tuple[str, str, float, float, float]] = {
-    "distance": ("distance_mm", "mm", 0, 20_000, 1),  # Milesight EM310-UDL, mm
-    "Distance": ("distance_mm", "mm", 0, 20_000, 1),  # Dragino LDDS75, mm
-    "distance_mm": ("distance_mm", "mm", 0, 20_000, 1),  # native schema
-    "fill_percent": ("fill_percent", "%", 0, 100, 1),  # native schema
-    "liquid_level_percent": ("fill_percent", "%", 0, 100, 1),  # Tuya via Zigbee2MQTT
-    "battery": ("battery_percent", "%", 0, 100, 1),
-    "Bat": ("battery_volt", "v", 0, 6, 1),  # Dragino, volts
-    "temperature": ("temperature_c", "°c", -50, 150, 1),
-    "TempC_DS18B20": ("temperature_c", "°c", -50, 150, 1),  # Dragino probe
-    "brightness": ("brightness", "", 0, 254, 1),  # Zigbee2MQTT lights
-    "illuminance_lux": ("illuminance_lx", "lx", 0, 200_000, 1),  # Zigbee2MQTT before 2.0
-    "illuminance": ("illuminance_lx", "lx", 0, 200_000, 1),  # Zigbee2MQTT 2.x: lux
-    "power": ("power_w", "w", 0, 100_000, 1),
-    "energy": ("energy_kwh", "kwh", 0, 10_000_000, 1),
+# field name -> (Reading attribute, unit suffix accepted in strings, low, high)
+_NUMERIC_FIELDS: dict[str, tuple[str, str, float, float]] = {
+    "distance": ("distance_mm", "mm", 0, 20_000),  # Milesight EM310-UDL, mm
+    "Distance": ("distance_mm", "mm", 0, 20_000),  # Dragino LDDS75, mm
+    "distance_mm": ("distance_mm", "mm", 0, 20_000),  # native schema
+    "fill_percent": ("fill_percent", "%", 0, 100),  # native schema
+    "liquid_level_percent": ("fill_percent", "%", 0, 100),  # Tuya via Zigbee2MQTT
+    "battery": ("battery_percent", "%", 0, 100),
+    "Bat": ("battery_volt", "v", 0, 6),  # Dragino, volts
+    "temperature": ("temperature_c", "°c", -50, 150),
+    "TempC_DS18B20": ("temperature_c", "°c", -50, 150),  # Dragino probe
+    "brightness": ("brightness", "", 0, 254),  # Zigbee2MQTT lights
+    "illuminance_lux": ("illuminance_lx", "lx", 0, 200_000),  # Zigbee2MQTT before 2.0
+    "illuminance": ("illuminance_lx", "lx", 0, 200_000),  # Zigbee2MQTT 2.x: lux
+    "power": ("power_w", "w", 0, 100_000),
+    "energy": ("energy_kwh", "kwh", 0, 10_000_000),
 }
 _TILT_FIELDS = ("position", "tilt")
 # field name -> (Reading attribute, words meaning True, words meaning False)
@@ -156,58 +156,71 @@ _FLAG_FIELDS: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {
     "occupancy": ("occupancy", frozenset({"true", "on", "1"}), frozenset({"false", "off", "0"})),
 }
 
-
-# Every field name read above, in the order `device_reading` takes them.
-_FIELD_ORDER: dict[str, int] = {
-    name: index for index, name in enumerate((*_NUMERIC_FIELDS, *_TILT_FIELDS, *_FLAG_FIELDS))
+_NUMERIC, _FLAG, _TILT = 0, 1, 2
+# Every field name read above -> (rank, kind, Reading attribute, the kind's parameters). The
+# rank is the table's order: of two spellings of one quantity in a payload the lower rank wins,
+# and unusable fields are listed in that order, so the result never depends on key order.
+_FIELDS: dict[str, tuple[int, int, str, tuple[Any, ...]]] = {
+    name: (rank, kind, attr, tuple(rest))
+    for rank, (name, kind, attr, rest) in enumerate(
+        [
+            *((name, _NUMERIC, attr, rest) for name, (attr, *rest) in _NUMERIC_FIELDS.items()),
+            *((name, _TILT, "tilted", ()) for name in _TILT_FIELDS),
+            *((name, _FLAG, attr, rest) for name, (attr, *rest) in _FLAG_FIELDS.items()),
+        ]
+    )
 }
 
 
 def device_reading(device: str, fields: dict[str, Any]) -> Reading:
     """Map the known fields of a decoded object (any asset kind) onto a Reading.
 
-    Only the names a payload carries are looked at (a sensor sends a handful of the 18 known
-    ones); they are taken in the table's order, so the result never depends on key order.
+    One pass over the names a payload carries (a sensor sends a handful of the 18 known ones).
+    A plain JSON number in range, what sensors send, takes the short way.
     """
-    order = _FIELD_ORDER
-    present = [name for name, value in fields.items() if name in order and value is not None]
-    if len(present) > 1:
-        present.sort(key=order.__getitem__)
+    known = _FIELDS
     values: dict[str, Any] = {}
-    rejected: list[str] = []
-    for name in present:
-        raw = fields[name]
-        if (numeric := _NUMERIC_FIELDS.get(name)) is not None:
-            attr, suffix, low, high, scale = numeric
-            number = _number(raw, suffix)
-            if number is None or not low <= number <= high:
-                rejected.append(name)
-                continue
-            # The first field of a kind wins so that a payload carrying two spellings stays stable.
-            values.setdefault(attr, number * scale)
-        elif (flags := _FLAG_FIELDS.get(name)) is not None:
-            attr, true_words, false_words = flags
-            flag = None
+    ranks: dict[str, int] = {}
+    rejected: list[tuple[int, str]] = []
+    for name, raw in fields.items():
+        if (spec := known.get(name)) is None or raw is None:
+            continue
+        rank, kind, attr, params = spec
+        value: float | bool | None
+        if kind == _NUMERIC:
+            suffix, low, high = params
+            raw_type = type(raw)
+            if (raw_type is int or raw_type is float) and low <= raw <= high:
+                value = float(raw)
+            else:
+                value = _number(raw, suffix)
+                if value is not None and not low <= value <= high:
+                    value = None
+        elif kind == _FLAG:
+            true_words, false_words = params
+            value = None
             if isinstance(raw, bool):
-                flag = raw
-            elif isinstance(raw, str) and raw.strip().lower() in true_words | false_words:
-                flag = raw.strip().lower() in true_words
-            if flag is None:
-                rejected.append(name)
-                continue
-            values[attr] = flag
+                value = raw
+            elif isinstance(raw, str) and (word := raw.strip().lower()) in true_words | false_words:
+                value = word in true_words
         else:
-            tilt = _flag(raw, _TILT_WORDS)
-            if tilt is None:
-                rejected.append(name)
-                continue
-            values.setdefault("tilted", tilt)
+            value = _flag(raw, _TILT_WORDS)
+        if value is None:
+            rejected.append((rank, name))
+        elif attr not in ranks or rank < ranks[attr]:
+            values[attr] = value
+            ranks[attr] = rank
+    if rejected:
+        rejected.sort()
+    names = tuple(name for _, name in rejected)
     if not values:  # only usable values get in, so none means no measurement
         raise DecodeError(
             "no_measurement",
-            f"rejected {', '.join(rejected)}" if rejected else "no known field",
+            f"rejected {', '.join(names)}" if names else "no known field",
         )
-    return Reading(device=device, rejected=tuple(rejected), **values)
+    if names:
+        return Reading(device=device, rejected=names, **values)
+    return Reading(device=device, **values)
 
 
 @dataclass(frozen=True, slots=True)
