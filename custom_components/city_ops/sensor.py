@@ -53,25 +53,19 @@ class ContainerSensorDescription(SensorEntityDescription):
     on_map: bool = False
 
 
-def _container_alarm(container: Container) -> str:
-    """The container's alarm, fire before tilt (the more urgent one)."""
-    status = container.status
-    if status.fire_alarm:
-        return "fire"
-    return "tilted" if status.tilted else "none"
-
-
 def _fill_attributes(container: Container) -> dict[str, Any]:
     """What an operator reads beside the level (where it stands: capability attributes).
 
     Fill state and alarm ride on the fill level so that a container costs the site one
     enabled entity; their own entities exist, disabled by default.
     """
+    status = container.status
     return {
-        "fill_state": container.status.fill_state,
+        "fill_state": status.fill_state,
         # The console's low-battery list reads it here: the battery entity is off by default.
-        "battery": container.status.battery,
-        "alarm": _container_alarm(container),
+        "battery": status.battery,
+        # Fire before tilt: the more urgent one.
+        "alarm": "fire" if status.fire_alarm else "tilted" if status.tilted else "none",
     }
 
 

@@ -54,15 +54,22 @@ class SharedTopic:
     @callback
     def route(self, message: ReceiveMessage) -> None:
         """Hand the uplink to the sites that bind its device; the others only count it."""
-        kind = self.kind
+        kind, sites = self.kind, self.sites
         try:
             device = DEVICE_OF[kind](message.topic)
         except DecodeError:
             # No device in the topic: every site counts the refusal, as if subscribed alone.
-            for site in self.sites:
+            for site in sites:
                 site.handle_uplink(kind, message)
             return
-        owners = [site for site in self.sites if site.binds(kind, device)]
+        if len(sites) == 1:  # most hubs run one site: no list per uplink
+            site = sites[0]
+            if site.binds(kind, device):
+                site.handle_uplink(kind, message)
+            else:
+                site.count_unknown(kind, device)
+            return
+        owners = [site for site in sites if site.binds(kind, device)]
         if owners:
             for site in owners:
                 site.handle_uplink(kind, message)
