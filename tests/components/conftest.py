@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+import json
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
 from homeassistant.components.mqtt.util import EnsureJobAfterCooldown
-from homeassistant.config_entries import ConfigSubentryData
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    SOURCE_USER,
+    ConfigSubentry,
+    ConfigSubentryData,
+)
+from homeassistant.core import Event, HomeAssistant, State, callback
+from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient, MqttMockPahoClient
 
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
@@ -238,3 +245,59 @@ async def setup_lockers(
     """Return a function that sets up the locker site on the mocked MQTT."""
 
     return _setup_function(hass, locker_site)
+
+
+# -- helpers for the tests of flows and of assets changed in place ------------------------------
+
+
+def subentry(entry: MockConfigEntry, title: str) -> ConfigSubentry:
+    """A site's asset subentry by its title."""
+    return next(sub for sub in entry.subentries.values() if sub.title == title)
+
+
+async def start_add(hass: HomeAssistant, entry: MockConfigEntry, kind: str) -> dict[str, Any]:
+    """Open the form that adds an asset of a kind ("mast", "locker_bank", ...) to a site."""
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, kind), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return dict(result)
+
+
+async def start_reconfigure(
+    hass: HomeAssistant, entry: MockConfigEntry, kind: str, title: str
+) -> dict[str, Any]:
+    """Open the form that changes an asset of a site."""
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, kind),
+        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry(entry, title).subentry_id},
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    return dict(result)
+
+
+def untouched(hass: HomeAssistant, before: dict[str, State], events: list[Event[Any]]) -> None:
+    """The other assets' entities were never written, let alone unavailable."""
+    for entity_id, state in before.items():
+        assert hass.states.get(entity_id) is state, entity_id
+    assert not [e for e in events if e.data["entity_id"] in before]
+
+
+def unsubscribed(paho: MqttMockPahoClient) -> set[str]:
+    """Topics given up on the broker since the last reset."""
+    topics: set[str] = set()
+    for call in paho.unsubscribe.call_args_list:
+        wanted = call.args[0]
+        topics.update([wanted] if isinstance(wanted, str) else wanted)
+    return topics
+
+
+def sent_to(mqtt_mock: MqttMockHAClient, device: str) -> list[dict[str, Any]]:
+    """What a Zigbee2MQTT luminaire was told since the last reset."""
+    return [
+        json.loads(call.args[1])
+        for call in mqtt_mock.async_publish.call_args_list
+        if call.args[0] == f"zigbee2mqtt/{device}/set"
+    ]

@@ -30,7 +30,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient, WebSo
 from custom_components.city_ops import budget, services
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
-from .conftest import BIN_42, SetupSite, container
+from .conftest import BIN_42, SetupSite, container, untouched
 from .test_config_flow import NEW_CONTAINER
 from .test_containers import ttn
 
@@ -41,13 +41,6 @@ def snapshot(hass: HomeAssistant) -> dict[str, State]:
     states = {entity_id: hass.states.get(entity_id) for entity_id in OTHERS}
     assert all(states.values())
     return states  # type: ignore[return-value]
-
-
-def untouched(hass: HomeAssistant, before: dict[str, State], events: list[Any]) -> None:
-    """The other containers' entities were never written, let alone unavailable."""
-    for entity_id, state in before.items():
-        assert hass.states.get(entity_id) is state, entity_id
-    assert not [e for e in events if e.data["entity_id"] in before]
 
 
 async def test_adding_a_container_keeps_the_site_running(

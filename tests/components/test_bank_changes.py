@@ -33,10 +33,9 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.city_ops.const import DOMAIN
 from custom_components.city_ops.runtime import site_store_key
 
-from .conftest import SetupSite
+from .conftest import SetupSite, start_reconfigure, subentry, unsubscribed, untouched
 from .lockers import UNLOCK, bank_device, call, commands, report
-from .test_locker_flow import NEW_BANK, north_form, reserve, start_reconfigure, subentry
-from .test_mast_changes import unsubscribed
+from .test_locker_flow import NEW_BANK, north_form, reserve
 
 LAKE = (
     "lock.locker_lake_compartment_1",
@@ -49,13 +48,6 @@ def lake(hass: HomeAssistant) -> dict[str, State]:
     states = {entity_id: hass.states.get(entity_id) for entity_id in LAKE}
     assert all(states.values()), states
     return states  # type: ignore[return-value]
-
-
-def untouched(hass: HomeAssistant, before: dict[str, State], events: list[Any]) -> None:
-    """The other bank's entities were never written, let alone unavailable."""
-    for entity_id, state in before.items():
-        assert hass.states.get(entity_id) is state, entity_id
-    assert not [e for e in events if e.data["entity_id"] in before]
 
 
 async def test_adding_a_bank_keeps_the_site_running(
@@ -108,7 +100,7 @@ async def test_changing_a_bank_keeps_its_bookings_and_drops_a_free_compartment(
     events = async_capture_events(hass, EVENT_STATE_CHANGED)
     mqtt_client_mock.unsubscribe.reset_mock()
 
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     changed = north_form(entry, name="Locker North Gate", device="locker-north-2")
     changed["compartments"] = [
         changed["compartments"][0],  # booked: kept

@@ -9,10 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant.config_entries import (
-    SOURCE_RECONFIGURE,
-    SOURCE_USER,
     ConfigEntryState,
-    ConfigSubentry,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
@@ -29,7 +26,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.city_ops.config_flow import _validate_locker_bank, _whole
 from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 
-from .conftest import SetupSite, locker_bank
+from .conftest import SetupSite, locker_bank, start_add, start_reconfigure, subentry
 
 # What the UI sends: number selectors hand back floats.
 NEW_BANK: dict[str, Any] = {
@@ -70,10 +67,6 @@ def locker_site() -> MockConfigEntry:
     )
 
 
-def subentry(entry: MockConfigEntry, name: str) -> ConfigSubentry:
-    return next(s for s in entry.subentries.values() if s.title == name)
-
-
 def default(result: dict[str, Any], name: str) -> Any:
     marker = next(m for m in result["data_schema"].schema if m == name)
     return marker.default() if marker.default is not vol.UNDEFINED else None
@@ -82,27 +75,6 @@ def default(result: dict[str, Any], name: str) -> Any:
 def suggested(result: dict[str, Any], name: str) -> Any:
     marker = next(m for m in result["data_schema"].schema if m == name)
     return (marker.description or {}).get("suggested_value")
-
-
-async def start_add(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "locker_bank"), context={"source": SOURCE_USER}
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
-    return dict(result)
-
-
-async def start_reconfigure(
-    hass: HomeAssistant, entry: MockConfigEntry, name: str
-) -> dict[str, Any]:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "locker_bank"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry(entry, name).subentry_id},
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "reconfigure"
-    return dict(result)
 
 
 def north_form(entry: MockConfigEntry, **changes: Any) -> dict[str, Any]:
@@ -156,7 +128,7 @@ async def test_add_a_locker_bank(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, setup_lockers: SetupSite
 ) -> None:
     entry = await setup_lockers()
-    result = await start_add(hass, entry)
+    result = await start_add(hass, entry, "locker_bank")
     assert default(result, "name") is None
     assert default(result, "compartments") == []
     assert default(result, "pickup_window_min") == 120
@@ -225,7 +197,7 @@ async def test_add_a_bank_reached_through_zha(
     hass: HomeAssistant, setup_lockers: SetupSite
 ) -> None:
     entry = await setup_lockers()
-    result = await start_add(hass, entry)
+    result = await start_add(hass, entry, "locker_bank")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"],
         {**NEW_BANK, "source_kind": "zha", "device": "0x000D6F000A9069E7"},
@@ -239,7 +211,7 @@ async def test_add_a_bank_reached_through_zha(
 async def test_add_a_bank_with_a_heartbeat(hass: HomeAssistant, setup_lockers: SetupSite) -> None:
     """A controller that reports at least every 5 minutes: its silence will count."""
     entry = await setup_lockers()
-    result = await start_add(hass, entry)
+    result = await start_add(hass, entry, "locker_bank")
     assert suggested(result, "report_interval_s") is None
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**NEW_BANK, "report_interval_s": 300.0}
@@ -303,7 +275,7 @@ async def test_add_errors(
     errors: dict[str, str],
 ) -> None:
     entry = await setup_lockers()
-    result = await start_add(hass, entry)
+    result = await start_add(hass, entry, "locker_bank")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**NEW_BANK, **changes}
     )
@@ -335,7 +307,7 @@ async def test_the_form_refuses_what_its_selectors_cannot_hold(
     hass: HomeAssistant, setup_lockers: SetupSite, changes: dict[str, Any]
 ) -> None:
     entry = await setup_lockers()
-    result = await start_add(hass, entry)
+    result = await start_add(hass, entry, "locker_bank")
     with pytest.raises(InvalidData):
         await hass.config_entries.subentries.async_configure(
             result["flow_id"], {**NEW_BANK, **changes}
@@ -371,7 +343,7 @@ async def test_reconfigure_keeps_extra_and_bookings(
 ) -> None:
     entry = await setup_lockers()
     booking = await reserve(hass, entry, 1)
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     data = subentry(entry, "Locker North").data
     for key in ("name", "latitude", "longitude", "source_kind", "device", "compartments"):
         assert default(result, key) == data[key]
@@ -417,7 +389,7 @@ async def test_reconfigure_cannot_drop_a_booked_compartment(
 ) -> None:
     entry = await setup_lockers()
     await reserve(hass, entry, 1)
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     without_1 = north_form(entry)
     without_1["compartments"] = without_1["compartments"][1:]
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], without_1)
@@ -439,7 +411,7 @@ async def test_reconfigure_sets_and_clears_the_report_interval(
 ) -> None:
     entry = await setup_lockers()
     north_id = subentry(entry, "Locker North").subentry_id
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     assert suggested(result, "report_interval_s") is None
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], north_form(entry, report_interval_s=120.0)
@@ -450,7 +422,7 @@ async def test_reconfigure_sets_and_clears_the_report_interval(
     bank = entry.runtime_data.site.locker_banks[north_id]
     assert bank.spec.report_interval == timedelta(minutes=2)
     # The form shows the interval; emptying the field takes it away again.
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     assert suggested(result, "report_interval_s") == 120
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], north_form(entry)
@@ -463,7 +435,7 @@ async def test_reconfigure_sets_and_clears_the_report_interval(
 
 async def test_reconfigure_errors(hass: HomeAssistant, setup_lockers: SetupSite) -> None:
     entry = await setup_lockers()
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     for changes, errors in (
         ({"name": "Locker Lake"}, {"name": "name_taken"}),
         ({"device": "locker-lake"}, {"device": "device_taken"}),
@@ -490,7 +462,7 @@ async def test_reconfigure_an_unloaded_site(
     """Without a running site there are no bookings to protect (they end with the storage)."""
     entry = await setup_lockers()
     assert await hass.config_entries.async_unload(entry.entry_id)
-    result = await start_reconfigure(hass, entry, "Locker North")
+    result = await start_reconfigure(hass, entry, "locker_bank", "Locker North")
     form = north_form(entry)
     form["compartments"] = form["compartments"][2:]
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)

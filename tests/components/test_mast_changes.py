@@ -27,7 +27,6 @@ from homeassistant.helpers import (
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
     async_capture_events,
     async_fire_mqtt_message,
     async_fire_time_changed,
@@ -40,7 +39,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.city_ops.const import DOMAIN
 from custom_components.city_ops.runtime import masts_store_key
 
-from .conftest import SetupSite
+from .conftest import SetupSite, sent_to, subentry, unsubscribed, untouched
 
 NEW_MAST = {
     "name": "M8",
@@ -67,34 +66,6 @@ def lights(hass: HomeAssistant, *names: str) -> dict[str, State]:
     states = {f"light.{name.lower()}": hass.states.get(f"light.{name.lower()}") for name in names}
     assert all(states.values()), states
     return states  # type: ignore[return-value]
-
-
-def untouched(hass: HomeAssistant, before: dict[str, State], events: list[Any]) -> None:
-    """The other masts' entities were never written, let alone unavailable."""
-    for entity_id, state in before.items():
-        assert hass.states.get(entity_id) is state, entity_id
-    assert not [e for e in events if e.data["entity_id"] in before]
-
-
-def unsubscribed(paho: MqttMockPahoClient) -> set[str]:
-    """Topics given up on the broker since the last reset."""
-    topics: set[str] = set()
-    for call in paho.unsubscribe.call_args_list:
-        wanted = call.args[0]
-        topics.update([wanted] if isinstance(wanted, str) else wanted)
-    return topics
-
-
-def sent_to(mqtt_mock: MqttMockHAClient, device: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(call.args[1])
-        for call in mqtt_mock.async_publish.call_args_list
-        if call.args[0] == f"zigbee2mqtt/{device}/set"
-    ]
-
-
-def subentry_id(entry: MockConfigEntry, title: str) -> str:
-    return next(sid for sid, sub in entry.subentries.items() if sub.title == title)
 
 
 async def boost(hass: HomeAssistant, entity_id: str) -> list[str]:
@@ -156,7 +127,7 @@ async def test_changing_a_mast_moves_its_subscription_and_keeps_its_state(
 ) -> None:
     entry = await setup_lighting()
     runtime = entry.runtime_data
-    m7 = subentry_id(entry, "M7")
+    m7 = subentry(entry, "M7").subentry_id
     for _ in range(3):  # some energy counted
         freezer.tick(timedelta(minutes=1))
         async_fire_time_changed(hass)
@@ -216,7 +187,7 @@ async def test_a_path_change_only_moves_the_corridor(
 ) -> None:
     """M4 no longer names M3: the chain splits in two, and nothing else is rewritten."""
     entry = await setup_lighting()
-    m4 = entry.subentries[subentry_id(entry, "M4")]
+    m4 = subentry(entry, "M4")
     before = lights(hass, "M1", "M2", "M3", "M5", "M6", "M7")
     events = async_capture_events(hass, EVENT_STATE_CHANGED)
     hass.config_entries.async_update_subentry(entry, m4, data={**m4.data, "neighbours": []})
@@ -235,7 +206,7 @@ async def test_removing_a_mast_cleans_up_and_splits_its_path(
 ) -> None:
     entry = await setup_lighting()
     runtime = entry.runtime_data
-    m3 = subentry_id(entry, "M3")
+    m3 = subentry(entry, "M3").subentry_id
     ir.async_create_issue(
         hass,
         DOMAIN,
@@ -283,7 +254,7 @@ async def test_a_mast_added_in_place_keeps_its_state_over_a_restart(
     )
     await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_MAST)
     await hass.async_block_till_done()
-    m8 = subentry_id(entry, "M8")
+    m8 = subentry(entry, "M8").subentry_id
     for _ in range(10):
         freezer.tick(timedelta(minutes=1))
         async_fire_time_changed(hass)

@@ -9,7 +9,6 @@ from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import SOURCE_RECONFIGURE, SOURCE_USER, ConfigSubentry
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from homeassistant.helpers import device_registry as dr, entity_registry as er
@@ -17,7 +16,6 @@ from homeassistant.util import dt as dt_util
 import probatio as vol
 import pytest
 from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
     async_fire_mqtt_message,
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -25,7 +23,7 @@ from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 from custom_components.city_ops.config_flow import _validate_mast
 from custom_components.city_ops.model.lighting import LightingProfile, MastSpec
 
-from .conftest import SetupSite
+from .conftest import SetupSite, sent_to, start_add, start_reconfigure, subentry
 
 # What these tests check is shown by entities that are disabled by default, too.
 pytestmark = pytest.mark.usefixtures("every_entity_enabled")
@@ -76,39 +74,6 @@ def mast_entity(hass: HomeAssistant, device: str, key: str) -> str:
     )
 
 
-def subentry(entry: MockConfigEntry, name: str) -> ConfigSubentry:
-    return next(s for s in entry.subentries.values() if s.title == name)
-
-
-async def start_mast_flow(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, Any]:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "mast"), context={"source": SOURCE_USER}
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
-    return dict(result)
-
-
-async def start_reconfigure(
-    hass: HomeAssistant, entry: MockConfigEntry, name: str
-) -> dict[str, Any]:
-    result = await hass.config_entries.subentries.async_init(
-        (entry.entry_id, "mast"),
-        context={"source": SOURCE_RECONFIGURE, "subentry_id": subentry(entry, name).subentry_id},
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "reconfigure"
-    return dict(result)
-
-
-def sent_to(mqtt_mock: MqttMockHAClient, device: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(call.args[1])
-        for call in mqtt_mock.async_publish.call_args_list
-        if call.args[0] == f"zigbee2mqtt/{device}/set"
-    ]
-
-
 # -- add -------------------------------------------------------------------------------------
 
 
@@ -116,7 +81,7 @@ async def test_add_a_mast_with_its_own_sensors_and_levels(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient, setup_lighting: SetupSite
 ) -> None:
     entry = await setup_lighting()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     _, neighbours = schema_field(result, "neighbours")
     assert neighbours.config["options"] == ["M1", "M2", "M3", "M4", "M5", "M6", "M7"]
     assert default(result, "source_kind") == "zigbee2mqtt"
@@ -178,7 +143,7 @@ async def test_add_a_mast_with_the_fewest_fields(
     hass: HomeAssistant, setup_lighting: SetupSite
 ) -> None:
     entry = await setup_lighting()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     minimal = {k: v for k, v in NEW_MAST.items() if k not in ("path", "neighbours")}
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], minimal)
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -193,7 +158,7 @@ async def test_add_a_mast_with_the_fewest_fields(
 async def test_add_the_first_mast_of_a_site(hass: HomeAssistant, setup_site: SetupSite) -> None:
     """A site with containers only: no neighbours to offer, and a container's name is taken."""
     entry = await setup_site()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     _, neighbours = schema_field(result, "neighbours")
     assert neighbours.config["options"] == []
     first = {**NEW_MAST, "name": "Bin 0042", "neighbours": []}
@@ -242,7 +207,7 @@ async def test_add_errors_keep_what_was_typed(
     fixed: dict[str, Any],
 ) -> None:
     entry = await setup_lighting()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**NEW_MAST, **change}
     )
@@ -262,7 +227,7 @@ async def test_add_a_wrong_optional_value_can_be_cleared(
 ) -> None:
     """Typed a bad hold time, then cleared the field: the mast takes the site's hold."""
     entry = await setup_lighting()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**NEW_MAST, "hold_s": 7.5}
     )
@@ -290,7 +255,7 @@ async def test_a_device_feeds_only_one_mast(
 ) -> None:
     """Separate sensors are bindings too: the site routes each device to one asset only."""
     entry = await setup_lighting()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], {**NEW_MAST, **change}
     )
@@ -312,7 +277,7 @@ async def test_the_form_refuses_out_of_range_values(
     hass: HomeAssistant, setup_lighting: SetupSite, change: dict[str, Any]
 ) -> None:
     entry = await setup_lighting()
-    result = await start_mast_flow(hass, entry)
+    result = await start_add(hass, entry, "mast")
     with pytest.raises(InvalidData):
         await hass.config_entries.subentries.async_configure(
             result["flow_id"], {**NEW_MAST, **change}
@@ -350,7 +315,7 @@ async def test_reconfigure_shows_the_stored_values(
     hass: HomeAssistant, setup_lighting: SetupSite
 ) -> None:
     entry = await setup_lighting()
-    result = await start_reconfigure(hass, entry, "M7")
+    result = await start_reconfigure(hass, entry, "mast", "M7")
     assert default(result, "name") == "M7"
     assert default(result, "path") == "Pavillon"
     assert default(result, "motion_device") == "pir-7"
@@ -358,7 +323,7 @@ async def test_reconfigure_shows_the_stored_values(
     assert default(result, "base_level") is None
     _, neighbours = schema_field(result, "neighbours")
     assert neighbours.config["options"] == ["M1", "M2", "M3", "M4", "M5", "M6"]  # not itself
-    result = await start_reconfigure(hass, entry, "M2")
+    result = await start_reconfigure(hass, entry, "mast", "M2")
     assert default(result, "neighbours") == ["M1"]
     assert default(result, "motion_device") is None
 
@@ -372,7 +337,7 @@ async def test_reconfigure_changes_the_mast_and_keeps_extra(
         entry, m7, data={**m7.data, "extra": {"gis_id": "L-7", "owner": "Stadtwerke"}}
     )
     await hass.async_block_till_done()
-    result = await start_reconfigure(hass, entry, "M7")
+    result = await start_reconfigure(hass, entry, "mast", "M7")
     changed = {
         "name": "M7",
         "latitude": 53.71,
@@ -406,7 +371,7 @@ async def test_reconfigure_renames_and_moves_to_another_device(
     hass: HomeAssistant, setup_lighting: SetupSite
 ) -> None:
     entry = await setup_lighting()
-    result = await start_reconfigure(hass, entry, "M2")
+    result = await start_reconfigure(hass, entry, "mast", "M2")
     values = {
         "name": "M2",
         "latitude": 53.7002,
@@ -439,7 +404,7 @@ async def test_renaming_a_mast_keeps_its_neighbours(
 ) -> None:
     """M3 names M2 as its neighbour; after M2 is renamed the path must stay connected."""
     entry = await setup_lighting()
-    result = await start_reconfigure(hass, entry, "M2")
+    result = await start_reconfigure(hass, entry, "mast", "M2")
     values = {**dict(subentry(entry, "M2").data), "name": "M2 Nord"}
     form = {key: values[key] for key in ("name", "latitude", "longitude", "path")}
     form |= {key: values[key] for key in ("rated_power_w", "neighbours", "source_kind", "device")}
@@ -459,7 +424,7 @@ async def test_reconfigure_can_remove_a_separate_sensor_and_an_override(
     m7 = subentry(entry, "M7")
     hass.config_entries.async_update_subentry(entry, m7, data={**m7.data, "base_level": 50.0})
     await hass.async_block_till_done()
-    result = await start_reconfigure(hass, entry, "M7")
+    result = await start_reconfigure(hass, entry, "mast", "M7")
     cleared = {
         "name": "M7",
         "latitude": 53.7007,
