@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 import unicodedata
 
 from homeassistant.const import ATTR_ENTITY_PICTURE
@@ -17,6 +18,7 @@ from .permissions import Action, async_check
 from .runtime import CityOpsConfigEntry, CityOpsRuntime
 
 
+@lru_cache(maxsize=256)  # a site's entity names are a few translations
 def plain_object_id(name: str) -> str:
     """A translated entity name transliterated as Home Assistant's slugify does it.
 
