@@ -526,6 +526,8 @@ class Result:
     missing: dict[str, int] = field(default_factory=dict)
     import_call_s: float | None = None
     import_s: float | None = None  # until every essential entity has a state
+    import_cpu_s: float | None = None  # hass's CPU time (all threads) over import_s
+    restart_cpu_s: float | None = None  # the new hass's CPU time until every state is back
     restart_s: float | None = None  # process start until every state is back
     reload_s: float | None = None  # one site reloaded until its states are back
     rss_base_kib: int = 0
@@ -767,6 +769,7 @@ def run_peer(
             interval=0.25,
         )
         result.restart_s = time.monotonic() - started
+        result.restart_cpu_s = hub.proc.cpu_s()
         result.entities = len(registry)
         result.rss_kib = hub.settled_rss()
         result.peak_kib = hub.proc.peak_kib()
@@ -861,6 +864,7 @@ def run_city_ops(
             Subscriber(hub.process.base_url, token, {"type": "config_entries/subscribe"}),
             Subscriber(hub.process.base_url, token, {"type": "subscribe_entities"}),
         ]
+        cpu_before = hub.proc.cpu_s()
         started = time.monotonic()
         for district in scenario.districts:
             client.call_service(
@@ -882,6 +886,7 @@ def run_city_ops(
         if not result.missing:
             wait_until("every essential state", states_present(hub, essential), 300)
             result.import_s = time.monotonic() - started
+            result.import_cpu_s = hub.proc.cpu_s() - cpu_before
         result.dropped = [
             f"{subscriber.command['type']}: {subscriber.dropped}"
             for subscriber in subscribers
@@ -918,6 +923,7 @@ def run_city_ops(
             HASS_START_TIMEOUT_S,
         )
         result.restart_s = time.monotonic() - started
+        result.restart_cpu_s = hub.proc.cpu_s()
         after = hub.states()
         lost = sum(1 for device, text in shown.items() if after.get(fill_entities[device]) != text)
         if lost:
@@ -1033,6 +1039,10 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _cpu(seconds: float | None) -> str:
+    return "" if seconds is None else f" (CPU {seconds:.1f})"
+
+
 def _ratio(ours: float | None, peer: float | None) -> str:
     if ours is None or peer is None or peer <= 0:
         return "-"
@@ -1043,8 +1053,8 @@ def report(pairs: list[tuple[Result, Result]]) -> list[str]:
     """Print the table and the targets; return what failed."""
     print()
     print(
-        "| scenario | side | entities (essential missing) | import call / to all states s "
-        "| restart s | site reload s | KiB per asset | CPU µs/msg | burst msg/s "
+        "| scenario | side | entities (essential missing) | import call / to all states s (CPU s) "
+        "| restart s (CPU s) | site reload s | KiB per asset | CPU µs/msg | burst msg/s "
         "| .storage KiB/min (own) | disk KiB/min | websocket |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -1065,8 +1075,9 @@ def report(pairs: list[tuple[Result, Result]]) -> list[str]:
             )
             print(
                 f"| {result.scenario} | {result.side} | {result.entities:,} ({missing:,}) "
-                f"| {_num(result.import_call_s)} / {_num(result.import_s)} "
-                f"| {_num(result.restart_s)} | {_num(result.reload_s)} "
+                f"| {_num(result.import_call_s)} / {_num(result.import_s)}"
+                f"{_cpu(result.import_cpu_s)} "
+                f"| {_num(result.restart_s)}{_cpu(result.restart_cpu_s)} | {_num(result.reload_s)} "
                 f"| {_num(result.kib_per_asset)} | {_num(result.cpu_us_per_msg, 0)} "
                 f"| {_num(result.burst_msgs_per_s, 0)} | {storage} "
                 f"| {_num((result.disk_bytes_per_min or 0) / 1024, 0)} | {websocket} |"
