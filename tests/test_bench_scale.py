@@ -19,6 +19,7 @@ from bench.bench_scale import (
     essential_entity_ids,
     expected_entities,
     fill_text,
+    lamp_answer,
     missing_entities,
     peer_yaml,
     proc_cpu_ticks,
@@ -27,6 +28,7 @@ from bench.bench_scale import (
     scenarios,
 )
 from custom_components.city_ops.model.assets import parse_asset_file
+from custom_components.city_ops.sources import zigbee2mqtt
 
 STATUS = """Name:\thass
 Umask:\t0022
@@ -174,3 +176,28 @@ def test_storage_watch_counts_each_new_version(tmp_path: Path) -> None:
     watch.stop()
     assert watch.written == {"city_ops.site": 100}  # the temporary file is not counted twice
     assert watch.writes["city_ops.site"] == 1
+
+
+def test_lamps_answer_commands_as_zigbee2mqtt_does() -> None:
+    """The bench's luminaires answer what they were told, read by the integration's decoder."""
+    states: dict[str, bytes] = {}
+    assert lamp_answer("zigbee2mqtt/north-mast-0001/get", b"{}", states) is None  # never told
+    told = json.dumps({"transition": 1.0, "state": "ON", "brightness": 127, "color_temp": 333})
+    answer = lamp_answer("zigbee2mqtt/north-mast-0001/set", told.encode(), states)
+    assert answer is not None
+    topic, payload = answer
+    assert topic == zigbee2mqtt.state_topic("zigbee2mqtt", "north-mast-0001")
+    reading = zigbee2mqtt.decode("zigbee2mqtt", topic, payload)
+    assert (reading.device, reading.on, reading.brightness) == ("north-mast-0001", True, 127)
+    # Asked again (`/get`), it tells the same; told off, it is dark.
+    assert lamp_answer("zigbee2mqtt/north-mast-0001/get", b"", states) == answer
+    _, off = lamp_answer("zigbee2mqtt/north-mast-0001/set", b'{"state": "OFF"}', states) or (
+        "",
+        b"",
+    )
+    dark = zigbee2mqtt.decode("zigbee2mqtt", topic, off)
+    assert (dark.on, dark.brightness) == (False, 0)
+    # Uplinks, a device's own state and bad payloads get no answer.
+    assert lamp_answer("v3/city-bins@ttn/devices/bin-0001/up", b"{}", states) is None
+    assert lamp_answer("zigbee2mqtt/north-mast-0001", b"{}", states) is None
+    assert lamp_answer("zigbee2mqtt/north-mast-0002/set", b"not json", states) is None
