@@ -121,6 +121,13 @@ CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
 )
 
 
+# Energy counters to the watt-hour, as they are shown (3 decimals of kWh): a lit mast's estimate
+# grows by a fraction of a watt-hour each minute, and a finer value would rewrite every mast's
+# state (and a recorder row) on every minute tick with no change anybody sees. The running
+# totals are rounded, never the increments, so nothing is lost over time.
+ENERGY_DIGITS = 3
+
+
 @dataclass(frozen=True, kw_only=True)
 class MastSensorDescription(SensorEntityDescription):
     """A mast sensor and how to read its value from the model."""
@@ -156,7 +163,7 @@ MAST_SENSORS: tuple[MastSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
-        value_fn=lambda mast: round(mast.status.energy_kwh, 4),
+        value_fn=lambda mast: round(mast.status.energy_kwh, ENERGY_DIGITS),
         measured_fn=lambda mast: mast.status.measured_energy,
     ),
 )
@@ -229,7 +236,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
-        value_fn=lambda runtime, _: round(runtime.site.lighting.counted[0], 4),
+        value_fn=lambda runtime, _: round(runtime.site.lighting.counted[0], ENERGY_DIGITS),
     ),
     # Energy and reference are totals over the same intervals: the recorder's daily
     # statistics of both give any day's or month's savings as 1 - energy / reference.
@@ -240,7 +247,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         state_class=SensorStateClass.TOTAL_INCREASING,
         suggested_display_precision=3,
-        value_fn=lambda runtime, _: round(runtime.site.lighting.reference_kwh, 4),
+        value_fn=lambda runtime, _: round(runtime.site.lighting.reference_kwh, ENERGY_DIGITS),
     ),
     SiteSensorDescription(
         key="lighting_savings",
@@ -264,7 +271,7 @@ class PathSensorDescription(SensorEntityDescription):
 
 def _path_counted(lighting: Lighting, path: str, index: int) -> float | None:
     counted = lighting.counted_by_path.get(path)
-    return None if counted is None else round(counted[index], 4)
+    return None if counted is None else round(counted[index], ENERGY_DIGITS)
 
 
 # The same accounting as the site's three (see Lighting.tick), split by path.

@@ -17,13 +17,14 @@ from homeassistant.components.light import (
     SERVICE_TURN_ON,
 )
 from homeassistant.const import ATTR_ENTITY_ID, STATE_OFF, STATE_ON, STATE_UNKNOWN
-from homeassistant.core import HomeAssistant, State
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
     issue_registry as ir,
 )
+from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import (
@@ -581,6 +582,36 @@ async def test_site_energy_and_savings_move_with_time(
     assert float(hass.states.get(energy).state) == pytest.approx(7 * 0.012, abs=1e-4)
     assert float(hass.states.get(savings).state) == pytest.approx(70.0, abs=0.1)
     assert float(state(hass, "M1", "energy").state) == pytest.approx(0.012, abs=1e-4)
+
+
+async def test_energy_is_written_when_a_shown_watt_hour_is_reached(
+    hass: HomeAssistant, setup_lighting: SetupSite, freezer: FrozenDateTimeFactory
+) -> None:
+    """A mast at 12 W gains 0.2 Wh a minute: its energy state moves every fifth minute.
+
+    Written at every minute tick, each mast's energy cost a state write and a recorder row
+    per minute with no change the kWh shown to 3 decimals could tell.
+    """
+    await setup_lighting()
+    mast_energy = entity_id(hass, "M1", "energy")
+    site_energy = entity_id(hass, "Stadtpark", "lighting_energy")
+    written: dict[str, list[str]] = {mast_energy: [], site_energy: []}
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if (new := event.data["new_state"]) is not None:
+            written[event.data["entity_id"]].append(new.state)
+
+    unsubscribe = async_track_state_change_event(hass, list(written), record)
+    for _ in range(60):
+        await advance(hass, freezer, timedelta(minutes=1))
+    unsubscribe()
+    # Seven masts at 30 % of 40 W: 0.2 Wh a minute each, 1.4 Wh a minute for the site.
+    assert [float(value) for value in written[mast_energy]] == pytest.approx(
+        [n / 1000 for n in range(1, 13)]
+    )
+    assert 35 <= len(written[site_energy]) <= 60  # 84 Wh in an hour, to the watt-hour
+    assert float(written[site_energy][-1]) == pytest.approx(0.084, abs=1e-3)
 
 
 # -- lamp fault ------------------------------------------------------------------------------
