@@ -210,9 +210,10 @@ def device_reading(device: str, fields: dict[str, Any]) -> Reading:
         elif attr not in ranks or rank < ranks[attr]:
             values[attr] = value
             ranks[attr] = rank
+    names: tuple[str, ...] = ()
     if rejected:
         rejected.sort()
-    names = tuple(name for _, name in rejected)
+        names = tuple(name for _, name in rejected)
     if not values:  # only usable values get in, so none means no measurement
         raise DecodeError(
             "no_measurement",
