@@ -126,6 +126,13 @@ CONTAINER_SENSORS: tuple[ContainerSensorDescription, ...] = (
 # state (and a recorder row) on every minute tick with no change anybody sees. The running
 # totals are rounded, never the increments, so nothing is lost over time.
 ENERGY_DIGITS = 3
+# An energy counter as Home Assistant's long-term statistics and energy dashboard take it.
+ENERGY_COUNTER: dict[str, Any] = {
+    "device_class": SensorDeviceClass.ENERGY,
+    "native_unit_of_measurement": UnitOfEnergy.KILO_WATT_HOUR,
+    "state_class": SensorStateClass.TOTAL_INCREASING,
+    "suggested_display_precision": ENERGY_DIGITS,
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,10 +166,7 @@ MAST_SENSORS: tuple[MastSensorDescription, ...] = (
     MastSensorDescription(
         key="energy",
         translation_key="energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
+        **ENERGY_COUNTER,
         value_fn=lambda mast: round(mast.status.energy_kwh, ENERGY_DIGITS),
         measured_fn=lambda mast: mast.status.measured_energy,
     ),
@@ -232,10 +236,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
     SiteSensorDescription(
         key="lighting_energy",
         translation_key="lighting_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
+        **ENERGY_COUNTER,
         value_fn=lambda runtime, _: round(runtime.site.lighting.counted[0], ENERGY_DIGITS),
     ),
     # Energy and reference are totals over the same intervals: the recorder's daily
@@ -243,10 +244,7 @@ SITE_SENSORS: tuple[SiteSensorDescription, ...] = (
     SiteSensorDescription(
         key="lighting_reference_energy",
         translation_key="lighting_reference_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
+        **ENERGY_COUNTER,
         value_fn=lambda runtime, _: round(runtime.site.lighting.reference_kwh, ENERGY_DIGITS),
     ),
     SiteSensorDescription(
@@ -288,19 +286,13 @@ PATH_SENSORS: tuple[PathSensorDescription, ...] = (
     PathSensorDescription(
         key="path_energy",
         translation_key="path_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
+        **ENERGY_COUNTER,
         value_fn=lambda lighting, path: _path_counted(lighting, path, 0),
     ),
     PathSensorDescription(
         key="path_reference_energy",
         translation_key="path_reference_energy",
-        device_class=SensorDeviceClass.ENERGY,
-        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
-        state_class=SensorStateClass.TOTAL_INCREASING,
-        suggested_display_precision=3,
+        **ENERGY_COUNTER,
         value_fn=lambda lighting, path: _path_counted(lighting, path, 1),
     ),
 )

@@ -341,21 +341,24 @@ BOOST_SCHEMA = vol.Schema(
 )
 
 
-def _mast_light(registry: er.EntityRegistry, entity: er.RegistryEntry) -> str | None:
-    """The light of the mast an entity belongs to: itself, or its mast's light."""
-    if entity.domain == "light":
+def _targets_a_mast(entity: er.RegistryEntry) -> bool:
+    """Whether an entity stands for its mast in a boost: the mast's light or motion sensor."""
+    return entity.domain == "light" or (
+        entity.domain == "binary_sensor" and entity.translation_key == "motion"
+    )
+
+
+def _mast_light(registry: er.EntityRegistry, entity: er.RegistryEntry) -> str:
+    """The light whose control a boost through this entity needs: its mast's light."""
+    if entity.domain == "light" or entity.device_id is None:
         return entity.entity_id
-    if entity.domain != "binary_sensor" or entity.translation_key != "motion":
-        return None
-    if entity.device_id is None:
-        return None
     return next(
         (
             other.entity_id
             for other in er.async_entries_for_device(registry, entity.device_id)
             if other.domain == "light" and other.platform == DOMAIN
         ),
-        None,
+        entity.entity_id,
     )
 
 
@@ -370,20 +373,17 @@ async def _boost(call: ServiceCall) -> ServiceResponse:
     wanted = referenced.referenced | referenced.indirectly_referenced
     registry = er.async_get(hass)
     per_site: dict[str, list[str]] = {}
-    lights: dict[str, list[str]] = {}
+    targets: dict[str, list[er.RegistryEntry]] = {}
     for entity_id in wanted:
         entity = registry.async_get(entity_id)
-        if entity is None or entity.platform != DOMAIN:
+        if entity is None or entity.platform != DOMAIN or not _targets_a_mast(entity):
             continue
         if entity.config_entry_id is None or entity.config_subentry_id is None:
-            continue
-        light = _mast_light(registry, entity)
-        if light is None:
             continue
         asset_ids = per_site.setdefault(entity.config_entry_id, [])
         if entity.config_subentry_id not in asset_ids:
             asset_ids.append(entity.config_subentry_id)
-            lights.setdefault(entity.config_entry_id, []).append(light)
+            targets.setdefault(entity.config_entry_id, []).append(entity)
     if not per_site:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_masts")
     sites: list[tuple[CityOpsConfigEntry, list[str]]] = []
@@ -391,9 +391,14 @@ async def _boost(call: ServiceCall) -> ServiceResponse:
         entry: CityOpsConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
         if entry is None or entry.state is not ConfigEntryState.LOADED:
             continue
-        # Every site is checked before any mast is boosted: all or nothing.
+        # Every site is checked before any mast is boosted: all or nothing. The lights are
+        # looked up only for a user the check must ask about (never for an automation's call).
         await async_check(
-            hass, call.context, Action.OPERATE, entry=entry, entity_ids=lights[entry_id]
+            hass,
+            call.context,
+            Action.OPERATE,
+            entry=entry,
+            entity_ids=(_mast_light(registry, entity) for entity in targets[entry_id]),
         )
         sites.append((entry, asset_ids))
     follow = (

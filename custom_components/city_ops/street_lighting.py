@@ -560,22 +560,25 @@ class ParkLighting:
         touched = lighting.boost(
             names, now, hops, hold_s, None if follow_motion is None else now + follow_motion
         )
-        self.reconcile(now, touched)
-        by_name = lighting.masts
-        ends = [by_name[name].status.boost_until for name in touched]
-        ends.extend(follow.renew_at for name in names if (follow := lighting.follows.get(name)))
-        self._expire_by(min(ends, default=None, key=_when), now)
+        renewals = [follow.renew_at for name in names if (follow := lighting.follows.get(name))]
+        self._boosted(touched, now, renewals)
         return touched
 
     def _motion_ended(self, mast: Mast, now: datetime) -> None:
         """The motion holding a boost ended: the hold counts from now."""
-        touched = self.site.lighting.motion_ended(mast.spec.name, now)
-        if touched:
-            self.reconcile(now, touched)
-            by_name = self.site.lighting.masts
-            self._expire_by(
-                min((by_name[name].status.boost_until for name in touched), key=_when), now
-            )
+        self._boosted(self.site.lighting.motion_ended(mast.spec.name, now), now)
+
+    def _boosted(
+        self, touched: list[str], now: datetime, renewals: Iterable[datetime] = ()
+    ) -> None:
+        """Send the boosted masts their level; the timer fires by the first end or renewal."""
+        if not touched:
+            return  # nothing boosted, so nothing followed either
+        self.reconcile(now, touched)
+        by_name = self.site.lighting.masts
+        ends = [by_name[name].status.boost_until for name in touched]
+        ends.extend(renewals)
+        self._expire_by(min(ends, default=None, key=_when), now)
 
     @callback
     def set_by_hand(self, asset_id: str, level: float, transition_s: float | None) -> None:
