@@ -35,7 +35,7 @@ from custom_components.city_ops.runtime import site_store_key
 
 from .conftest import SetupSite, start_reconfigure, subentry, unsubscribed, untouched
 from .lockers import UNLOCK, bank_device, call, commands, report
-from .test_locker_flow import NEW_BANK, north_form, reserve
+from .test_locker_flow import NEW_BANK, bank_form, north_form, reserve
 
 LAKE = (
     "lock.locker_lake_compartment_1",
@@ -187,7 +187,7 @@ async def test_a_bank_removed_while_lending_keeps_its_bookings_until_it_is_back(
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, "locker_bank"), context={"source": SOURCE_USER}
     )
-    again = {**north_form_data(north.data), "device": "locker-north"}
+    again = {**bank_form(north.data), "device": "locker-north"}
     result = await hass.config_entries.subentries.async_configure(result["flow_id"], again)
     assert result["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -202,24 +202,6 @@ async def test_a_bank_removed_while_lending_keeps_its_bookings_until_it_is_back(
     )
     await hass.async_block_till_done()
     assert commands(mqtt_mock) == [("city_ops/locker-north/compartment/1/set", UNLOCK)]
-
-
-def north_form_data(data: Any) -> dict[str, Any]:
-    """A removed bank's stored data as the add form sends it."""
-    form = {
-        key: data[key]
-        for key in (
-            "name",
-            "latitude",
-            "longitude",
-            "source_kind",
-            "device",
-            "pickup_window_min",
-            "loan_period_min",
-        )
-    }
-    form["compartments"] = [{**c, "number": float(c["number"])} for c in data["compartments"]]
-    return form
 
 
 async def test_a_free_bank_removed_leaves_nothing_behind(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.util import slugify
@@ -19,21 +20,28 @@ from custom_components.city_ops.const import DOMAIN, TOPIC_DEFAULTS_DATA
 from .conftest import container, locker_bank
 
 
-async def test_ids_are_made_from_the_german_names_and_stay_over_a_reload(
-    hass: HomeAssistant, mqtt_mock: MqttMockHAClient
-) -> None:
+async def german_site(hass: HomeAssistant, *subentries: ConfigSubentryData) -> MockConfigEntry:
+    """A site with these assets on a Home Assistant that speaks German (not set up yet)."""
     await hass.config.async_update(language="de")
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Stadtpark",
         data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
-        subentries_data=[
-            container("Behälter Süd 1", "ttn", "bin-0042"),
-            container("Bin 0043", "ttn", "bin-0043"),
-            locker_bank("Fächer Nord", "locker-north", ("Walker", "walker")),
-        ],
+        subentries_data=list(subentries),
     )
     entry.add_to_hass(hass)
+    return entry
+
+
+async def test_ids_are_made_from_the_german_names_and_stay_over_a_reload(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient
+) -> None:
+    entry = await german_site(
+        hass,
+        container("Behälter Süd 1", "ttn", "bin-0042"),
+        container("Bin 0043", "ttn", "bin-0043"),
+        locker_bank("Fächer Nord", "locker-north", ("Walker", "walker")),
+    )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     registry = er.async_get(hass)
@@ -79,14 +87,7 @@ async def test_ids_are_made_from_the_german_names_and_stay_over_a_reload(
 async def test_an_entity_registered_with_the_german_form_keeps_its_id(
     hass: HomeAssistant, mqtt_mock: MqttMockHAClient
 ) -> None:
-    await hass.config.async_update(language="de")
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Stadtpark",
-        data={"name": "Stadtpark", **TOPIC_DEFAULTS_DATA},
-        subentries_data=[container("Bin 0042", "ttn", "bin-0042")],
-    )
-    entry.add_to_hass(hass)
+    entry = await german_site(hass, container("Bin 0042", "ttn", "bin-0042"))
     (subentry_id,) = entry.subentries
     registry = er.async_get(hass)
     # As the versions before registered it: Home Assistant was given the German name.

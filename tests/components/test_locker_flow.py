@@ -79,7 +79,11 @@ def suggested(result: dict[str, Any], name: str) -> Any:
 
 def north_form(entry: MockConfigEntry, **changes: Any) -> dict[str, Any]:
     """Locker North's data as the reconfigure form sends it back (floats for numbers)."""
-    data = subentry(entry, "Locker North").data
+    return {**bank_form(subentry(entry, "Locker North").data), **changes}
+
+
+def bank_form(data: Any) -> dict[str, Any]:
+    """A bank's stored data as its form sends it (floats for numbers)."""
     form = {
         key: data[key]
         for key in (
@@ -93,7 +97,7 @@ def north_form(entry: MockConfigEntry, **changes: Any) -> dict[str, Any]:
         )
     }
     form["compartments"] = [{**c, "number": float(c["number"])} for c in data["compartments"]]
-    return {**form, **changes}
+    return form
 
 
 def stock(hass: HomeAssistant, bank: str, *numbers: int) -> None:
